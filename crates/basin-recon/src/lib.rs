@@ -1,1 +1,153 @@
+//! basin-recon: from assembled k-space to images. Noise prewhitening, coil sensitivity
+//! estimation, the solvers, the TOML `Protocol`, and the one pure function
+//! `reconstruct(&Protocol, &KSpace) -> ReconResult` that every driver (CLI, server, benches) calls.
 
+pub mod coils;
+pub mod prewhiten;
+pub mod protocol;
+pub mod solvers;
+
+pub use protocol::{Calibration, Protocol, Solver};
+
+use basin_core::linop::Sense;
+use basin_core::C32;
+use basin_mrd::{BucketKey, KSpace, SliceGeometry};
+use ndarray::{Array3, Array4};
+use std::time::Instant;
+
+/// Errors of basin-recon.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    /// The protocol is invalid.
+    #[error("protocol {origin}: {message}")]
+    Protocol {
+        /// File or name.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Coil calibration is impossible with these data.
+    #[error("calibration: {0}")]
+    Calibration(String),
+    /// A numerical step failed.
+    #[error("{what}: {message}")]
+    Numerical {
+        /// Step.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// An operator could not be built.
+    #[error(transparent)]
+    Core(#[from] basin_core::CoreError),
+}
+
+/// Per-bucket diagnostics.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Diagnostics {
+    /// Data-consistency residual ‖Ax − y‖/‖y‖ on the sampled data.
+    pub residual: f64,
+    /// Solver iterations.
+    pub iterations: usize,
+    /// Wall time in seconds (calibration + solve).
+    pub seconds: f64,
+    /// Effective acceleration (all positions / sampled positions).
+    pub acceleration: f64,
+    /// Whether noise prewhitening was applied.
+    pub prewhitened: bool,
+}
+
+/// The reconstruction of one bucket.
+#[derive(Clone, Debug)]
+pub struct SliceResult {
+    /// Which bucket.
+    pub key: BucketKey,
+    /// Complex image `[z, y, x]`.
+    pub image: Array3<C32>,
+    /// Coil maps used `[c, z, y, x]` (empty for zero-filled).
+    pub maps: Array4<C32>,
+    /// Geometry of the bucket.
+    pub geometry: SliceGeometry,
+    /// Diagnostics.
+    pub diagnostics: Diagnostics,
+}
+
+/// The result of a reconstruction.
+#[derive(Clone, Debug)]
+pub struct ReconResult {
+    /// One entry per bucket, in bucket order.
+    pub slices: Vec<SliceResult>,
+}
+
+/// Reconstructs every bucket of `kspace` with `protocol`.
+pub fn reconstruct(protocol: &Protocol, kspace: &KSpace) -> Result<ReconResult, ReconError> {
+    reconstruct_with_progress(protocol, kspace, &|_, _| {})
+}
+
+/// As [`reconstruct`], calling `progress(done, total)` after each bucket.
+pub fn reconstruct_with_progress(
+    protocol: &Protocol,
+    kspace: &KSpace,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ReconResult, ReconError> {
+    let whitening = match (&kspace.noise, protocol.prewhiten) {
+        (Some(noise), true) if noise.shape()[1] > noise.shape()[0] => {
+            let cov = prewhiten::noise_covariance(noise);
+            let scale = if kspace.noise_dwell_us > 0.0 && kspace.data_dwell_us > 0.0 {
+                (kspace.noise_dwell_us / kspace.data_dwell_us) as f64
+            } else {
+                1.0
+            };
+            Some(prewhiten::whitening_matrix(&cov, scale)?)
+        }
+        _ => None,
+    };
+    let total = kspace.buckets.len();
+    let mut slices = Vec::with_capacity(total);
+    for (i, b) in kspace.buckets.iter().enumerate() {
+        let t0 = Instant::now();
+        let mut data = b.data.clone();
+        let mut calib = b.calib.clone();
+        if let Some(w) = &whitening {
+            prewhiten::apply(w, &mut data);
+            prewhiten::apply(w, &mut calib);
+        }
+        let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
+        let acceleration = b.mask.len() as f64 / sampled as f64;
+        let (image, maps, iterations, residual) = match &protocol.solver {
+            Solver::ZeroFilled => {
+                let img = solvers::zero_filled_rss(&data, kspace.three_d);
+                (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
+            }
+            solver => {
+                let maps = coils::estimate(&protocol.calibration, &calib, &b.calib_mask, kspace.three_d)?;
+                let op = Sense::new(maps, b.mask.clone(), kspace.three_d)?;
+                let (img, it) = match solver {
+                    Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
+                    Solver::CgSense { iterations, tolerance, lambda } => {
+                        solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations)
+                    }
+                    Solver::ZeroFilled => unreachable!("handled above"),
+                };
+                let res = solvers::dc_residual(&op, &img, &data);
+                let maps = op.maps().clone();
+                (img, maps, it, res)
+            }
+        };
+        slices.push(SliceResult {
+            key: b.key,
+            image,
+            maps,
+            geometry: b.geometry,
+            diagnostics: Diagnostics {
+                residual,
+                iterations,
+                seconds: t0.elapsed().as_secs_f64(),
+                acceleration,
+                prewhitened: whitening.is_some(),
+            },
+        });
+        progress(i + 1, total);
+    }
+    Ok(ReconResult { slices })
+}

@@ -1,0 +1,160 @@
+//! Reconstruction protocols: a TOML file names the calibration method, the solver and its
+//! parameters. Unknown keys are errors. The shipped protocols are embedded in the library so an
+//! installed binary resolves them by name anywhere.
+
+use crate::coils::EspiritParams;
+use crate::ReconError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A complete reconstruction protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocol {
+    /// Short name (e.g. "sense").
+    pub name: String,
+    /// One line for humans and for series descriptions.
+    #[serde(default)]
+    pub description: String,
+    /// Noise prewhitening from the noise scan when the file has one.
+    #[serde(default = "yes")]
+    pub prewhiten: bool,
+    /// Coil sensitivity estimation.
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// The solver.
+    pub solver: Solver,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Coil sensitivity method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Calibration {
+    /// ESPIRiT (BART `ecalib -m1`).
+    Espirit(EspiritParams),
+    /// Walsh/Inati with a square window.
+    Walsh {
+        /// Window width in pixels.
+        #[serde(default = "d_window")]
+        window: usize,
+    },
+}
+
+fn d_window() -> usize {
+    7
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration::Espirit(EspiritParams::default())
+    }
+}
+
+/// Solver and parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Solver {
+    /// Root-sum-of-squares of zero-filled coil images (no coil maps needed).
+    ZeroFilled,
+    /// Σ conj(s_c) x_c / Σ |s_c|².
+    AdjointSense,
+    /// Conjugate gradients on the SENSE normal equations.
+    CgSense {
+        /// Iteration cap.
+        #[serde(default = "d_iter")]
+        iterations: usize,
+        /// Stop when ‖r‖/‖b‖ falls below this.
+        #[serde(default = "d_tol")]
+        tolerance: f64,
+        /// Tikhonov weight λ, relative to the largest eigenvalue scale of AᴴA (≈ 1 for
+        /// normalised maps).
+        #[serde(default)]
+        lambda: f64,
+    },
+}
+
+fn d_iter() -> usize {
+    30
+}
+fn d_tol() -> f64 {
+    1e-4
+}
+
+/// The protocols shipped with basin: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("sense", include_str!("../../../protocols/sense.toml")),
+    ("zero-filled", include_str!("../../../protocols/zero-filled.toml")),
+];
+
+/// The protocol `basin recon` uses when none is given.
+pub const DEFAULT_PROTOCOL: &str = "sense";
+
+impl Protocol {
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ReconError> {
+        let p: Protocol = toml::from_str(text).map_err(|e| ReconError::Protocol { origin: origin.to_string(), message: e.to_string() })?;
+        p.validate(origin)?;
+        Ok(p)
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self, origin: &str) -> Result<(), ReconError> {
+        let bad = |m: String| Err(ReconError::Protocol { origin: origin.to_string(), message: m });
+        if let Calibration::Espirit(e) = &self.calibration {
+            if !(2..=12).contains(&e.kernel) {
+                return bad(format!("calibration.kernel = {} must be in 2..=12", e.kernel));
+            }
+            if e.calib_size < e.kernel + 2 {
+                return bad(format!("calibration.calib_size = {} must be at least kernel + 2", e.calib_size));
+            }
+            if !(0.0..1.0).contains(&e.threshold) || !(0.0..=1.0).contains(&e.crop) {
+                return bad("calibration.threshold must be in [0, 1) and calibration.crop in [0, 1]".into());
+            }
+        }
+        if let Calibration::Walsh { window } = &self.calibration {
+            if !(1..=31).contains(window) {
+                return bad(format!("calibration.window = {window} must be in 1..=31"));
+            }
+        }
+        if let Solver::CgSense { iterations, tolerance, lambda } = &self.solver {
+            if *iterations == 0 || *iterations > 10_000 {
+                return bad(format!("solver.iterations = {iterations} must be in 1..=10000"));
+            }
+            if !(*tolerance >= 0.0) || !(*lambda >= 0.0) {
+                return bad("solver.tolerance and solver.lambda must be ≥ 0".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `name_or_path`: an existing file path, else a file `protocols/NAME.toml` under
+    /// `search_dir` when given, else a built-in protocol.
+    pub fn resolve(name_or_path: &str, search_dir: Option<&Path>) -> Result<Self, ReconError> {
+        let p = Path::new(name_or_path);
+        if p.is_file() {
+            let text = std::fs::read_to_string(p).map_err(|e| ReconError::Protocol { origin: p.display().to_string(), message: e.to_string() })?;
+            return Self::from_toml(&text, &p.display().to_string());
+        }
+        if let Some(dir) = search_dir {
+            let f = dir.join(format!("{name_or_path}.toml"));
+            if f.is_file() {
+                let text = std::fs::read_to_string(&f).map_err(|e| ReconError::Protocol { origin: f.display().to_string(), message: e.to_string() })?;
+                return Self::from_toml(&text, &f.display().to_string());
+            }
+        }
+        match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            Some((n, text)) => Self::from_toml(text, &format!("built-in protocol '{n}'")),
+            None => Err(ReconError::Protocol {
+                origin: name_or_path.to_string(),
+                message: format!(
+                    "no such file and no built-in protocol of that name (built-in: {})",
+                    BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+}
