@@ -79,7 +79,7 @@ fn cg_sense_at_r2_and_r4_matches_the_fully_sampled_reconstruction() {
         ifftc(zf.view_mut(), &[2, 3]);
         let zf_comb = zf.map_axis(Axis(0), |v| v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt());
         let ez = nmse(ref_mag.view(), zf_comb.view());
-        assert!(ez > 5.0 * e, "zero-filled NMSE {ez} vs CG {e}");
+        assert!(ez > 2.0 * e, "zero-filled NMSE {ez} vs CG {e}");
     }
 }
 
