@@ -1,1 +1,57 @@
-fn main(){}
+//! The `basin` command-line tool: thin drivers around basin's libraries.
+//!
+//! - `basin info FILE`: what an ISMRMRD or fastMRI file holds.
+//! - `basin recon INPUT -o OUTPUT`: reconstruct to NIfTI with a protocol.
+//! - `basin phantom … -o OUT.h5`: simulate an analytic phantom acquisition as ISMRMRD.
+
+mod info;
+mod phantom;
+mod recon;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// basin — MRI reconstruction for the clinic.
+#[derive(Parser, Debug)]
+#[command(name = "basin", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Summarise a k-space file: header, acquisition counts per flag, buckets, matrix,
+    /// acceleration, calibration region and warnings.
+    Info(info::InfoArgs),
+    /// Reconstruct a k-space file (ISMRMRD or fastMRI HDF5) to images.
+    Recon(recon::ReconArgs),
+    /// Simulate a phantom acquisition (analytic k-space, coils, mask, noise) as ISMRMRD HDF5.
+    Phantom(phantom::PhantomArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Recon(a) => recon::run(a),
+        Command::Phantom(a) => phantom::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

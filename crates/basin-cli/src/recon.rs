@@ -1,0 +1,161 @@
+//! `basin recon`: read, reconstruct with a protocol, write NIfTI.
+
+use anyhow::{bail, Context, Result};
+use basin_export::geometry::{slice_location, stack_geometry};
+use basin_recon::{protocol::DEFAULT_PROTOCOL, reconstruct_with_progress, Protocol};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array3, Array4, Axis};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `basin recon`.
+#[derive(Args, Debug)]
+pub struct ReconArgs {
+    /// ISMRMRD or fastMRI HDF5 k-space file.
+    pub input: PathBuf,
+    /// Output image: `.nii` or `.nii.gz` (NIfTI, float32 magnitude with the scanner affine).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
+    #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
+    pub protocol: String,
+    /// ISMRMRD group holding `xml` and `data`.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Print a JSON summary with per-slice diagnostics on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct SliceSummary {
+    slice: u16,
+    contrast: u16,
+    repetition: u16,
+    set: u16,
+    #[serde(flatten)]
+    diagnostics: basin_recon::Diagnostics,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    input: String,
+    output: String,
+    protocol: String,
+    shape_xyzt: [usize; 4],
+    spacing_mm: [f64; 3],
+    fallback_geometry: bool,
+    slices: Vec<SliceSummary>,
+    warnings: Vec<String>,
+}
+
+fn output_kind(p: &Path) -> Result<()> {
+    let s = p.to_string_lossy();
+    if s.ends_with(".nii") || s.ends_with(".nii.gz") {
+        Ok(())
+    } else {
+        bail!(
+            "{}: unsupported output format; basin writes NIfTI (.nii, .nii.gz) for now — DICOM and ISMRMRD image output are not implemented yet",
+            p.display()
+        )
+    }
+}
+
+/// Runs `basin recon`.
+pub fn run(a: ReconArgs) -> Result<()> {
+    output_kind(&a.output)?;
+    if a.output.exists() && !a.force {
+        bail!("{}: already exists (use --force to overwrite)", a.output.display());
+    }
+    let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
+    let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
+    let total = kspace.buckets.len();
+    let bar = if a.quiet || a.json {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(ProgressStyle::with_template("{spinner} reconstructing [{bar:30}] {pos}/{len} slices {elapsed_precise}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        b
+    };
+    let result = reconstruct_with_progress(&protocol, &kspace, &|done, _| bar.set_position(done as u64)).context("reconstruction failed")?;
+    bar.finish_and_clear();
+
+    // Stack: volumes grouped by (contrast, repetition, set); within each, slices ordered along
+    // the slice normal (2D) or the partitions of one slab (3D).
+    let mut groups: std::collections::BTreeMap<(u16, u16, u16), Vec<&basin_recon::SliceResult>> = Default::default();
+    for s in &result.slices {
+        groups.entry((s.key.contrast, s.key.repetition, s.key.set)).or_default().push(s);
+    }
+    let enc = kspace.header.first_encoding().cloned().unwrap_or_default();
+    let fov = [enc.reconSpace.fieldOfView_mm.x, enc.reconSpace.fieldOfView_mm.y, enc.reconSpace.fieldOfView_mm.z];
+    let mut vols: Vec<Array3<f32>> = Vec::new();
+    let mut geom = None;
+    for slices in groups.values_mut() {
+        slices.sort_by(|a, b| slice_location(&a.geometry).total_cmp(&slice_location(&b.geometry)).then(a.key.slice.cmp(&b.key.slice)));
+        let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
+        let vol = ndarray::concatenate(Axis(0), &views)?.mapv(|v| v.norm());
+        if geom.is_none() {
+            let (nz, ny, nx) = vol.dim();
+            let gs: Vec<_> = slices.iter().map(|s| s.geometry).collect();
+            geom = Some(stack_geometry(&gs, nx, ny, nz, fov, kspace.three_d));
+        }
+        vols.push(vol);
+    }
+    let geom = geom.context("no slices were reconstructed")?;
+    let mut warnings = kspace.warnings.clone();
+    if geom.fallback && !warnings.iter().any(|w| w.contains("fall")) {
+        warnings.push("geometry fell back to axial orientation".into());
+    }
+    let descrip = format!("basin {} protocol {}", env!("CARGO_PKG_VERSION"), protocol.name);
+    let shape = {
+        let (nz, ny, nx) = vols[0].dim();
+        [nx, ny, nz, vols.len()]
+    };
+    if vols.iter().any(|v| v.dim() != vols[0].dim()) {
+        bail!("volumes of different shapes cannot be stacked into one NIfTI");
+    }
+    if vols.len() == 1 {
+        basin_export::nifti_out::write_nifti(&a.output, &vols[0], &geom, &descrip, a.force)?;
+    } else {
+        let views: Vec<_> = vols.iter().map(|v| v.view().insert_axis(Axis(0))).collect();
+        let v4: Array4<f32> = ndarray::concatenate(Axis(0), &views)?;
+        basin_export::nifti_out::write_nifti_4d(&a.output, &v4, &geom, &descrip, a.force)?;
+    }
+    let summary = Summary {
+        input: a.input.display().to_string(),
+        output: a.output.display().to_string(),
+        protocol: protocol.name.clone(),
+        shape_xyzt: shape,
+        spacing_mm: geom.spacing,
+        fallback_geometry: geom.fallback,
+        slices: result
+            .slices
+            .iter()
+            .map(|s| SliceSummary { slice: s.key.slice, contrast: s.key.contrast, repetition: s.key.repetition, set: s.key.set, diagnostics: s.diagnostics.clone() })
+            .collect(),
+        warnings,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !a.quiet {
+        let secs: f64 = summary.slices.iter().map(|s| s.diagnostics.seconds).sum();
+        eprintln!(
+            "wrote {} ({}×{}×{}×{}, protocol {}, {:.2} s)",
+            a.output.display(),
+            shape[0],
+            shape[1],
+            shape[2],
+            shape[3],
+            protocol.name,
+            secs
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! basin-export: where a reconstructed voxel sits in the patient, and the writers that carry
+//! that geometry into files. Writes are atomic: a temporary sibling file, then a rename; an
+//! existing output is refused unless the caller allows overwriting.
+
+pub mod geometry;
+pub mod nifti_out;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of basin-export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The output exists and overwriting was not allowed.
+    #[error("{0}: already exists (use --force to overwrite)")]
+    Exists(PathBuf),
+    /// Writing failed.
+    #[error("{file}: {message}")]
+    Write {
+        /// Output file.
+        file: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Nothing to write or inconsistent slices.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Writes `path` atomically: `write` fills a temporary sibling (whose name ends like `path`, so
+/// extension-driven writers behave the same), which is renamed over `path` on success and
+/// removed on failure.
+pub fn atomic_write<F>(path: &Path, overwrite: bool, write: F) -> Result<(), ExportError>
+where
+    F: FnOnce(&Path) -> Result<(), String>,
+{
+    if path.exists() && !overwrite {
+        return Err(ExportError::Exists(path.to_path_buf()));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "output".into());
+    let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+    let result = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(message) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ExportError::Write { file: path.to_path_buf(), message });
+    }
+    Ok(())
+}
