@@ -51,6 +51,7 @@ where
     h.cal_min = 0.0;
     tracing::debug!(shape = ?volume.shape(), "writing NIfTI");
     atomic_write(path, overwrite, |tmp| {
-        WriterOptions::new(tmp).reference_header(&h).write_nifti(volume).map_err(|e| e.to_string())
+        // nifti-rs indexes arrays [i, j, k(, t)]: reverse our [(t,) z, y, x] axes.
+        WriterOptions::new(tmp).reference_header(&h).write_nifti(&volume.view().reversed_axes()).map_err(|e| e.to_string())
     })
 }

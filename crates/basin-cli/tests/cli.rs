@@ -1,0 +1,57 @@
+//! The CLI's surface: help text, refusal to overwrite, unsupported outputs, and a phantom
+//! going through `info` and `recon` (this file also makes `cargo test` build the binary that
+//! the workspace's end-to-end tests use).
+
+use std::process::Command;
+
+fn basin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).output().unwrap()
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = basin(&["--help"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    for sub in ["info", "recon", "phantom"] {
+        assert!(s.contains(sub), "--help lacks {sub}:\n{s}");
+    }
+}
+
+#[test]
+fn phantom_info_recon_and_overwrite_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("p.h5");
+    let h5s = h5.to_str().unwrap();
+    let out = basin(&["phantom", "--kind", "brain", "--matrix", "64", "--coils", "4", "--accel", "2", "--center-fraction", "0.25", "-o", h5s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Refuses to overwrite without --force and leaves the file intact.
+    let before = std::fs::read(&h5).unwrap();
+    let out = basin(&["phantom", "--matrix", "32", "-o", h5s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(&h5).unwrap(), before);
+
+    let info = basin(&["info", h5s, "--json"]);
+    assert!(info.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["coils"], 4);
+    assert_eq!(v["buckets"][0]["sampled_lines"], 32);
+    assert_eq!(v["noise_samples"], 256);
+
+    let nii = dir.path().join("p.nii.gz");
+    let out = basin(&["recon", h5s, "-o", nii.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["shape_xyzt"], serde_json::json!([64, 64, 1, 1]));
+    assert_eq!(v["slices"][0]["prewhitened"], true);
+    assert!(nii.is_file());
+    let out = basin(&["recon", h5s, "-o", nii.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "existing output must be refused");
+    let out = basin(&["recon", h5s, "-o", dir.path().join("x.dcm").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported output format"));
+    // No temporary files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-")).collect();
+    assert!(leftovers.is_empty());
+}
