@@ -168,12 +168,12 @@ pub fn read_ismrmrd(path: &Path, group: &str) -> Result<(IsmrmrdHeader, Vec<Acqu
     let file = open(path)?;
     let g = file.group(group).map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: format!("/{group}") })?;
     let xml_name = format!("/{group}/xml");
+    let data_name = format!("/{group}/data");
     let xml_ds = g.dataset("xml").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: xml_name.clone() })?;
+    let ds = g.dataset("data").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: data_name.clone() })?;
     let xml = read_string(path, &xml_ds, &xml_name)?;
     let header = parse_header(path, &xml_name, &xml)?;
 
-    let data_name = format!("/{group}/data");
-    let ds = g.dataset("data").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: data_name.clone() })?;
     let desc = ds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(path, &data_name))?;
     let complex_pairs = match &desc {
         TypeDescriptor::Compound(c) => {
