@@ -7,9 +7,17 @@ use std::path::Path;
 fn assert_clean_error(args: &[&str], file: &Path, needles: &[&str]) {
     let out = basin(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "basin {args:?} should fail with 2; stderr:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "basin {args:?} should fail with 2; stderr:\n{err}"
+    );
     assert!(!err.contains("panicked"), "panic for {args:?}:\n{err}");
-    assert!(err.contains(&file.display().to_string()), "error does not name {}:\n{err}", file.display());
+    assert!(
+        err.contains(&file.display().to_string()),
+        "error does not name {}:\n{err}",
+        file.display()
+    );
     for n in needles {
         assert!(err.contains(n), "error for {args:?} lacks {n:?}:\n{err}");
     }
@@ -17,7 +25,15 @@ fn assert_clean_error(args: &[&str], file: &Path, needles: &[&str]) {
 
 fn phantom(dir: &Path, name: &str) -> std::path::PathBuf {
     let f = dir.join(name);
-    basin_ok(&["phantom", "--matrix", "32", "--coils", "2", "-o", f.to_str().unwrap()]);
+    basin_ok(&[
+        "phantom",
+        "--matrix",
+        "32",
+        "--coils",
+        "2",
+        "-o",
+        f.to_str().unwrap(),
+    ]);
     f
 }
 
@@ -25,7 +41,11 @@ fn phantom(dir: &Path, name: &str) -> std::path::PathBuf {
 fn missing_and_truncated_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.h5");
-    assert_clean_error(&["info", missing.to_str().unwrap()], &missing, &["no such file"]);
+    assert_clean_error(
+        &["info", missing.to_str().unwrap()],
+        &missing,
+        &["no such file"],
+    );
     let f = phantom(dir.path(), "p.h5");
     let bytes = std::fs::read(&f).unwrap();
     let t = dir.path().join("truncated.h5");
@@ -36,7 +56,11 @@ fn missing_and_truncated_files() {
     assert!(!out.exists(), "no output after a failed read");
     let text = dir.path().join("text.h5");
     std::fs::write(&text, "not hdf5 at all").unwrap();
-    assert_clean_error(&["info", text.to_str().unwrap()], &text, &["not a readable HDF5 file"]);
+    assert_clean_error(
+        &["info", text.to_str().unwrap()],
+        &text,
+        &["not a readable HDF5 file"],
+    );
 }
 
 #[test]
@@ -62,11 +86,36 @@ with h5py.File(d + '/empty.h5', 'w') as f:
         &[d],
     );
     let p = |n: &str| dir.path().join(n);
-    assert_clean_error(&["info", p("float_kspace.h5").to_str().unwrap()], &p("float_kspace.h5"), &["/kspace", "expected complex"]);
-    assert_clean_error(&["info", p("axes.h5").to_str().unwrap()], &p("axes.h5"), &["/kspace", "axes"]);
-    assert_clean_error(&["info", p("nodata.h5").to_str().unwrap(), "--dataset", "dataset"], &p("nodata.h5"), &["missing /dataset/data"]);
-    assert_clean_error(&["info", p("nodata2.h5").to_str().unwrap()], &p("nodata2.h5"), &["/dataset/"]);
-    assert_clean_error(&["info", p("empty.h5").to_str().unwrap()], &p("empty.h5"), &["neither an ISMRMRD group"]);
+    assert_clean_error(
+        &["info", p("float_kspace.h5").to_str().unwrap()],
+        &p("float_kspace.h5"),
+        &["/kspace", "expected complex"],
+    );
+    assert_clean_error(
+        &["info", p("axes.h5").to_str().unwrap()],
+        &p("axes.h5"),
+        &["/kspace", "axes"],
+    );
+    assert_clean_error(
+        &[
+            "info",
+            p("nodata.h5").to_str().unwrap(),
+            "--dataset",
+            "dataset",
+        ],
+        &p("nodata.h5"),
+        &["missing /dataset/data"],
+    );
+    assert_clean_error(
+        &["info", p("nodata2.h5").to_str().unwrap()],
+        &p("nodata2.h5"),
+        &["/dataset/"],
+    );
+    assert_clean_error(
+        &["info", p("empty.h5").to_str().unwrap()],
+        &p("empty.h5"),
+        &["neither an ISMRMRD group"],
+    );
 }
 
 #[test]
@@ -110,10 +159,26 @@ with h5py.File(d + '/badxml.h5', 'r+') as f:
     let p = |n: &str| dir.path().join(n);
     let out = p("o.nii");
     let o = out.to_str().unwrap();
-    assert_clean_error(&["recon", p("samples.h5").to_str().unwrap(), "-o", o], &p("samples.h5"), &["acquisition 3", "60000"]);
-    assert_clean_error(&["recon", p("nan.h5").to_str().unwrap(), "-o", o], &p("nan.h5"), &["acquisition 5", "NaN"]);
-    assert_clean_error(&["recon", p("huge.h5").to_str().unwrap(), "-o", o], &p("huge.h5"), &["matrixSize"]);
-    assert_clean_error(&["info", p("badxml.h5").to_str().unwrap()], &p("badxml.h5"), &["/dataset/xml", "invalid ISMRMRD header"]);
+    assert_clean_error(
+        &["recon", p("samples.h5").to_str().unwrap(), "-o", o],
+        &p("samples.h5"),
+        &["acquisition 3", "60000"],
+    );
+    assert_clean_error(
+        &["recon", p("nan.h5").to_str().unwrap(), "-o", o],
+        &p("nan.h5"),
+        &["acquisition 5", "NaN"],
+    );
+    assert_clean_error(
+        &["recon", p("huge.h5").to_str().unwrap(), "-o", o],
+        &p("huge.h5"),
+        &["matrixSize"],
+    );
+    assert_clean_error(
+        &["info", p("badxml.h5").to_str().unwrap()],
+        &p("badxml.h5"),
+        &["/dataset/xml", "invalid ISMRMRD header"],
+    );
     assert!(!out.exists());
 }
 
@@ -122,10 +187,32 @@ fn unknown_protocol_key_and_name() {
     let dir = tempfile::tempdir().unwrap();
     let src = phantom(dir.path(), "p.h5");
     let proto = dir.path().join("typo.toml");
-    std::fs::write(&proto, "name = \"x\"\n[solver]\nkind = \"cg-sense\"\niteratons = 5\n").unwrap();
+    std::fs::write(
+        &proto,
+        "name = \"x\"\n[solver]\nkind = \"cg-sense\"\niteratons = 5\n",
+    )
+    .unwrap();
     let out = dir.path().join("o.nii");
-    assert_clean_error(&["recon", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "-p", proto.to_str().unwrap()], &proto, &["iteratons"]);
-    let o = basin(&["recon", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "-p", "no-such-protocol"]);
+    assert_clean_error(
+        &[
+            "recon",
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-p",
+            proto.to_str().unwrap(),
+        ],
+        &proto,
+        &["iteratons"],
+    );
+    let o = basin(&[
+        "recon",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "no-such-protocol",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("built-in: sense, zero-filled"));
     assert!(!out.exists());

@@ -40,7 +40,13 @@ fn reads_what_h5py_wrote() {
     let out = python(WRITE, &[dir.path().to_str().unwrap()]);
     for line in out.lines() {
         let name = line.split_whitespace().next().unwrap();
-        let nums: Vec<f64> = line.rsplit(')').next().unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let nums: Vec<f64> = line
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
         let f = basin_mrd::io::read_fastmri(&dir.path().join(format!("{name}.h5"))).unwrap();
         let h = f.header.as_ref().expect("header parsed");
         assert_eq!(h.encoding[0].encodedSpace.matrixSize.x, 48, "{name}");
@@ -49,7 +55,10 @@ fn reads_what_h5py_wrote() {
         let im: f64 = f.kspace.iter().map(|z| z.im as f64).sum();
         let ab: f64 = f.kspace.iter().map(|z| z.norm() as f64).sum();
         for (got, want) in [(re, nums[0]), (im, nums[1]), (ab, nums[2])] {
-            assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{name}: {got} vs h5py {want}");
+            assert!(
+                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "{name}: {got} vs h5py {want}"
+            );
         }
         if name == "multi_utf8" {
             assert_eq!(f.mask.as_ref().map(|m| m.len()), Some(40));
@@ -78,14 +87,34 @@ fn reconstructs_like_numpy() {
     for name in ["multi_utf8", "single_fixed"] {
         let h5 = dir.path().join(format!("{name}.h5"));
         let nii = dir.path().join(format!("{name}.nii"));
-        basin_ok(&["recon", h5.to_str().unwrap(), "-o", nii.to_str().unwrap(), "-p", "zero-filled", "-q"]);
-        let e: f64 = python(COMPARE_RSS, &[nii.to_str().unwrap(), h5.to_str().unwrap()]).trim().parse().unwrap();
+        basin_ok(&[
+            "recon",
+            h5.to_str().unwrap(),
+            "-o",
+            nii.to_str().unwrap(),
+            "-p",
+            "zero-filled",
+            "-q",
+        ]);
+        let e: f64 = python(COMPARE_RSS, &[nii.to_str().unwrap(), h5.to_str().unwrap()])
+            .trim()
+            .parse()
+            .unwrap();
         assert!(e < 1e-8, "{name}: NMSE vs numpy RSS {e}");
     }
     // SENSE on the multi-coil file also runs and returns the object (vs RSS, same support).
     let h5 = dir.path().join("multi_utf8.h5");
     let nii = dir.path().join("sense.nii");
-    basin_ok(&["recon", h5.to_str().unwrap(), "-o", nii.to_str().unwrap(), "-q"]);
-    let e: f64 = python(COMPARE_RSS, &[nii.to_str().unwrap(), h5.to_str().unwrap()]).trim().parse().unwrap();
+    basin_ok(&[
+        "recon",
+        h5.to_str().unwrap(),
+        "-o",
+        nii.to_str().unwrap(),
+        "-q",
+    ]);
+    let e: f64 = python(COMPARE_RSS, &[nii.to_str().unwrap(), h5.to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(e < 5e-2, "SENSE vs RSS NMSE {e}");
 }

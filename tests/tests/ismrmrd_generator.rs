@@ -27,18 +27,49 @@ fn acquisitions_match_h5py() {
             let v: Vec<&str> = l.split_whitespace().collect();
             let h = &acq.head;
             assert_eq!(v[0].parse::<u64>().unwrap(), h.flags, "flags of {i}");
-            assert_eq!(v[1].parse::<u16>().unwrap(), h.idx.kspace_encode_step_1, "e1 of {i}");
-            assert_eq!(v[2].parse::<u16>().unwrap(), h.idx.repetition, "repetition of {i}");
-            assert_eq!(v[3].parse::<usize>().unwrap(), acq.data.shape()[1], "samples of {i}");
-            assert_eq!(v[4].parse::<usize>().unwrap(), acq.data.shape()[0], "channels of {i}");
-            assert_eq!(v[5].parse::<u16>().unwrap(), h.center_sample, "center of {i}");
-            assert_eq!(v[6].parse::<f32>().unwrap(), h.sample_time_us, "dwell of {i}");
+            assert_eq!(
+                v[1].parse::<u16>().unwrap(),
+                h.idx.kspace_encode_step_1,
+                "e1 of {i}"
+            );
+            assert_eq!(
+                v[2].parse::<u16>().unwrap(),
+                h.idx.repetition,
+                "repetition of {i}"
+            );
+            assert_eq!(
+                v[3].parse::<usize>().unwrap(),
+                acq.data.shape()[1],
+                "samples of {i}"
+            );
+            assert_eq!(
+                v[4].parse::<usize>().unwrap(),
+                acq.data.shape()[0],
+                "channels of {i}"
+            );
+            assert_eq!(
+                v[5].parse::<u16>().unwrap(),
+                h.center_sample,
+                "center of {i}"
+            );
+            assert_eq!(
+                v[6].parse::<f32>().unwrap(),
+                h.sample_time_us,
+                "dwell of {i}"
+            );
             let re: f64 = acq.data.iter().map(|z| z.re as f64).sum();
             let im: f64 = acq.data.iter().map(|z| z.im as f64).sum();
-            let ab: f64 = acq.data.iter().map(|z| (z.re as f64).abs() + (z.im as f64).abs()).sum();
+            let ab: f64 = acq
+                .data
+                .iter()
+                .map(|z| (z.re as f64).abs() + (z.im as f64).abs())
+                .sum();
             for (got, want) in [(re, v[7]), (im, v[8]), (ab, v[9])] {
                 let want: f64 = want.parse().unwrap();
-                assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "acquisition {i}: {got} vs h5py {want}");
+                assert!(
+                    (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "acquisition {i}: {got} vs h5py {want}"
+                );
             }
         }
     }
@@ -76,13 +107,39 @@ fn fully_sampled_matches_phantom_and_interleaved_2x_matches_fully_sampled() {
         generate_shepp_logan(&acc, m, c, 2, 0.01);
         let full_nii = dir.path().join(format!("full_{m}_{c}.nii"));
         let acc_nii = dir.path().join(format!("acc_{m}_{c}.nii.gz"));
-        basin_ok(&["recon", full.to_str().unwrap(), "-o", full_nii.to_str().unwrap(), "-q"]);
-        let e: f64 = python(NMSE_VS_PHANTOM, &[full_nii.to_str().unwrap(), full.to_str().unwrap(), "0"]).trim().parse().unwrap();
+        basin_ok(&[
+            "recon",
+            full.to_str().unwrap(),
+            "-o",
+            full_nii.to_str().unwrap(),
+            "-q",
+        ]);
+        let e: f64 = python(
+            NMSE_VS_PHANTOM,
+            &[full_nii.to_str().unwrap(), full.to_str().unwrap(), "0"],
+        )
+        .trim()
+        .parse()
+        .unwrap();
         eprintln!("{m}² {c} coils fully sampled vs phantom: NMSE {e:.4}");
         assert!(e < 1e-2, "{m}² {c} coils: NMSE vs phantom {e}");
-        basin_ok(&["recon", acc.to_str().unwrap(), "-o", acc_nii.to_str().unwrap(), "-q", "--protocol", "sense"]);
+        basin_ok(&[
+            "recon",
+            acc.to_str().unwrap(),
+            "-o",
+            acc_nii.to_str().unwrap(),
+            "-q",
+            "--protocol",
+            "sense",
+        ]);
         for rep in ["0", "1"] {
-            let e: f64 = python(NMSE_VS_NIFTI, &[acc_nii.to_str().unwrap(), full_nii.to_str().unwrap(), rep]).trim().parse().unwrap();
+            let e: f64 = python(
+                NMSE_VS_NIFTI,
+                &[acc_nii.to_str().unwrap(), full_nii.to_str().unwrap(), rep],
+            )
+            .trim()
+            .parse()
+            .unwrap();
             eprintln!("{m}² {c} coils R=2 repetition {rep} vs fully sampled: NMSE {e:.4}");
             assert!(e < 2e-2, "{m}² {c} coils R=2 repetition {rep}: NMSE {e}");
         }

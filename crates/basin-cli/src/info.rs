@@ -56,7 +56,9 @@ struct Info {
 fn summarise(k: &KSpace) -> Info {
     let enc = k.header.first_encoding().cloned().unwrap_or_default();
     let m = |s: &basin_mrd::header::EncodingSpace| [s.matrixSize.x, s.matrixSize.y, s.matrixSize.z];
-    let f = |s: &basin_mrd::header::EncodingSpace| [s.fieldOfView_mm.x, s.fieldOfView_mm.y, s.fieldOfView_mm.z];
+    let f = |s: &basin_mrd::header::EncodingSpace| {
+        [s.fieldOfView_mm.x, s.fieldOfView_mm.y, s.fieldOfView_mm.z]
+    };
     let buckets = k
         .buckets
         .iter()
@@ -107,14 +109,34 @@ fn summarise(k: &KSpace) -> Info {
         recon_fov_mm: f(&enc.reconSpace),
         coils: k.coils(),
         three_d: k.three_d,
-        nominal_acceleration: enc.parallelImaging.as_ref().map(|p| [p.accelerationFactor.kspace_encoding_step_1, p.accelerationFactor.kspace_encoding_step_2]),
-        calibration_mode: enc.parallelImaging.as_ref().and_then(|p| p.calibrationMode.clone()),
+        nominal_acceleration: enc.parallelImaging.as_ref().map(|p| {
+            [
+                p.accelerationFactor.kspace_encoding_step_1,
+                p.accelerationFactor.kspace_encoding_step_2,
+            ]
+        }),
+        calibration_mode: enc
+            .parallelImaging
+            .as_ref()
+            .and_then(|p| p.calibrationMode.clone()),
         noise_samples: k.noise.as_ref().map(|n| n.shape()[1]).unwrap_or(0),
-        acquisitions_per_flag: k.flag_counts.iter().map(|(f, n)| (flag_name(*f), *n)).collect(),
+        acquisitions_per_flag: k
+            .flag_counts
+            .iter()
+            .map(|(f, n)| (flag_name(*f), *n))
+            .collect(),
         skipped: k.skipped,
         buckets,
-        vendor: k.header.acquisitionSystemInformation.as_ref().and_then(|a| a.systemVendor.clone()),
-        protocol_name: k.header.measurementInformation.as_ref().and_then(|m| m.protocolName.clone()),
+        vendor: k
+            .header
+            .acquisitionSystemInformation
+            .as_ref()
+            .and_then(|a| a.systemVendor.clone()),
+        protocol_name: k
+            .header
+            .measurementInformation
+            .as_ref()
+            .and_then(|m| m.protocolName.clone()),
         warnings: k.warnings.clone(),
     }
 }
@@ -129,12 +151,33 @@ pub fn run(a: InfoArgs) -> Result<()> {
     }
     println!("file            {}", info.file);
     println!("trajectory      {}", info.trajectory);
-    println!("encoded matrix  {}×{}×{}  FOV {:.1}×{:.1}×{:.1} mm", info.encoded_matrix[0], info.encoded_matrix[1], info.encoded_matrix[2], info.encoded_fov_mm[0], info.encoded_fov_mm[1], info.encoded_fov_mm[2]);
-    println!("recon matrix    {}×{}×{}  FOV {:.1}×{:.1}×{:.1} mm", info.recon_matrix[0], info.recon_matrix[1], info.recon_matrix[2], info.recon_fov_mm[0], info.recon_fov_mm[1], info.recon_fov_mm[2]);
+    println!(
+        "encoded matrix  {}×{}×{}  FOV {:.1}×{:.1}×{:.1} mm",
+        info.encoded_matrix[0],
+        info.encoded_matrix[1],
+        info.encoded_matrix[2],
+        info.encoded_fov_mm[0],
+        info.encoded_fov_mm[1],
+        info.encoded_fov_mm[2]
+    );
+    println!(
+        "recon matrix    {}×{}×{}  FOV {:.1}×{:.1}×{:.1} mm",
+        info.recon_matrix[0],
+        info.recon_matrix[1],
+        info.recon_matrix[2],
+        info.recon_fov_mm[0],
+        info.recon_fov_mm[1],
+        info.recon_fov_mm[2]
+    );
     println!("coils           {}", info.coils);
     println!("encoding        {}", if info.three_d { "3D" } else { "2D" });
     if let Some(r) = info.nominal_acceleration {
-        println!("acceleration    {}×{} (nominal), calibration {}", r[0], r[1], info.calibration_mode.as_deref().unwrap_or("unspecified"));
+        println!(
+            "acceleration    {}×{} (nominal), calibration {}",
+            r[0],
+            r[1],
+            info.calibration_mode.as_deref().unwrap_or("unspecified")
+        );
     }
     println!("noise samples   {}", info.noise_samples);
     println!("acquisitions per flag:");
@@ -142,7 +185,10 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("  {f:<28} {n}");
     }
     if info.skipped > 0 {
-        println!("skipped         {} (navigators, phase correction, dummies, other encodings)", info.skipped);
+        println!(
+            "skipped         {} (navigators, phase correction, dummies, other encodings)",
+            info.skipped
+        );
     }
     println!("buckets         {}", info.buckets.len());
     for b in &info.buckets {

@@ -72,7 +72,10 @@ fn output_kind(p: &Path) -> Result<()> {
 pub fn run(a: ReconArgs) -> Result<()> {
     output_kind(&a.output)?;
     if a.output.exists() && !a.force {
-        bail!("{}: already exists (use --force to overwrite)", a.output.display());
+        bail!(
+            "{}: already exists (use --force to overwrite)",
+            a.output.display()
+        );
     }
     let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
     let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
@@ -81,24 +84,43 @@ pub fn run(a: ReconArgs) -> Result<()> {
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::new(total as u64);
-        b.set_style(ProgressStyle::with_template("{spinner} reconstructing [{bar:30}] {pos}/{len} slices {elapsed_precise}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} reconstructing [{bar:30}] {pos}/{len} slices {elapsed_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         b
     };
-    let result = reconstruct_with_progress(&protocol, &kspace, &|done, _| bar.set_position(done as u64)).context("reconstruction failed")?;
+    let result =
+        reconstruct_with_progress(&protocol, &kspace, &|done, _| bar.set_position(done as u64))
+            .context("reconstruction failed")?;
     bar.finish_and_clear();
 
     // Stack: volumes grouped by (contrast, repetition, set); within each, slices ordered along
     // the slice normal (2D) or the partitions of one slab (3D).
-    let mut groups: std::collections::BTreeMap<(u16, u16, u16), Vec<&basin_recon::SliceResult>> = Default::default();
+    let mut groups: std::collections::BTreeMap<(u16, u16, u16), Vec<&basin_recon::SliceResult>> =
+        Default::default();
     for s in &result.slices {
-        groups.entry((s.key.contrast, s.key.repetition, s.key.set)).or_default().push(s);
+        groups
+            .entry((s.key.contrast, s.key.repetition, s.key.set))
+            .or_default()
+            .push(s);
     }
     let enc = kspace.header.first_encoding().cloned().unwrap_or_default();
-    let fov = [enc.reconSpace.fieldOfView_mm.x, enc.reconSpace.fieldOfView_mm.y, enc.reconSpace.fieldOfView_mm.z];
+    let fov = [
+        enc.reconSpace.fieldOfView_mm.x,
+        enc.reconSpace.fieldOfView_mm.y,
+        enc.reconSpace.fieldOfView_mm.z,
+    ];
     let mut vols: Vec<Array3<f32>> = Vec::new();
     let mut geom = None;
     for slices in groups.values_mut() {
-        slices.sort_by(|a, b| slice_location(&a.geometry).total_cmp(&slice_location(&b.geometry)).then(a.key.slice.cmp(&b.key.slice)));
+        slices.sort_by(|a, b| {
+            slice_location(&a.geometry)
+                .total_cmp(&slice_location(&b.geometry))
+                .then(a.key.slice.cmp(&b.key.slice))
+        });
         let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
         let vol = ndarray::concatenate(Axis(0), &views)?.mapv(|v| v.norm());
         if geom.is_none() {
@@ -113,7 +135,11 @@ pub fn run(a: ReconArgs) -> Result<()> {
     if geom.fallback && !warnings.iter().any(|w| w.contains("fall")) {
         warnings.push("geometry fell back to axial orientation".into());
     }
-    let descrip = format!("basin {} protocol {}", env!("CARGO_PKG_VERSION"), protocol.name);
+    let descrip = format!(
+        "basin {} protocol {}",
+        env!("CARGO_PKG_VERSION"),
+        protocol.name
+    );
     let shape = {
         let (nz, ny, nx) = vols[0].dim();
         [nx, ny, nz, vols.len()]
@@ -138,7 +164,13 @@ pub fn run(a: ReconArgs) -> Result<()> {
         slices: result
             .slices
             .iter()
-            .map(|s| SliceSummary { slice: s.key.slice, contrast: s.key.contrast, repetition: s.key.repetition, set: s.key.set, diagnostics: s.diagnostics.clone() })
+            .map(|s| SliceSummary {
+                slice: s.key.slice,
+                contrast: s.key.contrast,
+                repetition: s.key.repetition,
+                set: s.key.set,
+                diagnostics: s.diagnostics.clone(),
+            })
             .collect(),
         warnings,
     };

@@ -5,7 +5,10 @@
 use std::process::Command;
 
 fn basin(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -23,8 +26,26 @@ fn phantom_info_recon_and_overwrite_rules() {
     let dir = tempfile::tempdir().unwrap();
     let h5 = dir.path().join("p.h5");
     let h5s = h5.to_str().unwrap();
-    let out = basin(&["phantom", "--kind", "brain", "--matrix", "64", "--coils", "4", "--accel", "2", "--center-fraction", "0.25", "-o", h5s]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = basin(&[
+        "phantom",
+        "--kind",
+        "brain",
+        "--matrix",
+        "64",
+        "--coils",
+        "4",
+        "--accel",
+        "2",
+        "--center-fraction",
+        "0.25",
+        "-o",
+        h5s,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Refuses to overwrite without --force and leaves the file intact.
     let before = std::fs::read(&h5).unwrap();
     let out = basin(&["phantom", "--matrix", "32", "-o", h5s]);
@@ -41,17 +62,34 @@ fn phantom_info_recon_and_overwrite_rules() {
 
     let nii = dir.path().join("p.nii.gz");
     let out = basin(&["recon", h5s, "-o", nii.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["shape_xyzt"], serde_json::json!([64, 64, 1, 1]));
     assert_eq!(v["slices"][0]["prewhitened"], true);
     assert!(nii.is_file());
     let out = basin(&["recon", h5s, "-o", nii.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "existing output must be refused");
-    let out = basin(&["recon", h5s, "-o", dir.path().join("x.dcm").to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "existing output must be refused"
+    );
+    let out = basin(&[
+        "recon",
+        h5s,
+        "-o",
+        dir.path().join("x.dcm").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported output format"));
     // No temporary files left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty());
 }

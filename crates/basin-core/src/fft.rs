@@ -21,10 +21,10 @@ pub enum Direction {
 }
 
 type Plan = Arc<dyn Fft<f32>>;
+type PlanCache = Mutex<(FftPlanner<f32>, HashMap<(usize, Direction), Plan>)>;
 
 fn plan(n: usize, dir: Direction) -> Plan {
-    static PLANS: OnceLock<Mutex<(FftPlanner<f32>, HashMap<(usize, Direction), Plan>)>> =
-        OnceLock::new();
+    static PLANS: OnceLock<PlanCache> = OnceLock::new();
     let cell = PLANS.get_or_init(|| Mutex::new((FftPlanner::new(), HashMap::new())));
     let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
     let (planner, cache) = &mut *guard;

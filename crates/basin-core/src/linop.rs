@@ -56,7 +56,10 @@ pub struct Fft {
 impl Fft {
     /// FFT over `axes` of arrays shaped `shape`.
     pub fn new(shape: &[usize], axes: &[usize]) -> Self {
-        Fft { shape: shape.to_vec(), axes: axes.to_vec() }
+        Fft {
+            shape: shape.to_vec(),
+            axes: axes.to_vec(),
+        }
     }
 }
 
@@ -101,9 +104,12 @@ impl LinearOp for Mask {
         self.mask.shape().to_vec()
     }
     fn forward_into(&self, x: ArrayViewD<'_, C32>, mut y: ArrayViewMutD<'_, C32>) {
-        Zip::from(&mut y).and(&x).and(&self.mask).for_each(|y, &x, &m| {
-            *y = if m { x } else { C32::new(0.0, 0.0) };
-        });
+        Zip::from(&mut y)
+            .and(&x)
+            .and(&self.mask)
+            .for_each(|y, &x, &m| {
+                *y = if m { x } else { C32::new(0.0, 0.0) };
+            });
     }
     fn adjoint_into(&self, y: ArrayViewD<'_, C32>, x: ArrayViewMutD<'_, C32>) {
         self.forward_into(y, x);
@@ -204,27 +210,35 @@ impl LinearOp for Sense {
         self.maps.shape().to_vec()
     }
     fn forward_into(&self, x: ArrayViewD<'_, C32>, mut y: ArrayViewMutD<'_, C32>) {
-        let x = x.into_dimensionality::<ndarray::Ix3>().expect("Sense input is [z, y, x]");
-        y.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(c, mut yc)| {
-            let mut buf = Array3::zeros(x.dim());
-            self.coil_forward(c, x.view(), &mut buf);
-            yc.assign(&buf.into_dyn());
-        });
+        let x = x
+            .into_dimensionality::<ndarray::Ix3>()
+            .expect("Sense input is [z, y, x]");
+        y.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(c, mut yc)| {
+                let mut buf = Array3::zeros(x.dim());
+                self.coil_forward(c, x.view(), &mut buf);
+                yc.assign(&buf.into_dyn());
+            });
     }
     fn adjoint_into(&self, y: ArrayViewD<'_, C32>, mut x: ArrayViewMutD<'_, C32>) {
-        let y = y.into_dimensionality::<ndarray::Ix4>().expect("Sense range is [c, z, y, x]");
+        let y = y
+            .into_dimensionality::<ndarray::Ix4>()
+            .expect("Sense range is [c, z, y, x]");
         let dim = (y.shape()[1], y.shape()[2], y.shape()[3]);
         let acc = (0..y.shape()[0])
             .into_par_iter()
             .map(|c| {
                 let mut buf = Array3::zeros(dim);
-                Zip::from(&mut buf).and(y.index_axis(Axis(0), c)).and(&self.mask).for_each(
-                    |b, &v, &m| {
+                Zip::from(&mut buf)
+                    .and(y.index_axis(Axis(0), c))
+                    .and(&self.mask)
+                    .for_each(|b, &v, &m| {
                         if m {
                             *b = v;
                         }
-                    },
-                );
+                    });
                 ifftc(buf.view_mut(), &self.axes);
                 Zip::from(&mut buf)
                     .and(self.maps.index_axis(Axis(0), c))
@@ -235,7 +249,9 @@ impl LinearOp for Sense {
         x.assign(&acc.into_dyn());
     }
     fn normal_into(&self, x: ArrayViewD<'_, C32>, mut z: ArrayViewMutD<'_, C32>) {
-        let x = x.into_dimensionality::<ndarray::Ix3>().expect("Sense input is [z, y, x]");
+        let x = x
+            .into_dimensionality::<ndarray::Ix3>()
+            .expect("Sense input is [z, y, x]");
         let dim = x.dim();
         let acc = (0..self.maps.shape()[0])
             .into_par_iter()
@@ -283,6 +299,7 @@ pub fn adjoint_mismatch<A: LinearOp + ?Sized>(op: &A, seed: u64) -> f64 {
     let n1 = op.normal(x.view());
     let n2 = op.adjoint(ax.view());
     let diff = &n1 - &n2;
-    let normal = dot(diff.view(), diff.view()).re.sqrt() / dot(n2.view(), n2.view()).re.sqrt().max(1e-30);
+    let normal =
+        dot(diff.view(), diff.view()).re.sqrt() / dot(n2.view(), n2.view()).re.sqrt().max(1e-30);
     adj.max(normal)
 }

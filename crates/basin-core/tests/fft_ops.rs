@@ -17,7 +17,8 @@ fn naive_dft(x: &[C64], inverse: bool) -> Vec<C64> {
         .map(|k| {
             let mut acc = C64::new(0.0, 0.0);
             for (j, &v) in x.iter().enumerate() {
-                let ph = sign * 2.0 * std::f64::consts::PI * (k as f64 - c) * (j as f64 - c) / n as f64;
+                let ph =
+                    sign * 2.0 * std::f64::consts::PI * (k as f64 - c) * (j as f64 - c) / n as f64;
                 acc += v * C64::new(ph.cos(), ph.sin());
             }
             acc / (n as f64).sqrt()
@@ -36,7 +37,10 @@ fn fft_1d_matches_naive_dft() {
     let mut rng = Rng::new(1);
     for &n in &[64usize, 100, 256, 320, 368, 7, 33] {
         let x: Vec<C32> = (0..n).map(|_| rng.complex_normal()).collect();
-        let x64: Vec<C64> = x.iter().map(|v| C64::new(v.re as f64, v.im as f64)).collect();
+        let x64: Vec<C64> = x
+            .iter()
+            .map(|v| C64::new(v.re as f64, v.im as f64))
+            .collect();
         for inverse in [false, true] {
             let mut a = Array1::from(x.clone());
             if inverse {
@@ -44,7 +48,10 @@ fn fft_1d_matches_naive_dft() {
             } else {
                 fftc(a.view_mut(), &[0]);
             }
-            let got: Vec<C64> = a.iter().map(|v| C64::new(v.re as f64, v.im as f64)).collect();
+            let got: Vec<C64> = a
+                .iter()
+                .map(|v| C64::new(v.re as f64, v.im as f64))
+                .collect();
             let want = naive_dft(&x64, inverse);
             let e = rel_err(&got, &want);
             assert!(e < 1e-5, "n={n} inverse={inverse}: relative error {e}");
@@ -69,7 +76,10 @@ fn fft_3d_matches_separable_naive_dft() {
             }
         }
     }
-    let g: Vec<C64> = got.iter().map(|v| C64::new(v.re as f64, v.im as f64)).collect();
+    let g: Vec<C64> = got
+        .iter()
+        .map(|v| C64::new(v.re as f64, v.im as f64))
+        .collect();
     let w: Vec<C64> = r.iter().copied().collect();
     let e = rel_err(&g, &w);
     assert!(e < 1e-5, "3D relative error {e}");
@@ -117,10 +127,18 @@ fn adjoint_test_catches_a_wrong_adjoint() {
         fn oshape(&self) -> Vec<usize> {
             vec![8]
         }
-        fn forward_into(&self, x: ndarray::ArrayViewD<'_, C32>, mut y: ndarray::ArrayViewMutD<'_, C32>) {
+        fn forward_into(
+            &self,
+            x: ndarray::ArrayViewD<'_, C32>,
+            mut y: ndarray::ArrayViewMutD<'_, C32>,
+        ) {
             y.assign(&x.mapv(|v| v * C32::new(0.0, 1.0)));
         }
-        fn adjoint_into(&self, y: ndarray::ArrayViewD<'_, C32>, mut x: ndarray::ArrayViewMutD<'_, C32>) {
+        fn adjoint_into(
+            &self,
+            y: ndarray::ArrayViewD<'_, C32>,
+            mut x: ndarray::ArrayViewMutD<'_, C32>,
+        ) {
             x.assign(&y.mapv(|v| v * C32::new(0.0, 1.0)));
         }
     }
@@ -152,7 +170,10 @@ fn metrics_match_plain_loops() {
                 let mut v = Vec::new();
                 for dy in 0..7 {
                     for dx in 0..7 {
-                        v.push((gt[[z, y + dy, x + dx]] as f64, pred[[z, y + dy, x + dx]] as f64));
+                        v.push((
+                            gt[[z, y + dy, x + dx]] as f64,
+                            pred[[z, y + dy, x + dx]] as f64,
+                        ));
                     }
                 }
                 let n = v.len() as f64;
@@ -163,13 +184,18 @@ fn metrics_match_plain_loops() {
                 let cab = v.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum::<f64>() / (n - 1.0);
                 let c1 = (0.01 * max).powi(2);
                 let c2 = (0.03 * max).powi(2);
-                acc += (2.0 * ma * mb + c1) * (2.0 * cab + c2) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+                acc += (2.0 * ma * mb + c1) * (2.0 * cab + c2)
+                    / ((ma * ma + mb * mb + c1) * (va + vb + c2));
                 cnt += 1;
             }
         }
         total += acc / cnt as f64;
     }
     let got = ssim(gt.view(), pred.view());
-    assert!((got - total / 2.0).abs() < 1e-9, "ssim {got} vs {}", total / 2.0);
+    assert!(
+        (got - total / 2.0).abs() < 1e-9,
+        "ssim {got} vs {}",
+        total / 2.0
+    );
     assert!((ssim(gt.view(), gt.view()) - 1.0).abs() < 1e-12);
 }

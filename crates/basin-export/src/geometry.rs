@@ -31,9 +31,20 @@ fn unit(v: [f32; 3]) -> Option<[f64; 3]> {
 
 /// Geometry of a stack of `positions.len()` 2D slices (or one 3D slab with `nz` partitions when
 /// `three_d`), each `nx`×`ny` pixels over `fov` mm (x, y, z = slice thickness or slab).
-pub fn stack_geometry(slices: &[SliceGeometry], nx: usize, ny: usize, nz: usize, fov: [f64; 3], three_d: bool) -> StackGeometry {
+pub fn stack_geometry(
+    slices: &[SliceGeometry],
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    fov: [f64; 3],
+    three_d: bool,
+) -> StackGeometry {
     let first = slices.first().copied().unwrap_or_default();
-    let dirs = (unit(first.read_dir), unit(first.phase_dir), unit(first.slice_dir));
+    let dirs = (
+        unit(first.read_dir),
+        unit(first.phase_dir),
+        unit(first.slice_dir),
+    );
     let (r, p, n, fallback) = match dirs {
         (Some(r), Some(p), Some(n), ..) => (r, p, n, false),
         (Some(r), Some(p), None) => (r, p, cross(r, p), false),
@@ -41,7 +52,13 @@ pub fn stack_geometry(slices: &[SliceGeometry], nx: usize, ny: usize, nz: usize,
     };
     let dx = fov[0] / nx as f64;
     let dy = fov[1] / ny as f64;
-    let centre = |g: &SliceGeometry| [g.position[0] as f64, g.position[1] as f64, g.position[2] as f64];
+    let centre = |g: &SliceGeometry| {
+        [
+            g.position[0] as f64,
+            g.position[1] as f64,
+            g.position[2] as f64,
+        ]
+    };
     let (dz, origin_slice) = if three_d {
         (fov[2] / nz as f64, centre(&first))
     } else if slices.len() > 1 {
@@ -60,10 +77,17 @@ pub fn stack_geometry(slices: &[SliceGeometry], nx: usize, ny: usize, nz: usize,
         lps[a][0] = r[a] * dx;
         lps[a][1] = p[a] * dy;
         lps[a][2] = n[a] * dz;
-        lps[a][3] = origin_slice[a] - (nx / 2) as f64 * dx * r[a] - (ny / 2) as f64 * dy * p[a] - k0 * dz * n[a];
+        lps[a][3] = origin_slice[a]
+            - (nx / 2) as f64 * dx * r[a]
+            - (ny / 2) as f64 * dy * p[a]
+            - k0 * dz * n[a];
     }
     lps[3][3] = 1.0;
-    StackGeometry { lps, fallback, spacing: [dx, dy, dz.abs()] }
+    StackGeometry {
+        lps,
+        fallback,
+        spacing: [dx, dy, dz.abs()],
+    }
 }
 
 /// The same affine in RAS (NIfTI): negate the first two rows.
@@ -78,7 +102,11 @@ pub fn lps_to_ras(a: &Affine) -> Affine {
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -90,7 +118,14 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// Projection of a slice's centre on the normal, for ordering slices anatomically.
 pub fn slice_location(g: &SliceGeometry) -> f64 {
     let n = unit(g.slice_dir).unwrap_or([0.0, 0.0, 1.0]);
-    dot([g.position[0] as f64, g.position[1] as f64, g.position[2] as f64], n)
+    dot(
+        [
+            g.position[0] as f64,
+            g.position[1] as f64,
+            g.position[2] as f64,
+        ],
+        n,
+    )
 }
 
 /// NIfTI quaternion parameters (b, c, d, qfac) of the rotation part of an affine (as
@@ -98,12 +133,15 @@ pub fn slice_location(g: &SliceGeometry) -> f64 {
 pub fn quaternion(a: &Affine) -> (f64, f64, f64, f64) {
     let mut m = [[0.0f64; 3]; 3];
     for col in 0..3 {
-        let n = (a[0][col].powi(2) + a[1][col].powi(2) + a[2][col].powi(2)).sqrt().max(1e-12);
+        let n = (a[0][col].powi(2) + a[1][col].powi(2) + a[2][col].powi(2))
+            .sqrt()
+            .max(1e-12);
         for row in 0..3 {
             m[row][col] = a[row][col] / n;
         }
     }
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     let qfac = if det < 0.0 {
         for row in m.iter_mut() {

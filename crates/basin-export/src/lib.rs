@@ -36,12 +36,18 @@ where
     if path.exists() && !overwrite {
         return Err(ExportError::Exists(path.to_path_buf()));
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "output".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "output".into());
     let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
     let result = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     if let Err(message) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(ExportError::Write { file: path.to_path_buf(), message });
+        return Err(ExportError::Write {
+            file: path.to_path_buf(),
+            message,
+        });
     }
     Ok(())
 }

@@ -9,49 +9,92 @@ use nifti::NiftiHeader;
 use std::path::Path;
 
 /// Writes `volume` `[z, y, x]` to `path` (`.nii` or `.nii.gz`) with geometry `geom`.
-pub fn write_nifti(path: &Path, volume: &Array3<f32>, geom: &StackGeometry, descrip: &str, overwrite: bool) -> Result<(), ExportError> {
+pub fn write_nifti(
+    path: &Path,
+    volume: &Array3<f32>,
+    geom: &StackGeometry,
+    descrip: &str,
+    overwrite: bool,
+) -> Result<(), ExportError> {
     write_any(path, volume, geom, descrip, overwrite)
 }
 
 /// Writes a series of volumes `[t, z, y, x]` as one 4D NIfTI.
-pub fn write_nifti_4d(path: &Path, volume: &Array4<f32>, geom: &StackGeometry, descrip: &str, overwrite: bool) -> Result<(), ExportError> {
+pub fn write_nifti_4d(
+    path: &Path,
+    volume: &Array4<f32>,
+    geom: &StackGeometry,
+    descrip: &str,
+    overwrite: bool,
+) -> Result<(), ExportError> {
     write_any(path, volume, geom, descrip, overwrite)
 }
 
-fn write_any<S, D>(path: &Path, volume: &ArrayBase<S, D>, geom: &StackGeometry, descrip: &str, overwrite: bool) -> Result<(), ExportError>
+fn write_any<S, D>(
+    path: &Path,
+    volume: &ArrayBase<S, D>,
+    geom: &StackGeometry,
+    descrip: &str,
+    overwrite: bool,
+) -> Result<(), ExportError>
 where
     S: Data<Elem = f32>,
     D: Dimension + RemoveAxis,
 {
     let name = path.to_string_lossy();
     if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
-        return Err(ExportError::Invalid(format!("{}: NIfTI output must end in .nii or .nii.gz", path.display())));
+        return Err(ExportError::Invalid(format!(
+            "{}: NIfTI output must end in .nii or .nii.gz",
+            path.display()
+        )));
     }
     let ras = lps_to_ras(&geom.lps);
     let (b, c, d, qfac) = quaternion(&ras);
-    let mut h = NiftiHeader::default();
-    h.pixdim = [qfac as f32, geom.spacing[0] as f32, geom.spacing[1] as f32, geom.spacing[2] as f32, 1.0, 1.0, 1.0, 1.0];
-    h.xyzt_units = 2 | 8; // mm, s
-    h.sform_code = 1;
-    h.qform_code = 1;
-    h.srow_x = [ras[0][0] as f32, ras[0][1] as f32, ras[0][2] as f32, ras[0][3] as f32];
-    h.srow_y = [ras[1][0] as f32, ras[1][1] as f32, ras[1][2] as f32, ras[1][3] as f32];
-    h.srow_z = [ras[2][0] as f32, ras[2][1] as f32, ras[2][2] as f32, ras[2][3] as f32];
-    h.quatern_b = b as f32;
-    h.quatern_c = c as f32;
-    h.quatern_d = d as f32;
-    h.quatern_x = ras[0][3] as f32;
-    h.quatern_y = ras[1][3] as f32;
-    h.quatern_z = ras[2][3] as f32;
-    let mut desc = descrip.as_bytes().to_vec();
-    desc.truncate(79);
-    h.descrip = desc;
-    let max = volume.iter().fold(0.0f32, |m, &v| m.max(v));
-    h.cal_max = max;
-    h.cal_min = 0.0;
+    let row = |r: usize| {
+        [
+            ras[r][0] as f32,
+            ras[r][1] as f32,
+            ras[r][2] as f32,
+            ras[r][3] as f32,
+        ]
+    };
+    let mut descrip = descrip.as_bytes().to_vec();
+    descrip.truncate(79);
+    let s = geom.spacing;
+    let h = NiftiHeader {
+        pixdim: [
+            qfac as f32,
+            s[0] as f32,
+            s[1] as f32,
+            s[2] as f32,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+        ],
+        xyzt_units: 2 | 8, // mm, s
+        sform_code: 1,
+        qform_code: 1,
+        srow_x: row(0),
+        srow_y: row(1),
+        srow_z: row(2),
+        quatern_b: b as f32,
+        quatern_c: c as f32,
+        quatern_d: d as f32,
+        quatern_x: ras[0][3] as f32,
+        quatern_y: ras[1][3] as f32,
+        quatern_z: ras[2][3] as f32,
+        descrip,
+        cal_max: volume.iter().fold(0.0f32, |m, &v| m.max(v)),
+        cal_min: 0.0,
+        ..NiftiHeader::default()
+    };
     tracing::debug!(shape = ?volume.shape(), "writing NIfTI");
     atomic_write(path, overwrite, |tmp| {
         // nifti-rs indexes arrays [i, j, k(, t)]: reverse our [(t,) z, y, x] axes.
-        WriterOptions::new(tmp).reference_header(&h).write_nifti(&volume.view().reversed_axes()).map_err(|e| e.to_string())
+        WriterOptions::new(tmp)
+            .reference_header(&h)
+            .write_nifti(&volume.view().reversed_axes())
+            .map_err(|e| e.to_string())
     })
 }

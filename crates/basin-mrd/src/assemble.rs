@@ -96,16 +96,32 @@ fn limit_center(l: &Option<crate::header::Limit>, n: usize) -> usize {
 }
 
 /// Assembles acquisitions read from `source` into buckets.
-pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> Result<KSpace, MrdError> {
-    let invalid = |field: String, message: String| MrdError::Invalid { file: source.to_path_buf(), field, message };
+pub fn assemble(
+    source: &Path,
+    header: IsmrmrdHeader,
+    acqs: &[Acquisition],
+) -> Result<KSpace, MrdError> {
+    let invalid = |field: String, message: String| MrdError::Invalid {
+        file: source.to_path_buf(),
+        field,
+        message,
+    };
     let enc = header
         .first_encoding()
-        .ok_or_else(|| invalid("ismrmrdHeader.encoding".into(), "the header has no <encoding>".into()))?
+        .ok_or_else(|| {
+            invalid(
+                "ismrmrdHeader.encoding".into(),
+                "the header has no <encoding>".into(),
+            )
+        })?
         .clone();
     if !enc.trajectory.eq_ignore_ascii_case("cartesian") {
         return Err(invalid(
             "ismrmrdHeader.encoding.trajectory".into(),
-            format!("trajectory '{}' is not supported (basin reconstructs Cartesian data)", enc.trajectory),
+            format!(
+                "trajectory '{}' is not supported (basin reconstructs Cartesian data)",
+                enc.trajectory
+            ),
         ));
     }
     let em = enc.encodedSpace.matrixSize;
@@ -113,7 +129,10 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
     let (nx_enc, ny, nz) = (em.x as usize, em.y as usize, em.z.max(1) as usize);
     let nx = (rm.x as usize).min(nx_enc).max(1);
     if nx_enc == 0 || ny == 0 {
-        return Err(invalid("encodedSpace.matrixSize".into(), format!("matrix {}×{}×{} has a zero axis", em.x, em.y, em.z)));
+        return Err(invalid(
+            "encodedSpace.matrixSize".into(),
+            format!("matrix {}×{}×{} has a zero axis", em.x, em.y, em.z),
+        ));
     }
     let three_d = nz > 1;
     let cy = limit_center(&enc.encodingLimits.kspace_encoding_step_1, ny);
@@ -127,7 +146,10 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
     let mut skipped = 0usize;
     let mut coils: Option<usize> = None;
     let total_samples: usize = acqs.iter().map(|a| a.data.len()).sum();
-    let budget = total_samples.saturating_mul(64).saturating_add(1 << 24).min(MAX_ELEMENTS);
+    let budget = total_samples
+        .saturating_mul(64)
+        .saturating_add(1 << 24)
+        .min(MAX_ELEMENTS);
 
     struct Acc {
         sum: Array4<C32>,
@@ -161,8 +183,14 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         if !any {
             *flag_counts.entry(0).or_insert(0) += 1;
         }
-        if a.data.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
-            return Err(invalid(format!("acquisition {i}: data"), "contains NaN or infinite samples".into()));
+        if a.data
+            .iter()
+            .any(|v| !v.re.is_finite() || !v.im.is_finite())
+        {
+            return Err(invalid(
+                format!("acquisition {i}: data"),
+                "contains NaN or infinite samples".into(),
+            ));
         }
         if h.is_flag_set(flags::IS_NOISE_MEASUREMENT) {
             noise_dwell = h.sample_time_us;
@@ -170,7 +198,11 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
             continue;
         }
         if let Some(f) = skip_flags.iter().find(|&&f| h.is_flag_set(f)) {
-            tracing::debug!(acquisition = i, flag = f, "skipping non-imaging acquisition");
+            tracing::debug!(
+                acquisition = i,
+                flag = f,
+                "skipping non-imaging acquisition"
+            );
             skipped += 1;
             continue;
         }
@@ -182,18 +214,33 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         match coils {
             None => coils = Some(nc),
             Some(c) if c != nc => {
-                return Err(invalid(format!("acquisition {i}: active_channels"), format!("{nc} channels, but earlier acquisitions have {c}")))
+                return Err(invalid(
+                    format!("acquisition {i}: active_channels"),
+                    format!("{nc} channels, but earlier acquisitions have {c}"),
+                ))
             }
             _ => {}
         }
         data_dwell = h.sample_time_us;
-        let key = BucketKey { slice: h.idx.slice, contrast: h.idx.contrast, repetition: h.idx.repetition, set: h.idx.set };
+        let key = BucketKey {
+            slice: h.idx.slice,
+            contrast: h.idx.contrast,
+            repetition: h.idx.repetition,
+            set: h.idx.set,
+        };
         let ky = (h.idx.kspace_encode_step_1 as i64) - cy as i64 + (ny / 2) as i64;
-        let kz = if three_d { (h.idx.kspace_encode_step_2 as i64) - cz as i64 + (nz / 2) as i64 } else { 0 };
+        let kz = if three_d {
+            (h.idx.kspace_encode_step_2 as i64) - cz as i64 + (nz / 2) as i64
+        } else {
+            0
+        };
         if ky < 0 || ky >= ny as i64 {
             return Err(invalid(
                 format!("acquisition {i}: idx.kspace_encode_step_1"),
-                format!("line {} (centre {cy}) falls outside the encoded matrix of {ny} lines", h.idx.kspace_encode_step_1),
+                format!(
+                    "line {} (centre {cy}) falls outside the encoded matrix of {ny} lines",
+                    h.idx.kspace_encode_step_1
+                ),
             ));
         }
         if kz < 0 || kz >= nz as i64 {
@@ -207,14 +254,20 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         let pre = h.discard_pre as usize;
         let post = h.discard_post as usize;
         if pre + post >= ns {
-            return Err(invalid(format!("acquisition {i}: discard_pre/discard_post"), format!("discard {pre}+{post} of {ns} samples leaves none")));
+            return Err(invalid(
+                format!("acquisition {i}: discard_pre/discard_post"),
+                format!("discard {pre}+{post} of {ns} samples leaves none"),
+            ));
         }
         let center = (h.center_sample as i64) - pre as i64;
         let offset = (nx_enc / 2) as i64 - center;
         if offset < 0 || offset + (ns - pre - post) as i64 > nx_enc as i64 {
             return Err(invalid(
                 format!("acquisition {i}: number_of_samples/center_sample"),
-                format!("{ns} samples with centre {} do not fit the encoded readout of {nx_enc}", h.center_sample),
+                format!(
+                    "{ns} samples with centre {} do not fit the encoded readout of {nx_enc}",
+                    h.center_sample
+                ),
             ));
         }
         let entry = match acc.get_mut(&key) {
@@ -237,20 +290,30 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
                         count: Array3::zeros((nz, ny, nx_enc)),
                         csum: Array4::zeros((nc, nz, ny, nx_enc)),
                         ccount: Array3::zeros((nz, ny, nx_enc)),
-                        geometry: SliceGeometry { position: h.position, read_dir: h.read_dir, phase_dir: h.phase_dir, slice_dir: h.slice_dir },
+                        geometry: SliceGeometry {
+                            position: h.position,
+                            read_dir: h.read_dir,
+                            phase_dir: h.phase_dir,
+                            slice_dir: h.slice_dir,
+                        },
                     },
                 );
                 acc.get_mut(&key).expect("just inserted")
             }
         };
-        let is_calib = h.is_flag_set(flags::IS_PARALLEL_CALIBRATION) || h.is_flag_set(flags::IS_PARALLEL_CALIBRATION_AND_IMAGING);
+        let is_calib = h.is_flag_set(flags::IS_PARALLEL_CALIBRATION)
+            || h.is_flag_set(flags::IS_PARALLEL_CALIBRATION_AND_IMAGING);
         let is_imaging = !h.is_flag_set(flags::IS_PARALLEL_CALIBRATION);
         let reverse = h.is_flag_set(flags::IS_REVERSE);
         let line = a.data.slice(s![.., pre..ns - post]);
         let len = line.shape()[1];
         for c in 0..nc {
             for j in 0..len {
-                let src = if reverse { line[[c, len - 1 - j]] } else { line[[c, j]] };
+                let src = if reverse {
+                    line[[c, len - 1 - j]]
+                } else {
+                    line[[c, j]]
+                };
                 let x = (offset as usize) + j;
                 if is_imaging {
                     entry.sum[[c, kz, ky, x]] += src;
@@ -271,7 +334,10 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         }
     }
     if acc.is_empty() {
-        return Err(invalid("/data".into(), "no imaging acquisitions (all were noise, navigators or other encodings)".into()));
+        return Err(invalid(
+            "/data".into(),
+            "no imaging acquisitions (all were noise, navigators or other encodings)".into(),
+        ));
     }
     let mean = |sum: Array4<C32>, count: &Array3<u16>| {
         let mut sum = sum;
@@ -303,17 +369,30 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
     // Calibration data: explicit ACS lines when the file has them; for interleaved calibration
     // the union of all repetitions of the same slice/contrast/set; otherwise the imaging data
     // itself (embedded: its fully sampled centre is found by the calibration step).
-    let mode = enc.parallelImaging.as_ref().and_then(|p| p.calibrationMode.clone()).unwrap_or_default();
+    let mode = enc
+        .parallelImaging
+        .as_ref()
+        .and_then(|p| p.calibrationMode.clone())
+        .unwrap_or_default();
     let has_calib = buckets.iter().any(|b| b.calib_mask.iter().any(|&m| m));
     if !has_calib {
         if mode.eq_ignore_ascii_case("interleaved") {
-            let mut union: BTreeMap<(u16, u16, u16), (Array4<C32>, Array3<u16>)> = BTreeMap::new();
+            // (slice, contrast, set) → (sum of k-space, count of samples)
+            type Union = BTreeMap<(u16, u16, u16), (Array4<C32>, Array3<u16>)>;
+            let mut union: Union = BTreeMap::new();
             for b in &buckets {
                 let e = union
                     .entry((b.key.slice, b.key.contrast, b.key.set))
-                    .or_insert_with(|| (Array4::zeros(b.data.raw_dim()), Array3::zeros(b.mask.raw_dim())));
+                    .or_insert_with(|| {
+                        (
+                            Array4::zeros(b.data.raw_dim()),
+                            Array3::zeros(b.mask.raw_dim()),
+                        )
+                    });
                 e.0 += &b.data;
-                ndarray::Zip::from(&mut e.1).and(&b.mask).for_each(|n, &m| *n += m as u16);
+                ndarray::Zip::from(&mut e.1)
+                    .and(&b.mask)
+                    .for_each(|n, &m| *n += m as u16);
             }
             for b in &mut buckets {
                 let (sum, count) = &union[&(b.key.slice, b.key.contrast, b.key.set)];
@@ -335,7 +414,11 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         for b in &mut buckets {
             b.data = crop_readout(&b.data, start, nx);
             b.calib = crop_readout(&b.calib, start, nx);
-            b.mask = b.mask.slice(s![.., .., start..start + nx]).to_owned().mapv(|m| m);
+            b.mask = b
+                .mask
+                .slice(s![.., .., start..start + nx])
+                .to_owned()
+                .mapv(|m| m);
             b.calib_mask = b.calib_mask.slice(s![.., .., start..start + nx]).to_owned();
             // A line is sampled across the whole cropped readout when it was sampled at all.
             for mut row in b.mask.lanes_mut(Axis(2)) {
@@ -355,7 +438,9 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         let nc = noise[0].shape()[0];
         if let Some(c) = coils {
             if c != nc {
-                warnings.push(format!("noise scan has {nc} channels but imaging data has {c}; noise scan ignored"));
+                warnings.push(format!(
+                    "noise scan has {nc} channels but imaging data has {c}; noise scan ignored"
+                ));
             }
         }
         if noise.iter().any(|n| n.shape()[0] != nc) || coils.is_some_and(|c| c != nc) {
@@ -366,14 +451,19 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         }
     };
     if let Some(p) = enc.parallelImaging.as_ref() {
-        if p.accelerationFactor.kspace_encoding_step_1 > 1 && !has_calib && !mode.eq_ignore_ascii_case("interleaved") {
+        if p.accelerationFactor.kspace_encoding_step_1 > 1
+            && !has_calib
+            && !mode.eq_ignore_ascii_case("interleaved")
+        {
             warnings.push(format!(
                 "accelerated ({}×) without calibration lines; coil maps come from the fully sampled centre of the data",
                 p.accelerationFactor.kspace_encoding_step_1
             ));
         }
     }
-    let zero_geometry = buckets.iter().all(|b| b.geometry.read_dir == [0.0; 3] && b.geometry.phase_dir == [0.0; 3]);
+    let zero_geometry = buckets
+        .iter()
+        .all(|b| b.geometry.read_dir == [0.0; 3] && b.geometry.phase_dir == [0.0; 3]);
     if zero_geometry {
         warnings.push("position and direction vectors are all zero; geometry falls back to axial orientation at the isocentre".into());
     }
@@ -381,7 +471,10 @@ pub fn assemble(source: &Path, header: IsmrmrdHeader, acqs: &[Acquisition]) -> R
         tracing::warn!("{}: {w}", source.display());
     }
     if skipped > 0 {
-        tracing::info!("{}: skipped {skipped} navigator/phase-correction/dummy/other-encoding acquisitions", source.display());
+        tracing::info!(
+            "{}: skipped {skipped} navigator/phase-correction/dummy/other-encoding acquisitions",
+            source.display()
+        );
     }
     Ok(KSpace {
         source: source.to_path_buf(),
@@ -413,13 +506,27 @@ fn crop_readout(k: &Array4<C32>, start: usize, nx: usize) -> Array4<C32> {
 /// row axis, the mask applies to the stored columns).
 pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
     let (ns, nc, ny, nx) = f.kspace.dim();
-    if f.kspace.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
-        return Err(MrdError::Invalid { file: source.to_path_buf(), field: "/kspace".into(), message: "contains NaN or infinite samples".into() });
+    if f.kspace
+        .iter()
+        .any(|v| !v.re.is_finite() || !v.im.is_finite())
+    {
+        return Err(MrdError::Invalid {
+            file: source.to_path_buf(),
+            field: "/kspace".into(),
+            message: "contains NaN or infinite samples".into(),
+        });
     }
     let mut warnings = Vec::new();
     let cols: Vec<bool> = match &f.mask {
         Some(m) => m.clone(),
-        None => (0..nx).map(|x| f.kspace.slice(s![.., .., .., x]).iter().any(|v| v.norm_sqr() > 0.0)).collect(),
+        None => (0..nx)
+            .map(|x| {
+                f.kspace
+                    .slice(s![.., .., .., x])
+                    .iter()
+                    .any(|v| v.norm_sqr() > 0.0)
+            })
+            .collect(),
     };
     let mask = Array3::from_shape_fn((1, ny, nx), |(_, _, x)| cols[x]);
     let header = f.header.clone().unwrap_or_else(|| {
@@ -428,7 +535,11 @@ pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
     });
     let buckets = (0..ns)
         .map(|s| {
-            let data = f.kspace.slice(s![s, .., .., ..]).to_owned().insert_axis(Axis(1));
+            let data = f
+                .kspace
+                .slice(s![s, .., .., ..])
+                .to_owned()
+                .insert_axis(Axis(1));
             let mut masked = data.clone();
             for mut coil in masked.axis_iter_mut(Axis(0)) {
                 ndarray::Zip::from(&mut coil).and(&mask).for_each(|v, &m| {
@@ -438,7 +549,10 @@ pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
                 });
             }
             Bucket {
-                key: BucketKey { slice: s as u16, ..Default::default() },
+                key: BucketKey {
+                    slice: s as u16,
+                    ..Default::default()
+                },
                 data: masked.clone(),
                 mask: mask.clone(),
                 calib: masked,
@@ -466,12 +580,28 @@ pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
 fn synth_header(nx: usize, ny: usize, nc: usize) -> IsmrmrdHeader {
     use crate::header::*;
     let space = EncodingSpace {
-        matrixSize: MatrixSize { x: ny as u32, y: nx as u32, z: 1 },
-        fieldOfView_mm: FieldOfView { x: ny as f64, y: nx as f64, z: 1.0 },
+        matrixSize: MatrixSize {
+            x: ny as u32,
+            y: nx as u32,
+            z: 1,
+        },
+        fieldOfView_mm: FieldOfView {
+            x: ny as f64,
+            y: nx as f64,
+            z: 1.0,
+        },
     };
     IsmrmrdHeader {
-        acquisitionSystemInformation: Some(AcquisitionSystemInformation { receiverChannels: Some(nc as u32), ..Default::default() }),
-        encoding: vec![Encoding { encodedSpace: space, reconSpace: space, trajectory: "cartesian".into(), ..Default::default() }],
+        acquisitionSystemInformation: Some(AcquisitionSystemInformation {
+            receiverChannels: Some(nc as u32),
+            ..Default::default()
+        }),
+        encoding: vec![Encoding {
+            encodedSpace: space,
+            reconSpace: space,
+            trajectory: "cartesian".into(),
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }

@@ -10,7 +10,9 @@ use crate::acquisition::{Acquisition, AcquisitionHeader};
 use crate::header::IsmrmrdHeader;
 use crate::MrdError;
 use basin_core::C32;
-use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenArray, VarLenAscii, VarLenUnicode};
+use hdf5::types::{
+    FixedAscii, FixedUnicode, TypeDescriptor, VarLenArray, VarLenAscii, VarLenUnicode,
+};
 use ndarray::{Array2, Array4};
 use std::path::{Path, PathBuf};
 
@@ -61,7 +63,11 @@ pub const MAX_ELEMENTS: usize = 1 << 31;
 
 fn h5err<'a>(file: &'a Path, object: &str) -> impl Fn(hdf5::Error) -> MrdError + 'a {
     let object = object.to_string();
-    move |source| MrdError::Hdf5 { file: file.to_path_buf(), object: object.clone(), source }
+    move |source| MrdError::Hdf5 {
+        file: file.to_path_buf(),
+        object: object.clone(),
+        source,
+    }
 }
 
 fn open(path: &Path) -> Result<hdf5::File, MrdError> {
@@ -71,7 +77,10 @@ fn open(path: &Path) -> Result<hdf5::File, MrdError> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    hdf5::File::open(path).map_err(|source| MrdError::NotHdf5 { file: path.to_path_buf(), source })
+    hdf5::File::open(path).map_err(|source| MrdError::NotHdf5 {
+        file: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Tells whether `path` is an ISMRMRD file (using `group`, or the only group with `data` and
@@ -80,9 +89,14 @@ pub fn detect(path: &Path, group: Option<&str>) -> Result<FileKind, MrdError> {
     let file = open(path)?;
     if let Some(g) = group {
         if !file.link_exists(g) {
-            return Err(MrdError::Missing { file: path.to_path_buf(), object: format!("/{g}") });
+            return Err(MrdError::Missing {
+                file: path.to_path_buf(),
+                object: format!("/{g}"),
+            });
         }
-        return Ok(FileKind::Ismrmrd { group: g.to_string() });
+        return Ok(FileKind::Ismrmrd {
+            group: g.to_string(),
+        });
     }
     if file.link_exists("kspace") {
         return Ok(FileKind::FastMri);
@@ -119,19 +133,34 @@ pub fn detect(path: &Path, group: Option<&str>) -> Result<FileKind, MrdError> {
 
 /// Reads a string dataset stored as variable-length UTF-8/ASCII or fixed-length, scalar or 1-element.
 fn read_string(file: &Path, ds: &hdf5::Dataset, name: &str) -> Result<String, MrdError> {
-    let desc = ds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(file, name))?;
+    let desc = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(file, name))?;
     if ds.size() == 0 {
-        return Err(MrdError::Invalid { file: file.to_path_buf(), field: name.into(), message: "empty string dataset".into() });
+        return Err(MrdError::Invalid {
+            file: file.to_path_buf(),
+            field: name.into(),
+            message: "empty string dataset".into(),
+        });
     }
     let s = match desc {
-        TypeDescriptor::VarLenUnicode => {
-            ds.read_raw::<VarLenUnicode>().map_err(h5err(file, name))?.first().map(|s| s.as_str().to_string())
-        }
-        TypeDescriptor::VarLenAscii => {
-            ds.read_raw::<VarLenAscii>().map_err(h5err(file, name))?.first().map(|s| s.as_str().to_string())
-        }
+        TypeDescriptor::VarLenUnicode => ds
+            .read_raw::<VarLenUnicode>()
+            .map_err(h5err(file, name))?
+            .first()
+            .map(|s| s.as_str().to_string()),
+        TypeDescriptor::VarLenAscii => ds
+            .read_raw::<VarLenAscii>()
+            .map_err(h5err(file, name))?
+            .first()
+            .map(|s| s.as_str().to_string()),
         TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) if n > (1 << 22) => {
-            return Err(MrdError::Invalid { file: file.to_path_buf(), field: name.into(), message: format!("fixed-length string of {n} bytes is too long for a header") });
+            return Err(MrdError::Invalid {
+                file: file.to_path_buf(),
+                field: name.into(),
+                message: format!("fixed-length string of {n} bytes is too long for a header"),
+            });
         }
         TypeDescriptor::FixedAscii(_) => ds
             .read_raw::<FixedAscii<{ 1 << 22 }>>()
@@ -152,7 +181,11 @@ fn read_string(file: &Path, ds: &hdf5::Dataset, name: &str) -> Result<String, Mr
             })
         }
     };
-    s.ok_or_else(|| MrdError::Invalid { file: file.to_path_buf(), field: name.into(), message: "empty string dataset".into() })
+    s.ok_or_else(|| MrdError::Invalid {
+        file: file.to_path_buf(),
+        field: name.into(),
+        message: "empty string dataset".into(),
+    })
 }
 
 fn parse_header(file: &Path, name: &str, xml: &str) -> Result<IsmrmrdHeader, MrdError> {
@@ -164,17 +197,32 @@ fn parse_header(file: &Path, name: &str, xml: &str) -> Result<IsmrmrdHeader, Mrd
 }
 
 /// Reads the header and all acquisitions of ISMRMRD group `group`.
-pub fn read_ismrmrd(path: &Path, group: &str) -> Result<(IsmrmrdHeader, Vec<Acquisition>), MrdError> {
+pub fn read_ismrmrd(
+    path: &Path,
+    group: &str,
+) -> Result<(IsmrmrdHeader, Vec<Acquisition>), MrdError> {
     let file = open(path)?;
-    let g = file.group(group).map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: format!("/{group}") })?;
+    let g = file.group(group).map_err(|_| MrdError::Missing {
+        file: path.to_path_buf(),
+        object: format!("/{group}"),
+    })?;
     let xml_name = format!("/{group}/xml");
     let data_name = format!("/{group}/data");
-    let xml_ds = g.dataset("xml").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: xml_name.clone() })?;
-    let ds = g.dataset("data").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: data_name.clone() })?;
+    let xml_ds = g.dataset("xml").map_err(|_| MrdError::Missing {
+        file: path.to_path_buf(),
+        object: xml_name.clone(),
+    })?;
+    let ds = g.dataset("data").map_err(|_| MrdError::Missing {
+        file: path.to_path_buf(),
+        object: data_name.clone(),
+    })?;
     let xml = read_string(path, &xml_ds, &xml_name)?;
     let header = parse_header(path, &xml_name, &xml)?;
 
-    let desc = ds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(path, &data_name))?;
+    let desc = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, &data_name))?;
     let complex_pairs = match &desc {
         TypeDescriptor::Compound(c) => {
             let field = c.fields.iter().find(|f| f.name == "data");
@@ -183,7 +231,8 @@ pub fn read_ismrmrd(path: &Path, group: &str) -> Result<(IsmrmrdHeader, Vec<Acqu
                 (Some(TypeDescriptor::VarLenArray(inner)), true) => match inner.as_ref() {
                     TypeDescriptor::Float(_) => false,
                     TypeDescriptor::Compound(ci)
-                        if ci.fields.iter().any(|f| f.name == "real") && ci.fields.iter().any(|f| f.name == "imag") =>
+                        if ci.fields.iter().any(|f| f.name == "real")
+                            && ci.fields.iter().any(|f| f.name == "imag") =>
                     {
                         true
                     }
@@ -221,18 +270,29 @@ pub fn read_ismrmrd(path: &Path, group: &str) -> Result<(IsmrmrdHeader, Vec<Acqu
         return Err(MrdError::Invalid {
             file: path.to_path_buf(),
             field: data_name,
-            message: format!("declares {count} acquisitions, more than a file of {file_size} bytes can hold"),
+            message: format!(
+                "declares {count} acquisitions, more than a file of {file_size} bytes can hold"
+            ),
         });
     }
     let mut out = Vec::with_capacity(count);
     if complex_pairs {
-        let recs = ds.read_raw::<AcqRecordC>().map_err(h5err(path, &data_name))?;
+        let recs = ds
+            .read_raw::<AcqRecordC>()
+            .map_err(h5err(path, &data_name))?;
         for (i, r) in recs.iter().enumerate() {
-            let data: Vec<C32> = r.data.as_slice().iter().map(|c| C32::new(c.real, c.imag)).collect();
+            let data: Vec<C32> = r
+                .data
+                .as_slice()
+                .iter()
+                .map(|c| C32::new(c.real, c.imag))
+                .collect();
             out.push(decode(path, i, r.head, r.traj.as_slice(), data)?);
         }
     } else {
-        let recs = ds.read_raw::<AcqRecordF>().map_err(h5err(path, &data_name))?;
+        let recs = ds
+            .read_raw::<AcqRecordF>()
+            .map_err(h5err(path, &data_name))?;
         for (i, r) in recs.iter().enumerate() {
             let d = r.data.as_slice();
             if d.len() % 2 != 0 {
@@ -249,7 +309,13 @@ pub fn read_ismrmrd(path: &Path, group: &str) -> Result<(IsmrmrdHeader, Vec<Acqu
     Ok((header, out))
 }
 
-fn decode(path: &Path, i: usize, head: AcquisitionHeader, traj: &[f32], data: Vec<C32>) -> Result<Acquisition, MrdError> {
+fn decode(
+    path: &Path,
+    i: usize,
+    head: AcquisitionHeader,
+    traj: &[f32],
+    data: Vec<C32>,
+) -> Result<Acquisition, MrdError> {
     let ns = head.number_of_samples as usize;
     let nc = head.active_channels as usize;
     if data.len() != ns * nc {
@@ -268,7 +334,10 @@ fn decode(path: &Path, i: usize, head: AcquisitionHeader, traj: &[f32], data: Ve
         return Err(MrdError::Invalid {
             file: path.to_path_buf(),
             field: format!("acquisition {i}: trajectory_dimensions"),
-            message: format!("header declares {nt} trajectory values but the acquisition holds {}", traj.len()),
+            message: format!(
+                "header declares {nt} trajectory values but the acquisition holds {}",
+                traj.len()
+            ),
         });
     }
     let data = Array2::from_shape_vec((nc, ns), data).map_err(|e| MrdError::Invalid {
@@ -276,21 +345,39 @@ fn decode(path: &Path, i: usize, head: AcquisitionHeader, traj: &[f32], data: Ve
         field: format!("acquisition {i}"),
         message: e.to_string(),
     })?;
-    Ok(Acquisition { head, traj: traj.to_vec(), data })
+    Ok(Acquisition {
+        head,
+        traj: traj.to_vec(),
+        data,
+    })
 }
 
 /// Writes an ISMRMRD file with `header` and `acquisitions` in group `group` (data as
 /// interleaved float32, as the ISMRMRD C library does). Overwrites `path`.
-pub fn write_ismrmrd(path: &Path, group: &str, header: &IsmrmrdHeader, acquisitions: &[Acquisition]) -> Result<(), MrdError> {
+pub fn write_ismrmrd(
+    path: &Path,
+    group: &str,
+    header: &IsmrmrdHeader,
+    acquisitions: &[Acquisition],
+) -> Result<(), MrdError> {
     let file = hdf5::File::create(path).map_err(h5err(path, "/"))?;
     let g = file.create_group(group).map_err(h5err(path, group))?;
-    let xml = header.to_xml().map_err(|e| MrdError::Header { file: path.to_path_buf(), object: "xml".into(), message: e.to_string() })?;
-    let xml: VarLenUnicode = xml.parse().map_err(|e: hdf5::types::StringError| MrdError::Header {
+    let xml = header.to_xml().map_err(|e| MrdError::Header {
         file: path.to_path_buf(),
         object: "xml".into(),
         message: e.to_string(),
     })?;
-    g.new_dataset_builder().with_data(&[xml]).create("xml").map_err(h5err(path, "xml"))?;
+    let xml: VarLenUnicode =
+        xml.parse()
+            .map_err(|e: hdf5::types::StringError| MrdError::Header {
+                file: path.to_path_buf(),
+                object: "xml".into(),
+                message: e.to_string(),
+            })?;
+    g.new_dataset_builder()
+        .with_data(&[xml])
+        .create("xml")
+        .map_err(h5err(path, "xml"))?;
     let recs: Vec<AcqRecordF> = acquisitions
         .iter()
         .map(|a| {
@@ -298,10 +385,17 @@ pub fn write_ismrmrd(path: &Path, group: &str, header: &IsmrmrdHeader, acquisiti
             head.number_of_samples = a.data.shape()[1] as u16;
             head.active_channels = a.data.shape()[0] as u16;
             let flat: Vec<f32> = a.data.iter().flat_map(|c| [c.re, c.im]).collect();
-            AcqRecordF { head, traj: VarLenArray::from_slice(&a.traj), data: VarLenArray::from_slice(&flat) }
+            AcqRecordF {
+                head,
+                traj: VarLenArray::from_slice(&a.traj),
+                data: VarLenArray::from_slice(&flat),
+            }
         })
         .collect();
-    g.new_dataset_builder().with_data(&recs).create("data").map_err(h5err(path, "data"))?;
+    g.new_dataset_builder()
+        .with_data(&recs)
+        .create("data")
+        .map_err(h5err(path, "data"))?;
     Ok(())
 }
 
@@ -322,8 +416,14 @@ pub struct FastMri {
 /// Reads a fastMRI-style file.
 pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
     let file = open(path)?;
-    let ds = file.dataset("kspace").map_err(|_| MrdError::Missing { file: path.to_path_buf(), object: "/kspace".into() })?;
-    let desc = ds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(path, "/kspace"))?;
+    let ds = file.dataset("kspace").map_err(|_| MrdError::Missing {
+        file: path.to_path_buf(),
+        object: "/kspace".into(),
+    })?;
+    let desc = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, "/kspace"))?;
     let ok = matches!(&desc, TypeDescriptor::Compound(c)
         if c.fields.len() == 2
         && c.fields.iter().any(|f| f.name == "r" && matches!(f.ty, TypeDescriptor::Float(_)))
@@ -348,7 +448,10 @@ pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
             })
         }
     };
-    let total: usize = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).unwrap_or(usize::MAX);
+    let total: usize = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .unwrap_or(usize::MAX);
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as usize;
     if total > MAX_ELEMENTS || total.saturating_mul(8) > file_size.saturating_mul(64) + (64 << 20) {
         return Err(MrdError::Invalid {
@@ -358,11 +461,22 @@ pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
         });
     }
     let raw = ds.read_raw::<ComplexFm>().map_err(h5err(path, "/kspace"))?;
-    let dims = if single_coil { (shape[0], 1, shape[1], shape[2]) } else { (shape[0], shape[1], shape[2], shape[3]) };
-    let kspace = Array4::from_shape_vec(dims, raw.into_iter().map(|c| C32::new(c.r, c.i)).collect())
-        .map_err(|e| MrdError::Invalid { file: path.to_path_buf(), field: "/kspace".into(), message: e.to_string() })?;
+    let dims = if single_coil {
+        (shape[0], 1, shape[1], shape[2])
+    } else {
+        (shape[0], shape[1], shape[2], shape[3])
+    };
+    let kspace =
+        Array4::from_shape_vec(dims, raw.into_iter().map(|c| C32::new(c.r, c.i)).collect())
+            .map_err(|e| MrdError::Invalid {
+                file: path.to_path_buf(),
+                field: "/kspace".into(),
+                message: e.to_string(),
+            })?;
     let header = if file.link_exists("ismrmrd_header") {
-        let hds = file.dataset("ismrmrd_header").map_err(h5err(path, "/ismrmrd_header"))?;
+        let hds = file
+            .dataset("ismrmrd_header")
+            .map_err(h5err(path, "/ismrmrd_header"))?;
         let xml = read_string(path, &hds, "/ismrmrd_header")?;
         Some(parse_header(path, "/ismrmrd_header", &xml)?)
     } else {
@@ -374,7 +488,11 @@ pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
             return Err(MrdError::Invalid {
                 file: path.to_path_buf(),
                 field: "/mask".into(),
-                message: format!("expected one value per k-space column ({}), found shape {:?}", dims.3, mds.shape()),
+                message: format!(
+                    "expected one value per k-space column ({}), found shape {:?}",
+                    dims.3,
+                    mds.shape()
+                ),
             });
         }
         let m = mds.read_raw::<f64>().map_err(h5err(path, "/mask"))?;
@@ -382,11 +500,19 @@ pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
     } else {
         None
     };
-    Ok(FastMri { kspace, header, mask, single_coil })
+    Ok(FastMri {
+        kspace,
+        header,
+        mask,
+        single_coil,
+    })
 }
 
 /// Path of a sibling temporary file for atomic writes: `dir/.name.tmp-<pid>`.
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

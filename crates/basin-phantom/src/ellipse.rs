@@ -23,7 +23,14 @@ pub struct Ellipse {
 }
 
 const fn e(a: f64, rx: f64, ry: f64, x0: f64, y0: f64, phi_deg: f64) -> Ellipse {
-    Ellipse { a, rx, ry, x0, y0, phi_deg }
+    Ellipse {
+        a,
+        rx,
+        ry,
+        x0,
+        y0,
+        phi_deg,
+    }
 }
 
 /// The modified Shepp–Logan phantom (Toft 1996 intensities).
@@ -43,22 +50,22 @@ pub const SHEPP_LOGAN: [Ellipse; 10] = [
 /// A brain-like ellipse set: scalp/skull ring, grey matter, white matter, ventricles, deep
 /// nuclei and a few small lesions of ±20 % contrast.
 pub const BRAIN: [Ellipse; 16] = [
-    e(0.35, 0.72, 0.90, 0.0, 0.0, 0.0),     // scalp
-    e(-0.30, 0.68, 0.86, 0.0, 0.0, 0.0),    // skull (dark)
-    e(0.75, 0.65, 0.83, 0.0, 0.0, 0.0),     // grey matter / CSF rim
-    e(-0.25, 0.58, 0.76, 0.0, -0.02, 0.0),  // white matter (darker on this contrast)
-    e(0.45, 0.09, 0.26, -0.11, 0.08, 12.0), // left ventricle
-    e(0.45, 0.09, 0.26, 0.11, 0.08, -12.0), // right ventricle
-    e(0.30, 0.04, 0.10, 0.0, -0.25, 0.0),   // third ventricle
-    e(0.12, 0.10, 0.14, -0.30, -0.05, 20.0), // left putamen
-    e(0.12, 0.10, 0.14, 0.30, -0.05, -20.0), // right putamen
-    e(0.08, 0.07, 0.08, -0.15, -0.18, 0.0), // left thalamus
-    e(0.08, 0.07, 0.08, 0.15, -0.18, 0.0),  // right thalamus
-    e(0.10, 0.25, 0.06, 0.0, 0.55, 0.0),    // frontal sulcus band
-    e(0.10, 0.03, 0.03, 0.40, 0.35, 0.0),   // lesion +
+    e(0.35, 0.72, 0.90, 0.0, 0.0, 0.0),       // scalp
+    e(-0.30, 0.68, 0.86, 0.0, 0.0, 0.0),      // skull (dark)
+    e(0.75, 0.65, 0.83, 0.0, 0.0, 0.0),       // grey matter / CSF rim
+    e(-0.25, 0.58, 0.76, 0.0, -0.02, 0.0),    // white matter (darker on this contrast)
+    e(0.45, 0.09, 0.26, -0.11, 0.08, 12.0),   // left ventricle
+    e(0.45, 0.09, 0.26, 0.11, 0.08, -12.0),   // right ventricle
+    e(0.30, 0.04, 0.10, 0.0, -0.25, 0.0),     // third ventricle
+    e(0.12, 0.10, 0.14, -0.30, -0.05, 20.0),  // left putamen
+    e(0.12, 0.10, 0.14, 0.30, -0.05, -20.0),  // right putamen
+    e(0.08, 0.07, 0.08, -0.15, -0.18, 0.0),   // left thalamus
+    e(0.08, 0.07, 0.08, 0.15, -0.18, 0.0),    // right thalamus
+    e(0.10, 0.25, 0.06, 0.0, 0.55, 0.0),      // frontal sulcus band
+    e(0.10, 0.03, 0.03, 0.40, 0.35, 0.0),     // lesion +
     e(-0.10, 0.025, 0.025, -0.42, 0.30, 0.0), // lesion −
-    e(0.10, 0.02, 0.02, 0.25, -0.55, 0.0),  // lesion +
-    e(0.20, 0.05, 0.12, 0.0, -0.62, 0.0),   // cerebellar vermis
+    e(0.10, 0.02, 0.02, 0.25, -0.55, 0.0),    // lesion +
+    e(0.20, 0.05, 0.12, 0.0, -0.62, 0.0),     // cerebellar vermis
 ];
 
 /// Bessel function of the first kind, order 1 (rational approximations, |error| < 1e-8).
@@ -68,16 +75,23 @@ pub fn bessel_j1(x: f64) -> f64 {
         let y = x * x;
         let num = x
             * (72362614232.0
-                + y * (-7895059235.0 + y * (242396853.1 + y * (-2972611.439 + y * (15704.48260 + y * (-30.16036606))))));
-        let den = 144725228442.0 + y * (2300535178.0 + y * (18583304.74 + y * (99447.43394 + y * (376.9991397 + y))));
+                + y * (-7895059235.0
+                    + y * (242396853.1
+                        + y * (-2972611.439 + y * (15704.48260 + y * (-30.16036606))))));
+        let den = 144725228442.0
+            + y * (2300535178.0 + y * (18583304.74 + y * (99447.43394 + y * (376.9991397 + y))));
         num / den
     } else {
         let z = 8.0 / ax;
         let y = z * z;
         let xx = ax - 2.356194491;
-        let p = 1.0 + y * (0.183105e-2 + y * (-0.3516396496e-4 + y * (0.2457520174e-5 + y * (-0.240337019e-6))));
-        let q = 0.04687499995 + y * (-0.2002690873e-3 + y * (0.8449199096e-5 + y * (-0.88228987e-6 + y * 0.105787412e-6)));
-        let ans = (0.636619772 / ax).sqrt() * (xx.cos() * p - z * xx.sin() * q);
+        let p = 1.0
+            + y * (0.183105e-2
+                + y * (-0.3516396496e-4 + y * (0.2457520174e-5 + y * (-0.240337019e-6))));
+        let q = 0.04687499995
+            + y * (-0.2002690873e-3
+                + y * (0.8449199096e-5 + y * (-0.88228987e-6 + y * 0.105787412e-6)));
+        let ans = (std::f64::consts::FRAC_2_PI / ax).sqrt() * (xx.cos() * p - z * xx.sin() * q);
         if x < 0.0 {
             -ans
         } else {
@@ -95,7 +109,11 @@ pub fn ellipse_ft(set: &[Ellipse], kx: f64, ky: f64) -> C64 {
         let u = el.rx * (c * kx + s * ky);
         let v = el.ry * (-s * kx + c * ky);
         let kappa = (u * u + v * v).sqrt();
-        let mag = if kappa < 1e-12 { PI } else { bessel_j1(2.0 * PI * kappa) / kappa };
+        let mag = if kappa < 1e-12 {
+            PI
+        } else {
+            bessel_j1(2.0 * PI * kappa) / kappa
+        };
         let ph = -2.0 * PI * (kx * el.x0 + ky * el.y0);
         acc += C64::new(ph.cos(), ph.sin()) * (el.a * el.rx * el.ry * mag);
     }

@@ -108,8 +108,11 @@ pub fn coil_coefficients(coils: usize) -> Vec<Vec<C64>> {
             let (cx, cy) = (1.3 * th.cos(), 1.3 * th.sin());
             let target = |x: f64, y: f64| {
                 let d2 = (x - cx).powi(2) + (y - cy).powi(2);
-                let mag = (-d2 / (2.0 * 0.9 * 0.9)).exp() * (PI * x / 4.0).cos().powi(2) * (PI * y / 4.0).cos().powi(2);
-                let ph = th + 0.6 * (x * th.cos() + y * th.sin()) + 0.3 * (x * th.sin() - y * th.cos());
+                let mag = (-d2 / (2.0 * 0.9 * 0.9)).exp()
+                    * (PI * x / 4.0).cos().powi(2)
+                    * (PI * y / 4.0).cos().powi(2);
+                let ph =
+                    th + 0.6 * (x * th.cos() + y * th.sin()) + 0.3 * (x * th.sin() - y * th.cos());
                 C64::from_polar(mag, ph)
             };
             let mut coef = Vec::with_capacity(((2 * ORDER + 1) * (2 * ORDER + 1)) as usize);
@@ -147,20 +150,32 @@ pub fn coil_value(coef: &[C64], x: f64, y: f64) -> C64 {
 
 fn pixel_coords(n: usize, row: usize, col: usize) -> (f64, f64) {
     let d = 2.0 / n as f64;
-    ((col as f64 - (n / 2) as f64) * d, ((n / 2) as f64 - row as f64) * d)
+    (
+        (col as f64 - (n / 2) as f64) * d,
+        ((n / 2) as f64 - row as f64) * d,
+    )
 }
 
 /// Simulates the phantom.
 pub fn generate(spec: &PhantomSpec) -> Result<Phantom, PhantomError> {
     let n = spec.matrix;
     if !(16..=1024).contains(&n) {
-        return Err(PhantomError::Param { name: "matrix", message: format!("{n} is outside 16..=1024") });
+        return Err(PhantomError::Param {
+            name: "matrix",
+            message: format!("{n} is outside 16..=1024"),
+        });
     }
     if !(1..=64).contains(&spec.coils) {
-        return Err(PhantomError::Param { name: "coils", message: format!("{} is outside 1..=64", spec.coils) });
+        return Err(PhantomError::Param {
+            name: "coils",
+            message: format!("{} is outside 1..=64", spec.coils),
+        });
     }
     if !(spec.noise >= 0.0 && spec.noise.is_finite()) {
-        return Err(PhantomError::Param { name: "noise", message: format!("{} must be ≥ 0", spec.noise) });
+        return Err(PhantomError::Param {
+            name: "noise",
+            message: format!("{} must be ≥ 0", spec.noise),
+        });
     }
     let set = spec.kind.ellipses();
     let coef = coil_coefficients(spec.coils);
@@ -178,26 +193,30 @@ pub fn generate(spec: &PhantomSpec) -> Result<Phantom, PhantomError> {
         .collect();
     let scale = n as f64 / 4.0;
     let mut kspace = Array3::<C32>::zeros((spec.coils, n, n));
-    kspace.outer_iter_mut().into_par_iter().enumerate().for_each(|(c, mut kc)| {
-        for row in 0..n {
-            let vn = -2 * (row as i64 - (n / 2) as i64);
-            for col in 0..n {
-                let um = 2 * (col as i64 - (n / 2) as i64);
-                let mut acc = C64::new(0.0, 0.0);
-                let mut i = 0;
-                for q in -l..=l {
-                    let vv = (vn - q + half) as usize;
-                    for p in -l..=l {
-                        let uu = (um - p + half) as usize;
-                        acc += coef[c][i] * grid[vv * w + uu];
-                        i += 1;
+    kspace
+        .outer_iter_mut()
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(c, mut kc)| {
+            for row in 0..n {
+                let vn = -2 * (row as i64 - (n / 2) as i64);
+                for col in 0..n {
+                    let um = 2 * (col as i64 - (n / 2) as i64);
+                    let mut acc = C64::new(0.0, 0.0);
+                    let mut i = 0;
+                    for q in -l..=l {
+                        let vv = (vn - q + half) as usize;
+                        for p in -l..=l {
+                            let uu = (um - p + half) as usize;
+                            acc += coef[c][i] * grid[vv * w + uu];
+                            i += 1;
+                        }
                     }
+                    acc *= scale;
+                    kc[[row, col]] = C32::new(acc.re as f32, acc.im as f32);
                 }
-                acc *= scale;
-                kc[[row, col]] = C32::new(acc.re as f32, acc.im as f32);
             }
-        }
-    });
+        });
     let truth = Array2::from_shape_fn((n, n), |(r, c)| {
         let (x, y) = pixel_coords(n, r, c);
         ellipse_value(set, x, y) as f32
@@ -213,7 +232,10 @@ pub fn generate(spec: &PhantomSpec) -> Result<Phantom, PhantomError> {
         }
     }
     let (lines, acs) = sampling_mask(spec.mask, n, spec.accel, spec.center_fraction, spec.seed)
-        .map_err(|m| PhantomError::Param { name: "accel/center-fraction", message: m })?;
+        .map_err(|m| PhantomError::Param {
+            name: "accel/center-fraction",
+            message: m,
+        })?;
 
     // Noise: σ relative to the largest k-space magnitude, with a coil covariance that has
     // neighbour correlation 0.2 and a spread of coil noise levels.
@@ -236,7 +258,7 @@ pub fn generate(spec: &PhantomSpec) -> Result<Phantom, PhantomError> {
         }
     }
     let chol = cholesky(&cov);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(spec.seed ^ 0x5EED_0F_C0DE);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(spec.seed ^ 0x005E_ED0F_C0DE);
     let mut draw = |count: usize| -> Array2<C32> {
         let z = Array2::from_shape_fn((cn, count), |_| {
             let re: f64 = rng.sample(StandardNormal);
@@ -264,7 +286,16 @@ pub fn generate(spec: &PhantomSpec) -> Result<Phantom, PhantomError> {
             }
         }
     }
-    Ok(Phantom { truth, maps, kspace, sampled, lines, acs, noise_scan, noise_cov: cov })
+    Ok(Phantom {
+        truth,
+        maps,
+        kspace,
+        sampled,
+        lines,
+        acs,
+        noise_scan,
+        noise_cov: cov,
+    })
 }
 
 /// Lower Cholesky factor of a small Hermitian positive semi-definite matrix (zero columns for a
@@ -300,10 +331,24 @@ pub const DWELL_US: f32 = 5.0;
 pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquisition>) {
     let n = spec.matrix;
     let space = EncodingSpace {
-        matrixSize: MatrixSize { x: n as u32, y: n as u32, z: 1 },
-        fieldOfView_mm: FieldOfView { x: FOV_MM, y: FOV_MM, z: 5.0 },
+        matrixSize: MatrixSize {
+            x: n as u32,
+            y: n as u32,
+            z: 1,
+        },
+        fieldOfView_mm: FieldOfView {
+            x: FOV_MM,
+            y: FOV_MM,
+            z: 5.0,
+        },
     };
-    let lim = |nmax: usize, c: usize| Some(Limit { minimum: 0, maximum: nmax as u32, center: c as u32 });
+    let lim = |nmax: usize, c: usize| {
+        Some(Limit {
+            minimum: 0,
+            maximum: nmax as u32,
+            center: c as u32,
+        })
+    };
     let name = match spec.kind {
         Kind::SheppLogan => "shepp-logan",
         Kind::Brain => "brain",
@@ -316,7 +361,10 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             patientGender: Some("O".into()),
             ..Default::default()
         }),
-        studyInformation: Some(StudyInformation { studyDescription: Some("basin numerical phantom".into()), ..Default::default() }),
+        studyInformation: Some(StudyInformation {
+            studyDescription: Some("basin numerical phantom".into()),
+            ..Default::default()
+        }),
         measurementInformation: Some(MeasurementInformation {
             patientPosition: Some("HFS".into()),
             protocolName: Some(format!("phantom {name} R{} {:?}", spec.accel, spec.mask)),
@@ -329,7 +377,9 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             receiverChannels: Some(spec.coils as u32),
             ..Default::default()
         }),
-        experimentalConditions: Some(ExperimentalConditions { H1resonanceFrequency_Hz: 127_728_000 }),
+        experimentalConditions: Some(ExperimentalConditions {
+            H1resonanceFrequency_Hz: 127_728_000,
+        }),
         encoding: vec![Encoding {
             encodedSpace: space,
             reconSpace: space,
@@ -341,13 +391,21 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             },
             trajectory: "cartesian".into(),
             parallelImaging: Some(ParallelImaging {
-                accelerationFactor: AccelerationFactor { kspace_encoding_step_1: spec.accel.round().max(1.0) as u32, kspace_encoding_step_2: 1 },
+                accelerationFactor: AccelerationFactor {
+                    kspace_encoding_step_1: spec.accel.round().max(1.0) as u32,
+                    kspace_encoding_step_2: 1,
+                },
                 calibrationMode: Some("embedded".into()),
                 interleavingDimension: None,
             }),
             echoTrainLength: None,
         }],
-        sequenceParameters: Some(SequenceParameters { TR: vec![500.0], TE: vec![10.0], flipAngle_deg: vec![90.0], ..Default::default() }),
+        sequenceParameters: Some(SequenceParameters {
+            TR: vec![500.0],
+            TE: vec![10.0],
+            flipAngle_deg: vec![90.0],
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let base = AcquisitionHeader {
@@ -363,7 +421,11 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
     let mut noise = base;
     noise.set_flag(flags::IS_NOISE_MEASUREMENT);
     noise.scan_counter = 0;
-    acqs.push(Acquisition { head: noise, traj: vec![], data: p.noise_scan.clone() });
+    acqs.push(Acquisition {
+        head: noise,
+        traj: vec![],
+        data: p.noise_scan.clone(),
+    });
     let sampled: Vec<usize> = (0..n).filter(|&r| p.lines[r]).collect();
     for (i, &row) in sampled.iter().enumerate() {
         let mut h = base;
@@ -381,7 +443,11 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             h.set_flag(flags::IS_PARALLEL_CALIBRATION_AND_IMAGING);
         }
         let data = p.sampled.slice(ndarray::s![.., row, ..]).to_owned();
-        acqs.push(Acquisition { head: h, traj: vec![], data });
+        acqs.push(Acquisition {
+            head: h,
+            traj: vec![],
+            data,
+        });
     }
     (header, acqs)
 }

@@ -14,12 +14,20 @@ pub enum MaskKind {
 }
 
 /// Returns (sampled lines, central calibration lines) for `n` phase-encoding lines.
-pub fn sampling_mask(kind: MaskKind, n: usize, accel: f64, center_fraction: f64, seed: u64) -> Result<(Vec<bool>, Vec<bool>), String> {
+pub fn sampling_mask(
+    kind: MaskKind,
+    n: usize,
+    accel: f64,
+    center_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<bool>, Vec<bool>), String> {
     if !(accel >= 1.0 && accel.is_finite()) {
         return Err(format!("acceleration {accel} must be ≥ 1"));
     }
     if !(0.0..=1.0).contains(&center_fraction) {
-        return Err(format!("centre fraction {center_fraction} must be in [0, 1]"));
+        return Err(format!(
+            "centre fraction {center_fraction} must be in [0, 1]"
+        ));
     }
     let num_low = (n as f64 * center_fraction).round() as usize;
     let pad = (n - num_low).div_ceil(2);
@@ -31,7 +39,10 @@ pub fn sampling_mask(kind: MaskKind, n: usize, accel: f64, center_fraction: f64,
         return Ok((vec![true; n], acs));
     }
     if num_low as f64 >= n as f64 / accel {
-        return Err(format!("centre of {num_low} lines already exceeds the {:.0} lines that {accel}× allows", n as f64 / accel));
+        return Err(format!(
+            "centre of {num_low} lines already exceeds the {:.0} lines that {accel}× allows",
+            n as f64 / accel
+        ));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut lines = acs.clone();
@@ -45,7 +56,8 @@ pub fn sampling_mask(kind: MaskKind, n: usize, accel: f64, center_fraction: f64,
             }
         }
         MaskKind::Equispaced => {
-            let adjusted = accel * (num_low as f64 - n as f64) / (num_low as f64 * accel - n as f64);
+            let adjusted =
+                accel * (num_low as f64 - n as f64) / (num_low as f64 * accel - n as f64);
             let offset = rng.random_range(0..(adjusted.round() as usize).max(1));
             let mut pos = offset as f64;
             while pos < (n - 1) as f64 {

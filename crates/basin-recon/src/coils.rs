@@ -41,7 +41,12 @@ fn d_crop() -> f64 {
 }
 impl Default for EspiritParams {
     fn default() -> Self {
-        EspiritParams { kernel: 6, calib_size: 24, threshold: 0.001, crop: 0.8 }
+        EspiritParams {
+            kernel: 6,
+            calib_size: 24,
+            threshold: 0.001,
+            crop: 0.8,
+        }
     }
 }
 
@@ -157,13 +162,21 @@ pub fn espirit_2d(
         let v = acs[[coil, py + my, px + mx]];
         C64::new(v.re as f64, v.im as f64)
     });
-    let svd = a.thin_svd().map_err(|e| ReconError::Numerical { what: "ESPIRiT calibration SVD".into(), message: format!("{e:?}") })?;
+    let svd = a.thin_svd().map_err(|e| ReconError::Numerical {
+        what: "ESPIRiT calibration SVD".into(),
+        message: format!("{e:?}"),
+    })?;
     let sv = svd.S().column_vector();
     let smax = if sv.nrows() > 0 { sv[0].re } else { 0.0 };
     if smax <= 0.0 {
-        return Err(ReconError::Calibration("calibration data are all zero".into()));
+        return Err(ReconError::Calibration(
+            "calibration data are all zero".into(),
+        ));
     }
-    let kept = (0..sv.nrows()).filter(|&i| sv[i].re * sv[i].re > p.threshold * smax * smax).count().max(1);
+    let kept = (0..sv.nrows())
+        .filter(|&i| sv[i].re * sv[i].re > p.threshold * smax * smax)
+        .count()
+        .max(1);
     let v = svd.V();
     // Patches (rows of A = U S Vᴴ) lie in the span of conj(v_k); the projection onto it is
     // conj(V_k V_kᴴ), which is what R below is built from (hence the conjugate there).
@@ -248,14 +261,22 @@ pub fn espirit_2d(
 
 /// Walsh/Inati maps `[c, y, x]`: low-resolution coil images from the ACS region (zero-padded),
 /// coil covariance averaged over a `window`×`window` neighbourhood, dominant eigenvector.
-pub fn walsh_2d(calib: ArrayView3<'_, C32>, mask: ndarray::ArrayView2<'_, bool>, window: usize) -> Result<Array3<C32>, ReconError> {
+pub fn walsh_2d(
+    calib: ArrayView3<'_, C32>,
+    mask: ndarray::ArrayView2<'_, bool>,
+    window: usize,
+) -> Result<Array3<C32>, ReconError> {
     let (nc, ny, nx) = calib.dim();
     let (y0, y1, _, _) = acs_region(mask);
     if y1 - y0 < 4 {
-        return Err(ReconError::Calibration(format!("the fully sampled centre is {} lines; Walsh maps need at least 4", y1 - y0)));
+        return Err(ReconError::Calibration(format!(
+            "the fully sampled centre is {} lines; Walsh maps need at least 4",
+            y1 - y0
+        )));
     }
     let mut low = Array3::<C32>::zeros((nc, ny, nx));
-    low.slice_mut(s![.., y0..y1, ..]).assign(&calib.slice(s![.., y0..y1, ..]));
+    low.slice_mut(s![.., y0..y1, ..])
+        .assign(&calib.slice(s![.., y0..y1, ..]));
     ifftc(low.view_mut(), &[1, 2]);
     let h = window / 2;
     let results: Vec<Vec<C64>> = (0..ny * nx)

@@ -120,13 +120,16 @@ pub fn reconstruct_with_progress(
                 (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
             }
             solver => {
-                let maps = coils::estimate(&protocol.calibration, &calib, &b.calib_mask, kspace.three_d)?;
+                let maps =
+                    coils::estimate(&protocol.calibration, &calib, &b.calib_mask, kspace.three_d)?;
                 let op = Sense::new(maps, b.mask.clone(), kspace.three_d)?;
                 let (img, it) = match solver {
                     Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
-                    Solver::CgSense { iterations, tolerance, lambda } => {
-                        solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations)
-                    }
+                    Solver::CgSense {
+                        iterations,
+                        tolerance,
+                        lambda,
+                    } => solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations),
                     Solver::ZeroFilled => unreachable!("handled above"),
                 };
                 let res = solvers::dc_residual(&op, &img, &data);

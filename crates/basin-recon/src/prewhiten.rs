@@ -41,7 +41,11 @@ pub fn whitening_matrix(cov: &Array2<C64>, scale: f64) -> Result<Array2<C64>, Re
     let mut w = Array2::<C64>::zeros((n, n));
     for col in 0..n {
         for i in 0..n {
-            let mut s = if i == col { C64::new(1.0, 0.0) } else { C64::new(0.0, 0.0) };
+            let mut s = if i == col {
+                C64::new(1.0, 0.0)
+            } else {
+                C64::new(0.0, 0.0)
+            };
             for k in 0..i {
                 s -= l[(i, k)] * w[[k, col]];
             }
@@ -54,7 +58,10 @@ pub fn whitening_matrix(cov: &Array2<C64>, scale: f64) -> Result<Array2<C64>, Re
 /// Applies W along axis 0 (coils) of `data` `[coil, z, y, x]` in place.
 pub fn apply(w: &Array2<C64>, data: &mut Array4<C32>) {
     let nc = data.shape()[0];
-    let wf: Vec<C32> = w.iter().map(|v| C32::new(v.re as f32, v.im as f32)).collect();
+    let wf: Vec<C32> = w
+        .iter()
+        .map(|v| C32::new(v.re as f32, v.im as f32))
+        .collect();
     let mut tmp = vec![C32::new(0.0, 0.0); nc];
     for mut lane in data.lanes_mut(Axis(0)) {
         for (i, t) in tmp.iter_mut().enumerate() {

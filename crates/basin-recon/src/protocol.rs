@@ -87,7 +87,10 @@ fn d_tol() -> f64 {
 /// The protocols shipped with basin: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("sense", include_str!("../../../protocols/sense.toml")),
-    ("zero-filled", include_str!("../../../protocols/zero-filled.toml")),
+    (
+        "zero-filled",
+        include_str!("../../../protocols/zero-filled.toml"),
+    ),
 ];
 
 /// The protocol `basin recon` uses when none is given.
@@ -96,23 +99,39 @@ pub const DEFAULT_PROTOCOL: &str = "sense";
 impl Protocol {
     /// Parses TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ReconError> {
-        let p: Protocol = toml::from_str(text).map_err(|e| ReconError::Protocol { origin: origin.to_string(), message: e.to_string() })?;
+        let p: Protocol = toml::from_str(text).map_err(|e| ReconError::Protocol {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
         p.validate(origin)?;
         Ok(p)
     }
 
     /// Checks value ranges.
     pub fn validate(&self, origin: &str) -> Result<(), ReconError> {
-        let bad = |m: String| Err(ReconError::Protocol { origin: origin.to_string(), message: m });
+        let bad = |m: String| {
+            Err(ReconError::Protocol {
+                origin: origin.to_string(),
+                message: m,
+            })
+        };
         if let Calibration::Espirit(e) = &self.calibration {
             if !(2..=12).contains(&e.kernel) {
-                return bad(format!("calibration.kernel = {} must be in 2..=12", e.kernel));
+                return bad(format!(
+                    "calibration.kernel = {} must be in 2..=12",
+                    e.kernel
+                ));
             }
             if e.calib_size < e.kernel + 2 {
-                return bad(format!("calibration.calib_size = {} must be at least kernel + 2", e.calib_size));
+                return bad(format!(
+                    "calibration.calib_size = {} must be at least kernel + 2",
+                    e.calib_size
+                ));
             }
             if !(0.0..1.0).contains(&e.threshold) || !(0.0..=1.0).contains(&e.crop) {
-                return bad("calibration.threshold must be in [0, 1) and calibration.crop in [0, 1]".into());
+                return bad(
+                    "calibration.threshold must be in [0, 1) and calibration.crop in [0, 1]".into(),
+                );
             }
         }
         if let Calibration::Walsh { window } = &self.calibration {
@@ -120,11 +139,19 @@ impl Protocol {
                 return bad(format!("calibration.window = {window} must be in 1..=31"));
             }
         }
-        if let Solver::CgSense { iterations, tolerance, lambda } = &self.solver {
+        if let Solver::CgSense {
+            iterations,
+            tolerance,
+            lambda,
+        } = &self.solver
+        {
             if *iterations == 0 || *iterations > 10_000 {
-                return bad(format!("solver.iterations = {iterations} must be in 1..=10000"));
+                return bad(format!(
+                    "solver.iterations = {iterations} must be in 1..=10000"
+                ));
             }
-            if !(*tolerance >= 0.0) || !(*lambda >= 0.0) {
+            if !(tolerance.is_finite() && *tolerance >= 0.0 && lambda.is_finite() && *lambda >= 0.0)
+            {
                 return bad("solver.tolerance and solver.lambda must be ≥ 0".into());
             }
         }
@@ -136,13 +163,19 @@ impl Protocol {
     pub fn resolve(name_or_path: &str, search_dir: Option<&Path>) -> Result<Self, ReconError> {
         let p = Path::new(name_or_path);
         if p.is_file() {
-            let text = std::fs::read_to_string(p).map_err(|e| ReconError::Protocol { origin: p.display().to_string(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(p).map_err(|e| ReconError::Protocol {
+                origin: p.display().to_string(),
+                message: e.to_string(),
+            })?;
             return Self::from_toml(&text, &p.display().to_string());
         }
         if let Some(dir) = search_dir {
             let f = dir.join(format!("{name_or_path}.toml"));
             if f.is_file() {
-                let text = std::fs::read_to_string(&f).map_err(|e| ReconError::Protocol { origin: f.display().to_string(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(&f).map_err(|e| ReconError::Protocol {
+                    origin: f.display().to_string(),
+                    message: e.to_string(),
+                })?;
                 return Self::from_toml(&text, &f.display().to_string());
             }
         }
@@ -152,7 +185,11 @@ impl Protocol {
                 origin: name_or_path.to_string(),
                 message: format!(
                     "no such file and no built-in protocol of that name (built-in: {})",
-                    BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    BUILTIN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
         }

@@ -12,14 +12,20 @@ pub fn zero_filled_rss(kspace: &Array4<C32>, three_d: bool) -> Array3<C32> {
     let mut img = kspace.clone();
     let axes: &[usize] = if three_d { &[1, 2, 3] } else { &[2, 3] };
     ifftc(img.view_mut(), axes);
-    img.map_axis(Axis(0), |v| C32::new(v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt(), 0.0))
+    img.map_axis(Axis(0), |v| {
+        C32::new(v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt(), 0.0)
+    })
 }
 
 /// Adjoint SENSE combination Σ conj(s_c)·x_c / Σ|s_c|² of the zero-filled coil images.
 pub fn adjoint_sense(op: &Sense, kspace: &Array4<C32>) -> Array3<C32> {
     let x = op.adjoint(kspace.view().into_dyn());
-    let norm = op.maps().map_axis(Axis(0), |v| v.iter().map(|c| c.norm_sqr()).sum::<f32>());
-    let mut x = x.into_dimensionality::<ndarray::Ix3>().expect("Sense domain is 3D");
+    let norm = op
+        .maps()
+        .map_axis(Axis(0), |v| v.iter().map(|c| c.norm_sqr()).sum::<f32>());
+    let mut x = x
+        .into_dimensionality::<ndarray::Ix3>()
+        .expect("Sense domain is 3D");
     Zip::from(&mut x).and(&norm).for_each(|v, &n| {
         *v = if n > 0.0 { *v / n } else { C32::new(0.0, 0.0) };
     });
@@ -44,7 +50,16 @@ impl<'a, A: LinearOp> Cg<'a, A> {
     /// Starts from x = 0 with right-hand side b = Aᴴy.
     pub fn new(op: &'a A, b: ArrayD<C32>, lambda: f32) -> Self {
         let rr = dot(b.view(), b.view()).re;
-        Cg { op, lambda, x: ArrayD::zeros(b.raw_dim()), p: b.clone(), r: b, rr, rr0: rr, iterations: 0 }
+        Cg {
+            op,
+            lambda,
+            x: ArrayD::zeros(b.raw_dim()),
+            p: b.clone(),
+            r: b,
+            rr,
+            rr0: rr,
+            iterations: 0,
+        }
     }
 
     /// Relative residual ‖r‖/‖b‖ of the normal equations.
@@ -63,7 +78,9 @@ impl<'a, A: LinearOp> Cg<'a, A> {
         }
         let mut ap = self.op.normal(self.p.view());
         if self.lambda != 0.0 {
-            Zip::from(&mut ap).and(&self.p).for_each(|a, &p| *a += p * self.lambda);
+            Zip::from(&mut ap)
+                .and(&self.p)
+                .for_each(|a, &p| *a += p * self.lambda);
         }
         let pap = dot(self.p.view(), ap.view()).re;
         if pap <= 0.0 {
@@ -71,11 +88,17 @@ impl<'a, A: LinearOp> Cg<'a, A> {
             return;
         }
         let alpha = (self.rr / pap) as f32;
-        Zip::from(&mut self.x).and(&self.p).for_each(|x, &p| *x += p * alpha);
-        Zip::from(&mut self.r).and(&ap).for_each(|r, &a| *r -= a * alpha);
+        Zip::from(&mut self.x)
+            .and(&self.p)
+            .for_each(|x, &p| *x += p * alpha);
+        Zip::from(&mut self.r)
+            .and(&ap)
+            .for_each(|r, &a| *r -= a * alpha);
         let rr_new = dot(self.r.view(), self.r.view()).re;
         let beta = (rr_new / self.rr) as f32;
-        Zip::from(&mut self.p).and(&self.r).for_each(|p, &r| *p = r + *p * beta);
+        Zip::from(&mut self.p)
+            .and(&self.r)
+            .for_each(|p, &r| *p = r + *p * beta);
         self.rr = rr_new;
         self.iterations += 1;
     }
@@ -87,7 +110,13 @@ impl<'a, A: LinearOp> Cg<'a, A> {
 }
 
 /// CG-SENSE: returns (image, iterations).
-pub fn cg_sense(op: &Sense, kspace: &Array4<C32>, lambda: f32, tolerance: f64, max_iter: usize) -> (Array3<C32>, usize) {
+pub fn cg_sense(
+    op: &Sense,
+    kspace: &Array4<C32>,
+    lambda: f32,
+    tolerance: f64,
+    max_iter: usize,
+) -> (Array3<C32>, usize) {
     let b = op.adjoint(kspace.view().into_dyn());
     let mut cg = Cg::new(op, b, lambda);
     while !cg.done(tolerance, max_iter) {

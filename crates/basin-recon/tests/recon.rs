@@ -12,7 +12,16 @@ use basin_recon::solvers::cg_sense;
 use ndarray::{s, Array3, Array4, Axis};
 
 fn spec(accel: f64, noise: f64) -> PhantomSpec {
-    PhantomSpec { kind: Kind::Brain, matrix: 128, coils: 8, accel, center_fraction: 0.16, mask: MaskKind::Equispaced, noise, seed: 7 }
+    PhantomSpec {
+        kind: Kind::Brain,
+        matrix: 128,
+        coils: 8,
+        accel,
+        center_fraction: 0.16,
+        mask: MaskKind::Equispaced,
+        noise,
+        seed: 7,
+    }
 }
 
 /// Median over object pixels of |⟨a, b⟩| / (‖a‖‖b‖) between two sets of maps `[c, y, x]`.
@@ -26,7 +35,8 @@ fn median_map_similarity(a: &Array3<C32>, b: &Array3<C32>, inside: &ndarray::Arr
         for c in 0..a.shape()[0] {
             let u = a[[c, y, x]];
             let v = b[[c, y, x]];
-            ip += num_complex::Complex64::new(u.re as f64, -u.im as f64) * num_complex::Complex64::new(v.re as f64, v.im as f64);
+            ip += num_complex::Complex64::new(u.re as f64, -u.im as f64)
+                * num_complex::Complex64::new(v.re as f64, v.im as f64);
             na += u.norm_sqr() as f64;
             nb += v.norm_sqr() as f64;
         }
@@ -46,7 +56,12 @@ fn espirit_and_walsh_maps_match_true_sensitivities() {
     let sim = median_map_similarity(&maps, &p.maps, &inside);
     assert!(sim > 0.99, "ESPIRiT median similarity {sim}");
     // Eigenvalue ≈ 1 inside the object.
-    let mut inside_eigs: Vec<f32> = eig.iter().zip(inside.iter()).filter(|(_, &m)| m).map(|(&e, _)| e).collect();
+    let mut inside_eigs: Vec<f32> = eig
+        .iter()
+        .zip(inside.iter())
+        .filter(|(_, &m)| m)
+        .map(|(&e, _)| e)
+        .collect();
     inside_eigs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert!(inside_eigs[inside_eigs.len() / 2] > 0.95);
     let w = walsh_2d(p.kspace.view(), mask.view(), 7).unwrap();
@@ -77,7 +92,9 @@ fn cg_sense_at_r2_and_r4_matches_the_fully_sampled_reconstruction() {
         // Zero-filled is much worse: the solver is doing the work.
         let mut zf = y.clone();
         ifftc(zf.view_mut(), &[2, 3]);
-        let zf_comb = zf.map_axis(Axis(0), |v| v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt());
+        let zf_comb = zf.map_axis(Axis(0), |v| {
+            v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt()
+        });
         let ez = nmse(ref_mag.view(), zf_comb.view());
         assert!(ez > 2.0 * e, "zero-filled NMSE {ez} vs CG {e}");
     }
@@ -96,13 +113,21 @@ fn prewhitening_makes_noise_white() {
         }
     }
     let w = whitening_matrix(&cov, 1.0).unwrap();
-    let mut noise = p.noise_scan.clone().insert_axis(Axis(1)).insert_axis(Axis(1));
+    let mut noise = p
+        .noise_scan
+        .clone()
+        .insert_axis(Axis(1))
+        .insert_axis(Axis(1));
     apply(&w, &mut noise);
     let white = noise_covariance(&noise.slice(s![.., 0, 0, ..]).to_owned());
     for i in 0..8 {
         for j in 0..8 {
             let want = if i == j { 1.0 } else { 0.0 };
-            assert!((white[[i, j]].re - want).abs() < 1e-3 && white[[i, j]].im.abs() < 1e-3, "whitened cov[{i},{j}] = {}", white[[i, j]]);
+            assert!(
+                (white[[i, j]].re - want).abs() < 1e-3 && white[[i, j]].im.abs() < 1e-3,
+                "whitened cov[{i},{j}] = {}",
+                white[[i, j]]
+            );
         }
     }
     // Bandwidth scaling: twice the noise dwell time → noise variance halves after scaling.
