@@ -494,11 +494,9 @@ fn crop_readout(k: &Array4<C32>, start: usize, nx: usize) -> Array4<C32> {
     let mut img = k.clone();
     fftc_axis(img.view_mut(), 3, Direction::Inverse);
     let mut out = img.slice(s![.., .., .., start..start + nx]).to_owned();
-    // Keep the unitary scaling per sample: crop of an orthonormal transform, rescaled so that
-    // the image intensity is unchanged.
-    let scale = (nx as f32 / k.shape()[3] as f32).sqrt();
+    // Orthonormal transforms on both sides: image intensities, and the noise variance per
+    // k-space sample, are unchanged by the crop.
     fftc_axis(out.view_mut(), 3, Direction::Forward);
-    out.mapv_inplace(|v| v * scale);
     out
 }
 
