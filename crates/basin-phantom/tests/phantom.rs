@@ -77,7 +77,7 @@ fn coil_kspace_is_the_transform_of_the_coil_weighted_object() {
     let coef = coil_coefficients(3);
     let n = 800;
     let h = 2.0 / n as f64;
-    for c in 0..3 {
+    for (c, coef_c) in coef.iter().enumerate() {
         for &(row, col) in &[(16usize, 16usize), (14, 19), (20, 9)] {
             // Sample (row, col) ↔ kx = (col − N/2)/2, ky = −(row − N/2)/2, scaled by N/4.
             let kx = (col as f64 - 16.0) / 2.0;
@@ -89,7 +89,7 @@ fn coil_kspace_is_the_transform_of_the_coil_weighted_object() {
                 let v = ellipse_value(&SHEPP_LOGAN, x, y);
                 if v != 0.0 {
                     let ph = -2.0 * PI * (kx * x + ky * y);
-                    acc += coil_value(&coef[c], x, y) * C64::new(ph.cos(), ph.sin()) * v;
+                    acc += coil_value(coef_c, x, y) * C64::new(ph.cos(), ph.sin()) * v;
                 }
             }
             acc *= h * h * 32.0 / 4.0;
@@ -111,7 +111,7 @@ fn masks_follow_fastmri_rules() {
             let mut total = 0usize;
             for seed in 0..50 {
                 let (lines, acs) = sampling_mask(kind, 368, accel, cf, seed).unwrap();
-                let num_low = (368.0 * cf as f64).round() as usize;
+                let num_low = (368.0 * cf).round() as usize;
                 assert_eq!(acs.iter().filter(|&&a| a).count(), num_low);
                 let pad = (368 - num_low).div_ceil(2);
                 assert!(acs[pad] && acs[pad + num_low - 1] && !acs[pad - 1]);
