@@ -392,7 +392,9 @@ pub fn write_ismrmrd(
             }
         })
         .collect();
+    // Packed like the ISMRMRD C library's compound (the Python package reads raw bytes).
     g.new_dataset_builder()
+        .packed(true)
         .with_data(&recs)
         .create("data")
         .map_err(h5err(path, "data"))?;

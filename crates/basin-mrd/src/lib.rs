@@ -5,6 +5,7 @@
 pub mod acquisition;
 pub mod assemble;
 pub mod header;
+pub mod image;
 pub mod io;
 
 pub use acquisition::{flags, Acquisition, AcquisitionHeader, EncodingCounters};

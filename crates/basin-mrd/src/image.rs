@@ -1,0 +1,188 @@
+//! ISMRMRD images: the fixed-layout image header and the writer of
+//! `/<group>/<series>/{header, data, attributes}` as the ISMRMRD C library lays them out
+//! (`data` is `[image, channel, z, y, x]`; magnitude images as float32, complex ones as
+//! `{real, imag}`; `attributes` one variable-length string per image).
+
+use crate::MrdError;
+use basin_core::C32;
+use hdf5::types::VarLenUnicode;
+use ndarray::Array5;
+use std::path::Path;
+
+/// ISMRMRD `data_type` of float32 pixels.
+pub const DATATYPE_FLOAT: u16 = 5;
+/// ISMRMRD `data_type` of complex float32 pixels.
+pub const DATATYPE_CXFLOAT: u16 = 7;
+/// ISMRMRD `image_type` magnitude.
+pub const IMTYPE_MAGNITUDE: u16 = 1;
+/// ISMRMRD `image_type` complex.
+pub const IMTYPE_COMPLEX: u16 = 5;
+
+/// The ISMRMRD image header.
+#[derive(hdf5::H5Type, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
+pub struct ImageHeader {
+    /// Format version.
+    pub version: u16,
+    /// Pixel type (5 float, 7 complex float).
+    pub data_type: u16,
+    /// Flags.
+    pub flags: u64,
+    /// Measurement id.
+    pub measurement_uid: u32,
+    /// Pixels along x, y, z.
+    pub matrix_size: [u16; 3],
+    /// Field of view (mm).
+    pub field_of_view: [f32; 3],
+    /// Channels.
+    pub channels: u16,
+    /// Centre of the image (LPS, mm).
+    pub position: [f32; 3],
+    /// Row direction.
+    pub read_dir: [f32; 3],
+    /// Column direction.
+    pub phase_dir: [f32; 3],
+    /// Normal.
+    pub slice_dir: [f32; 3],
+    /// Table position.
+    pub patient_table_position: [f32; 3],
+    /// Average.
+    pub average: u16,
+    /// Slice.
+    pub slice: u16,
+    /// Contrast.
+    pub contrast: u16,
+    /// Phase.
+    pub phase: u16,
+    /// Repetition.
+    pub repetition: u16,
+    /// Set.
+    pub set: u16,
+    /// Time stamp.
+    pub acquisition_time_stamp: u32,
+    /// Physiology time stamps.
+    pub physiology_time_stamp: [u32; 3],
+    /// 1 magnitude, 2 phase, 3 real, 4 imaginary, 5 complex.
+    pub image_type: u16,
+    /// Index within the series.
+    pub image_index: u16,
+    /// Series index.
+    pub image_series_index: u16,
+    /// User integers.
+    pub user_int: [i32; 8],
+    /// User floats.
+    pub user_float: [f32; 8],
+    /// Length of the attribute string.
+    pub attribute_string_len: u32,
+}
+
+#[derive(hdf5::H5Type, Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct Cx {
+    real: f32,
+    imag: f32,
+}
+
+/// Pixels of one series: magnitude or complex, `[image, channel, z, y, x]`.
+pub enum Pixels {
+    /// float32 pixels.
+    Magnitude(Array5<f32>),
+    /// complex float32 pixels.
+    Complex(Array5<C32>),
+}
+
+/// Writes one image series to `/<group>/<series>/` of `path` (creating the file when absent,
+/// replacing the series when present). `headers` and `attributes` have one entry per image.
+pub fn write_images(
+    path: &Path,
+    group: &str,
+    series: &str,
+    headers: &[ImageHeader],
+    pixels: &Pixels,
+    attributes: &[String],
+) -> Result<(), MrdError> {
+    let err = |object: &str| {
+        let object = object.to_string();
+        move |source| MrdError::Hdf5 {
+            file: path.to_path_buf(),
+            object: object.clone(),
+            source,
+        }
+    };
+    let n = match pixels {
+        Pixels::Magnitude(a) => a.shape()[0],
+        Pixels::Complex(a) => a.shape()[0],
+    };
+    if headers.len() != n || attributes.len() != n {
+        return Err(MrdError::Invalid {
+            file: path.to_path_buf(),
+            field: format!("/{group}/{series}"),
+            message: format!(
+                "{} headers and {} attribute strings for {n} images",
+                headers.len(),
+                attributes.len()
+            ),
+        });
+    }
+    let file = if path.exists() {
+        hdf5::File::append(path)
+    } else {
+        hdf5::File::create(path)
+    }
+    .map_err(err("/"))?;
+    let g = if file.link_exists(group) {
+        file.group(group)
+    } else {
+        file.create_group(group)
+    }
+    .map_err(err(group))?;
+    if g.link_exists(series) {
+        g.unlink(series).map_err(err(series))?;
+    }
+    let s = g.create_group(series).map_err(err(series))?;
+    let mut hs = headers.to_vec();
+    for (h, a) in hs.iter_mut().zip(attributes) {
+        h.attribute_string_len = a.len() as u32;
+        h.data_type = match pixels {
+            Pixels::Magnitude(_) => DATATYPE_FLOAT,
+            Pixels::Complex(_) => DATATYPE_CXFLOAT,
+        };
+    }
+    s.new_dataset_builder()
+        .packed(true)
+        .with_data(&hs)
+        .create("header")
+        .map_err(err("header"))?;
+    let attrs: Vec<VarLenUnicode> = attributes
+        .iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|e: hdf5::types::StringError| MrdError::Invalid {
+                    file: path.to_path_buf(),
+                    field: "attributes".into(),
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    s.new_dataset_builder()
+        .with_data(&attrs)
+        .create("attributes")
+        .map_err(err("attributes"))?;
+    match pixels {
+        Pixels::Magnitude(a) => s
+            .new_dataset_builder()
+            .with_data(a)
+            .create("data")
+            .map(|_| ()),
+        Pixels::Complex(a) => s
+            .new_dataset_builder()
+            .with_data(&a.mapv(|c| Cx {
+                real: c.re,
+                imag: c.im,
+            }))
+            .create("data")
+            .map(|_| ()),
+    }
+    .map_err(err("data"))?;
+    Ok(())
+}
