@@ -14,9 +14,25 @@ use std::path::{Path, PathBuf};
 pub struct ReconArgs {
     /// ISMRMRD or fastMRI HDF5 k-space file.
     pub input: PathBuf,
-    /// Output image: `.nii` or `.nii.gz` (NIfTI, float32 magnitude with the scanner affine).
+    /// Output: `.nii`/`.nii.gz` (NIfTI, float32 magnitude with the scanner affine), `.h5`
+    /// (ISMRMRD images), or a directory (DICOM MR series, one file per slice).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Output format when the name does not say it (e.g. a DICOM directory named `x.h5`).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// More outputs in one run, each chosen by its name like `-o` (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub also: Vec<PathBuf>,
+    /// Remove patient identifiers from every output (DICOM PS3.15 basic profile).
+    #[arg(long)]
+    pub anonymize: bool,
+    /// Root for new DICOM UIDs (default 2.25, UUID-derived).
+    #[arg(long, value_name = "ROOT")]
+    pub uid_root: Option<String>,
+    /// Also write a PNG montage of the slices for a quick look.
+    #[arg(long, value_name = "PNG")]
+    pub preview: Option<PathBuf>,
     /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
@@ -34,6 +50,36 @@ pub struct ReconArgs {
     pub force: bool,
 }
 
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// NIfTI-1 (.nii, .nii.gz).
+    Nifti,
+    /// DICOM MR series in a directory.
+    Dicom,
+    /// ISMRMRD images (HDF5).
+    Ismrmrd,
+}
+
+/// The format a path asks for by its name.
+fn format_of(p: &Path) -> Format {
+    let s = p.to_string_lossy().to_lowercase();
+    if s.ends_with(".nii") || s.ends_with(".nii.gz") {
+        Format::Nifti
+    } else if s.ends_with(".h5") || s.ends_with(".mrd") || s.ends_with(".hdf5") {
+        Format::Ismrmrd
+    } else {
+        Format::Dicom
+    }
+}
+
+#[derive(Serialize)]
+struct OutputSummary {
+    path: String,
+    format: Format,
+}
+
 #[derive(Serialize)]
 struct SliceSummary {
     slice: u16,
@@ -47,7 +93,7 @@ struct SliceSummary {
 #[derive(Serialize)]
 struct Summary {
     input: String,
-    output: String,
+    outputs: Vec<OutputSummary>,
     protocol: String,
     shape_xyzt: [usize; 4],
     spacing_mm: [f64; 3],
@@ -56,26 +102,25 @@ struct Summary {
     warnings: Vec<String>,
 }
 
-fn output_kind(p: &Path) -> Result<()> {
-    let s = p.to_string_lossy();
-    if s.ends_with(".nii") || s.ends_with(".nii.gz") {
-        Ok(())
-    } else {
-        bail!(
-            "{}: unsupported output format; basin writes NIfTI (.nii, .nii.gz) for now — DICOM and ISMRMRD image output are not implemented yet",
-            p.display()
-        )
-    }
-}
-
 /// Runs `basin recon`.
 pub fn run(a: ReconArgs) -> Result<()> {
-    output_kind(&a.output)?;
-    if a.output.exists() && !a.force {
-        bail!(
-            "{}: already exists (use --force to overwrite)",
-            a.output.display()
-        );
+    let mut outputs = vec![(
+        a.output.clone(),
+        a.format.unwrap_or_else(|| format_of(&a.output)),
+    )];
+    outputs.extend(a.also.iter().map(|p| (p.clone(), format_of(p))));
+    let mut paths: Vec<&PathBuf> = outputs.iter().map(|(p, _)| p).collect();
+    paths.extend(a.preview.iter());
+    for (i, p) in paths.iter().enumerate() {
+        if p.exists() && !a.force {
+            bail!("{}: already exists (use --force to overwrite)", p.display());
+        }
+        if paths[..i].contains(p) {
+            bail!("{}: named twice as an output", p.display());
+        }
+    }
+    if let Some(r) = &a.uid_root {
+        basin_export::dicom::validate_uid_root(r)?;
     }
     let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
     let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
@@ -147,16 +192,55 @@ pub fn run(a: ReconArgs) -> Result<()> {
     if vols.iter().any(|v| v.dim() != vols[0].dim()) {
         bail!("volumes of different shapes cannot be stacked into one NIfTI");
     }
-    if vols.len() == 1 {
-        basin_export::nifti_out::write_nifti(&a.output, &vols[0], &geom, &descrip, a.force)?;
-    } else {
-        let views: Vec<_> = vols.iter().map(|v| v.view().insert_axis(Axis(0))).collect();
-        let v4: Array4<f32> = ndarray::concatenate(Axis(0), &views)?;
-        basin_export::nifti_out::write_nifti_4d(&a.output, &v4, &geom, &descrip, a.force)?;
+    let views: Vec<_> = vols.iter().map(|v| v.view().insert_axis(Axis(0))).collect();
+    let v4: Array4<f32> = ndarray::concatenate(Axis(0), &views)?;
+    for (path, format) in &outputs {
+        match format {
+            Format::Nifti if vols.len() == 1 => {
+                basin_export::nifti_out::write_nifti(path, &vols[0], &geom, &descrip, a.force)?
+            }
+            Format::Nifti => {
+                basin_export::nifti_out::write_nifti_4d(path, &v4, &geom, &descrip, a.force)?
+            }
+            Format::Ismrmrd => basin_export::ismrmrd_out::write_ismrmrd_images(
+                path, &v4, &geom, &descrip, a.force,
+            )?,
+            Format::Dicom => {
+                if vols.len() > 1 {
+                    warnings.push(format!("{}: DICOM holds the first of {} volumes (contrast/repetition); use NIfTI or ISMRMRD for all", path.display(), vols.len()));
+                }
+                let opts = basin_export::dicom::DicomOptions {
+                    series_description: format!(
+                        "basin {}: {}",
+                        protocol.name, protocol.description
+                    ),
+                    uid_root: a.uid_root.clone(),
+                    anonymize: a.anonymize,
+                    overwrite: a.force,
+                    three_d: kspace.three_d,
+                };
+                basin_export::dicom::write_dicom_series(
+                    path,
+                    &vols[0],
+                    &geom,
+                    &kspace.header,
+                    &opts,
+                )?;
+            }
+        }
+    }
+    if let Some(p) = &a.preview {
+        basin_export::preview::write_preview(p, &vols[0], a.force)?;
     }
     let summary = Summary {
         input: a.input.display().to_string(),
-        output: a.output.display().to_string(),
+        outputs: outputs
+            .iter()
+            .map(|(p, f)| OutputSummary {
+                path: p.display().to_string(),
+                format: *f,
+            })
+            .collect(),
         protocol: protocol.name.clone(),
         shape_xyzt: shape,
         spacing_mm: geom.spacing,
@@ -178,9 +262,13 @@ pub fn run(a: ReconArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !a.quiet {
         let secs: f64 = summary.slices.iter().map(|s| s.diagnostics.seconds).sum();
+        let names: Vec<String> = outputs
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
         eprintln!(
             "wrote {} ({}×{}×{}×{}, protocol {}, {:.2} s)",
-            a.output.display(),
+            names.join(", "),
             shape[0],
             shape[1],
             shape[2],

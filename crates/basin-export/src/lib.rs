@@ -2,8 +2,11 @@
 //! that geometry into files. Writes are atomic: a temporary sibling file, then a rename; an
 //! existing output is refused unless the caller allows overwriting.
 
+pub mod dicom;
 pub mod geometry;
+pub mod ismrmrd_out;
 pub mod nifti_out;
+pub mod preview;
 
 use std::path::{Path, PathBuf};
 

@@ -227,4 +227,3 @@ fn write_then_read_round_trip() {
         assert_eq!(a.data, b.data);
     }
 }
-

@@ -104,7 +104,12 @@ fn dominant_eig(g: &[C64], n: usize, iters: usize) -> (f64, Vec<C64>) {
         }
         lambda = v.iter().zip(&w).map(|(a, b)| (a.conj() * b).re).sum();
         // Converged when G v is parallel to v: ‖Gv − λv‖ ≤ 1e-7 λ (G is PSD, so no sign flips).
-        let resid: f64 = v.iter().zip(&w).map(|(a, b)| (b - a * lambda).norm_sqr()).sum::<f64>().sqrt();
+        let resid: f64 = v
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (b - a * lambda).norm_sqr())
+            .sum::<f64>()
+            .sqrt();
         std::mem::swap(&mut v, &mut w);
         if resid <= 1e-7 * lambda.abs() {
             break;

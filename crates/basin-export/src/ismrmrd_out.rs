@@ -1,0 +1,76 @@
+//! ISMRMRD image output: one magnitude image per slice in `/dataset/image_0`, with the slice's
+//! position and directions, field of view, matrix and indices in the image header, written
+//! atomically.
+
+use crate::geometry::StackGeometry;
+use crate::{atomic_write, ExportError};
+use basin_mrd::image::{write_images, ImageHeader, Pixels, IMTYPE_MAGNITUDE};
+use ndarray::Array4;
+use std::path::Path;
+
+/// Writes volumes `[t, z, y, x]` (t = contrast/repetition groups) as ISMRMRD images.
+pub fn write_ismrmrd_images(
+    path: &Path,
+    volumes: &Array4<f32>,
+    geom: &StackGeometry,
+    meta: &str,
+    overwrite: bool,
+) -> Result<(), ExportError> {
+    let (nt, nz, ny, nx) = volumes.dim();
+    let lps = &geom.lps;
+    let unit = |c: usize| {
+        let v = [lps[0][c], lps[1][c], lps[2][c]];
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
+        [(v[0] / n) as f32, (v[1] / n) as f32, (v[2] / n) as f32]
+    };
+    let mut headers = Vec::with_capacity(nt * nz);
+    for t in 0..nt {
+        for k in 0..nz {
+            // Centre of slice k: the voxel (nx/2, ny/2, k).
+            let c: Vec<f32> = (0..3)
+                .map(|a| {
+                    (lps[a][0] * (nx / 2) as f64
+                        + lps[a][1] * (ny / 2) as f64
+                        + lps[a][2] * k as f64
+                        + lps[a][3]) as f32
+                })
+                .collect();
+            headers.push(ImageHeader {
+                version: 1,
+                matrix_size: [nx as u16, ny as u16, 1],
+                field_of_view: [
+                    (geom.spacing[0] * nx as f64) as f32,
+                    (geom.spacing[1] * ny as f64) as f32,
+                    geom.spacing[2] as f32,
+                ],
+                channels: 1,
+                position: [c[0], c[1], c[2]],
+                read_dir: unit(0),
+                phase_dir: unit(1),
+                slice_dir: unit(2),
+                slice: k as u16,
+                repetition: t as u16,
+                image_type: IMTYPE_MAGNITUDE,
+                image_index: (t * nz + k + 1) as u16,
+                image_series_index: 1,
+                ..Default::default()
+            });
+        }
+    }
+    let px = volumes
+        .to_shape((nt * nz, 1, 1, ny, nx))
+        .map_err(|e| ExportError::Invalid(e.to_string()))?
+        .to_owned();
+    let attrs = vec![meta.to_string(); nt * nz];
+    atomic_write(path, overwrite, |tmp| {
+        write_images(
+            tmp,
+            "dataset",
+            "image_0",
+            &headers,
+            &Pixels::Magnitude(px),
+            &attrs,
+        )
+        .map_err(|e| e.to_string())
+    })
+}
