@@ -77,14 +77,25 @@ fn phantom_info_recon_and_overwrite_rules() {
         Some(2),
         "existing output must be refused"
     );
+    let twice = dir.path().join("twice.nii");
+    let t = twice.to_str().unwrap();
+    let out = basin(&["recon", h5s, "-o", t, "--also", t]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named twice"));
     let out = basin(&[
         "recon",
         h5s,
         "-o",
-        dir.path().join("x.dcm").to_str().unwrap(),
+        dir.path().join("s").to_str().unwrap(),
+        "--uid-root",
+        "1.02.3",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported output format"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "zero-led UID component must be refused"
+    );
+    assert!(!twice.exists() && !dir.path().join("s").exists());
     // No temporary files left behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
