@@ -331,9 +331,9 @@ pub fn write_dicom_series(
             .unwrap_or_default()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| ExportError::Write {
-        file: tmp.clone(),
-        message: e.to_string(),
+    std::fs::create_dir(&tmp).map_err(|e| ExportError::Write {
+        file: dir.to_path_buf(),
+        message: format!("cannot create the series directory: {e}"),
     })?;
     let result = (|| -> Result<Vec<String>, String> {
         let mut names = Vec::new();
@@ -439,9 +439,6 @@ pub fn write_dicom_series(
                 VR::DS,
                 &seq.TE.first().map(|&v| ds(v)).unwrap_or_default(),
             );
-            if let Some(&ti) = seq.TI.first() {
-                b.s(tags::INVERSION_TIME, VR::DS, &ds(ti));
-            }
             if let Some(f) = header.experimentalConditions.as_ref() {
                 b.s(
                     tags::IMAGING_FREQUENCY,

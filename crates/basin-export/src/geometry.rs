@@ -178,10 +178,30 @@ pub fn quaternion(a: &Affine) -> (f64, f64, f64, f64) {
         c = (m[1][2] + m[2][1]) / s;
         d = 0.25 * s;
     }
-    // NIfTI stores b, c, d with a ≥ 0.
-    if aq < 0.0 {
-        (-b, -c, -d, qfac)
-    } else {
-        (b, c, d, qfac)
+    // NIfTI stores b, c, d with a ≥ 0; readers recompute a = √(1 − b² − c² − d²).
+    let (b, c, d) = if aq < 0.0 { (-b, -c, -d) } else { (b, c, d) };
+    (b, c, d, qfac)
+}
+
+/// The quaternion (b, c, d) as NIfTI stores it, in f32. For rotations near 180° (a ≈ 0) the
+/// f32 rounding of b, c, d decides a = √(1 − b² − c² − d²) and can tilt the axes by 1e-3; there
+/// the largest component is nudged up until b² + c² + d² ≥ 1 in the readers' f64, so that they
+/// recover a = 0 (nibabel and nifti1_io clamp a tiny negative 1 − |q|² to zero).
+pub fn quaternion_f32(b: f64, c: f64, d: f64) -> [f32; 3] {
+    let mut q = [b as f32, c as f32, d as f32];
+    let a2 = 1.0 - (b * b + c * c + d * d);
+    if a2 < 1e-6 {
+        let k = (0..3)
+            .max_by(|&i, &j| q[i].abs().total_cmp(&q[j].abs()))
+            .unwrap_or(0);
+        for _ in 0..8 {
+            let s: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            if s >= 1.0 {
+                break;
+            }
+            // One ULP away from zero (for either sign the magnitude grows with the bits).
+            q[k] = f32::from_bits(q[k].to_bits() + 1);
+        }
     }
+    q
 }

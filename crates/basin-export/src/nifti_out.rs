@@ -1,7 +1,7 @@
 //! NIfTI-1 output: float32 magnitude volumes with the scanner affine in both sform and qform
 //! (code 1, scanner anatomical), units mm and s, and a `descrip` naming basin and the protocol.
 
-use crate::geometry::{lps_to_ras, quaternion, StackGeometry};
+use crate::geometry::{lps_to_ras, quaternion, quaternion_f32, StackGeometry};
 use crate::{atomic_write, ExportError};
 use ndarray::{Array3, Array4, ArrayBase, Data, Dimension, RemoveAxis};
 use nifti::writer::WriterOptions;
@@ -50,6 +50,7 @@ where
     }
     let ras = lps_to_ras(&geom.lps);
     let (b, c, d, qfac) = quaternion(&ras);
+    let [qb, qc, qd] = quaternion_f32(b, c, d);
     let row = |r: usize| {
         [
             ras[r][0] as f32,
@@ -78,9 +79,9 @@ where
         srow_x: row(0),
         srow_y: row(1),
         srow_z: row(2),
-        quatern_b: b as f32,
-        quatern_c: c as f32,
-        quatern_d: d as f32,
+        quatern_b: qb,
+        quatern_c: qc,
+        quatern_d: qd,
         quatern_x: ras[0][3] as f32,
         quatern_y: ras[1][3] as f32,
         quatern_z: ras[2][3] as f32,

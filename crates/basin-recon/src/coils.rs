@@ -339,6 +339,11 @@ pub fn estimate(
     let mut maps = Array4::<C32>::zeros((nc, nz, ny, nx));
     for z in 0..nz {
         let cz = hybrid.slice(s![.., z, .., ..]);
+        // A 3D partition without calibration signal (outside the object) has no sensitivity
+        // to estimate: its maps stay zero, so the solver returns zero there.
+        if three_d && cz.iter().all(|v| v.norm_sqr() == 0.0) {
+            continue;
+        }
         let m = match method {
             crate::protocol::Calibration::Espirit(p) => espirit_2d(cz, mask2.view(), p)?.0,
             crate::protocol::Calibration::Walsh { window } => walsh_2d(cz, mask2.view(), *window)?,
