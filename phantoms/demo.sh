@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end: simulate a brain-like phantom (8 coils, 4× equispaced, analytic
 # k-space, noise scan) as ISMRMRD, inspect it, and reconstruct it with the default protocol
-# (ESPIRiT + CG-SENSE) to NIfTI. Outputs land in ./out/.
+# (ESPIRiT + CG-SENSE) to NIfTI, a DICOM MR series, ISMRMRD images and a PNG preview.
+# Outputs land in ./out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps
@@ -10,6 +11,8 @@ mkdir -p out
 B=target/release/basin
 $B phantom --kind brain --matrix 256 --coils 8 --accel 4 --center-fraction 0.08 --mask equispaced --seed 1 -o out/phantom.h5 --force
 $B info out/phantom.h5
-$B recon out/phantom.h5 -o out/phantom.nii.gz --force
+$B recon out/phantom.h5 -o out/phantom.nii.gz --also out/phantom-dicom --also out/phantom-images.h5 \
+  --preview out/phantom.png --force
 $B recon out/phantom.h5 -o out/phantom-zero-filled.nii.gz --protocol zero-filled --force
-echo "images: out/phantom.nii.gz (CG-SENSE), out/phantom-zero-filled.nii.gz (zero-filled)"
+echo "images: out/phantom.nii.gz, out/phantom-dicom/ (DICOM), out/phantom-images.h5 (ISMRMRD), out/phantom.png (CG-SENSE);"
+echo "        out/phantom-zero-filled.nii.gz (zero-filled baseline)"
