@@ -384,6 +384,33 @@ print(d.shape, list(h['slice']), [round(float(z), 3) for z in h['position'][:, 2
         &[out.to_str().unwrap()],
     );
     assert_eq!(r.trim(), "(3, 1, 1, 64, 64) [0, 1, 2] [-5.0, 0.0, 5.0] 1 5");
+    // Complex images on request, with the same magnitude.
+    let cplx = d.join("cplx.h5");
+    basin_ok(&[
+        "recon",
+        h5.to_str().unwrap(),
+        "-o",
+        cplx.to_str().unwrap(),
+        "--complex",
+        "-q",
+    ]);
+    let r = python(
+        r#"
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], 'r')['dataset/image_0']
+b = h5py.File(sys.argv[2], 'r')['dataset/image_0']
+c = b['data'][()]; c = c['real'] + 1j * c['imag']
+print(int(b['header']['image_type'][0]), int(b['header']['data_type'][0]), float(np.abs(np.abs(c) - a['data'][()]).max() / a['data'][()].max()))
+"#,
+        &[out.to_str().unwrap(), cplx.to_str().unwrap()],
+    );
+    let v: Vec<&str> = r.split_whitespace().collect();
+    assert_eq!(&v[..2], &["5", "7"]);
+    assert!(
+        v[2].parse::<f64>().unwrap() < 1e-6,
+        "complex magnitude differs: {}",
+        v[2]
+    );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     // 3 slices of 64² → a 2×2 montage of 128×128 (IHDR width and height, big-endian).

@@ -30,6 +30,9 @@ pub struct ReconArgs {
     /// Root for new DICOM UIDs (default 2.25, UUID-derived).
     #[arg(long, value_name = "ROOT")]
     pub uid_root: Option<String>,
+    /// Write ISMRMRD images as complex values instead of magnitude.
+    #[arg(long)]
+    pub complex: bool,
     /// Also write a PNG montage of the slices for a quick look.
     #[arg(long, value_name = "PNG")]
     pub preview: Option<PathBuf>,
@@ -159,6 +162,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
         enc.reconSpace.fieldOfView_mm.z,
     ];
     let mut vols: Vec<Array3<f32>> = Vec::new();
+    let mut cvols: Vec<Array3<basin_core::C32>> = Vec::new();
     let mut geom = None;
     for slices in groups.values_mut() {
         slices.sort_by(|a, b| {
@@ -167,7 +171,11 @@ pub fn run(a: ReconArgs) -> Result<()> {
                 .then(a.key.slice.cmp(&b.key.slice))
         });
         let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
-        let vol = ndarray::concatenate(Axis(0), &views)?.mapv(|v| v.norm());
+        let cvol = ndarray::concatenate(Axis(0), &views)?;
+        let vol = cvol.mapv(|v| v.norm());
+        if a.complex {
+            cvols.push(cvol);
+        }
         if geom.is_none() {
             let (nz, ny, nx) = vol.dim();
             let gs: Vec<_> = slices.iter().map(|s| s.geometry).collect();
@@ -202,9 +210,25 @@ pub fn run(a: ReconArgs) -> Result<()> {
             Format::Nifti => {
                 basin_export::nifti_out::write_nifti_4d(path, &v4, &geom, &descrip, a.force)?
             }
-            Format::Ismrmrd => basin_export::ismrmrd_out::write_ismrmrd_images(
-                path, &v4, &geom, &descrip, a.force,
-            )?,
+            Format::Ismrmrd => {
+                let c4 = if a.complex {
+                    let cv: Vec<_> = cvols
+                        .iter()
+                        .map(|v| v.view().insert_axis(Axis(0)))
+                        .collect();
+                    Some(ndarray::concatenate(Axis(0), &cv)?)
+                } else {
+                    None
+                };
+                basin_export::ismrmrd_out::write_ismrmrd_images(
+                    path,
+                    &v4,
+                    c4.as_ref(),
+                    &geom,
+                    &descrip,
+                    a.force,
+                )?
+            }
             Format::Dicom => {
                 if vols.len() > 1 {
                     warnings.push(format!("{}: DICOM holds the first of {} volumes (contrast/repetition); use NIfTI or ISMRMRD for all", path.display(), vols.len()));

@@ -4,14 +4,17 @@
 
 use crate::geometry::StackGeometry;
 use crate::{atomic_write, ExportError};
-use basin_mrd::image::{write_images, ImageHeader, Pixels, IMTYPE_MAGNITUDE};
+use basin_core::C32;
+use basin_mrd::image::{write_images, ImageHeader, Pixels, IMTYPE_COMPLEX, IMTYPE_MAGNITUDE};
 use ndarray::Array4;
 use std::path::Path;
 
-/// Writes volumes `[t, z, y, x]` (t = contrast/repetition groups) as ISMRMRD images.
+/// Writes volumes `[t, z, y, x]` (t = contrast/repetition groups) as ISMRMRD images: magnitude,
+/// or complex when `complex` holds the complex volumes of the same shape.
 pub fn write_ismrmrd_images(
     path: &Path,
     volumes: &Array4<f32>,
+    complex: Option<&Array4<C32>>,
     geom: &StackGeometry,
     meta: &str,
     overwrite: bool,
@@ -50,27 +53,32 @@ pub fn write_ismrmrd_images(
                 slice_dir: unit(2),
                 slice: k as u16,
                 repetition: t as u16,
-                image_type: IMTYPE_MAGNITUDE,
+                image_type: if complex.is_some() {
+                    IMTYPE_COMPLEX
+                } else {
+                    IMTYPE_MAGNITUDE
+                },
                 image_index: (t * nz + k + 1) as u16,
                 image_series_index: 1,
                 ..Default::default()
             });
         }
     }
-    let px = volumes
-        .to_shape((nt * nz, 1, 1, ny, nx))
-        .map_err(|e| ExportError::Invalid(e.to_string()))?
-        .to_owned();
+    let shape = (nt * nz, 1, 1, ny, nx);
+    let bad = |e: ndarray::ShapeError| ExportError::Invalid(e.to_string());
+    let px = match complex {
+        Some(c) if c.dim() == volumes.dim() => {
+            Pixels::Complex(c.to_shape(shape).map_err(bad)?.to_owned())
+        }
+        Some(_) => {
+            return Err(ExportError::Invalid(
+                "complex and magnitude volumes differ in shape".into(),
+            ))
+        }
+        None => Pixels::Magnitude(volumes.to_shape(shape).map_err(bad)?.to_owned()),
+    };
     let attrs = vec![meta.to_string(); nt * nz];
     atomic_write(path, overwrite, |tmp| {
-        write_images(
-            tmp,
-            "dataset",
-            "image_0",
-            &headers,
-            &Pixels::Magnitude(px),
-            &attrs,
-        )
-        .map_err(|e| e.to_string())
+        write_images(tmp, "dataset", "image_0", &headers, &px, &attrs).map_err(|e| e.to_string())
     })
 }
