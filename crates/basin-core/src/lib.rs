@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! basin-core: the array types, the centered orthonormal FFT, the linear operators that every
 //! solver is written against, and the image-quality metrics (fastMRI definitions).
 //!

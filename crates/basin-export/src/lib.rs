@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! basin-export: where a reconstructed voxel sits in the patient, and the writers that carry
 //! that geometry into files. Writes are atomic: a temporary sibling file, then a rename; an
 //! existing output is refused unless the caller allows overwriting.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! basin-mrd: everything between a file (or stream) and k-space. The ISMRMRD XML header, the
 //! acquisition layout and flags, HDF5 reading and writing of ISMRMRD and fastMRI files, and the
 //! assembly of acquisitions into k-space buckets. It never reconstructs.

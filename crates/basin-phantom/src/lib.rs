@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! basin-phantom: numerical phantoms whose k-space is computed analytically (the continuous
 //! Fourier transform of ellipses), smooth coil sensitivities, fastMRI-style sampling masks,
 //! complex Gaussian noise with a coil covariance, and their ISMRMRD representation.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! basin-recon: from assembled k-space to images. Noise prewhitening, coil sensitivity
 //! estimation, the solvers, the TOML `Protocol`, and the one pure function
 //! `reconstruct(&Protocol, &KSpace) -> ReconResult` that every driver (CLI, server, benches) calls.
