@@ -1,0 +1,23 @@
+#![warn(missing_docs)]
+//! basin-prior: the learned anatomical energy E_θ(x; σ) — so far its float64 reference
+//! implementation: the architecture, the energy and its per-pixel density, the exact image
+//! gradient ∇ₓE, and the denoising-score-matching loss with its exact parameter gradient (the
+//! "double backward" that needs second derivatives of the activations). The f32 production
+//! path, training loop, weights and the shipped model build on this and are checked against it.
+//!
+//! Architecture (two learned convolutional layers, smooth activations, σ-conditioned):
+//!
+//! ```text
+//! z₁ = W₁ ∗ x + b₁ + a₁·log σ        x: [2, H, W] (real, imaginary), W₁: [C₁, 2, K₁, K₁]
+//! h₁ = softplus(z₁)
+//! z₂ = W₂ ∗ h₁ + b₂                  W₂: [C₂, C₁, K₂, K₂]
+//! e(p) = (1/σ) Σ_k α_k softplus(z₂,k(p))     energy density; E = Σ_p e(p)
+//! ```
+//!
+//! Convolutions are "same" size with zero padding (cross-correlation, as in deep-learning
+//! frameworks).
+
+pub mod conv;
+pub mod model;
+
+pub use model::{DsmGradient, EnergyModel};
