@@ -46,7 +46,7 @@ fn dsm_parameter_gradient_matches_finite_differences() {
     let h = 1e-6;
     let mut worst = 0.0f64;
     // Every parameter of this small model.
-    for i in 0..count {
+    for (i, &a) in analytic.iter().enumerate() {
         let mut mp = m.clone();
         *mp.params_mut()[i] += h;
         let mut mm = m.clone();
