@@ -19,5 +19,6 @@
 
 pub mod conv;
 pub mod model;
+pub mod train;
 
 pub use model::{DsmGradient, EnergyModel};
