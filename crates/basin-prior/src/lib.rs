@@ -18,6 +18,7 @@
 //! frameworks).
 
 pub mod conv;
+pub mod data;
 pub mod model;
 pub mod train;
 
