@@ -21,5 +21,19 @@ pub mod conv;
 pub mod data;
 pub mod model;
 pub mod train;
+pub mod weights;
 
 pub use model::{DsmGradient, EnergyModel};
+
+/// Errors of basin-prior.
+#[derive(Debug, thiserror::Error)]
+pub enum PriorError {
+    /// Weights that cannot be read or do not fit the architecture.
+    #[error("weights: tensor {tensor}: {message}")]
+    Weights {
+        /// Tensor name (or "header").
+        tensor: String,
+        /// What is wrong.
+        message: String,
+    },
+}
