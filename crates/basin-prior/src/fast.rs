@@ -33,17 +33,16 @@ pub struct Workspace {
     z2: Vec<f32>,
 }
 
-fn softplus(z: f32) -> f32 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
-fn sigmoid(z: f32) -> f32 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
+/// softplus(z) and sigmoid(z) from one exponential.
+fn softplus_sigmoid(z: f32) -> (f32, f32) {
+    let e = (-z.abs()).exp();
+    let sp = z.max(0.0) + e.ln_1p();
+    let s = if z >= 0.0 {
+        1.0 / (1.0 + e)
     } else {
-        let e = z.exp();
         e / (1.0 + e)
-    }
+    };
+    (sp, s)
 }
 
 /// col[(i·K + dy)·K + dx, y·W + x] = inp[i, y + dy − r, x + dx − r] (zero outside).
@@ -179,9 +178,9 @@ impl FastModel {
             let z = &mut ws.z1[c * hw..(c + 1) * hw];
             let s = &mut ws.s1[c * hw..(c + 1) * hw];
             for (zv, sv) in z.iter_mut().zip(s.iter_mut()) {
-                *zv += shift;
-                *sv = sigmoid(*zv);
-                *zv = softplus(*zv); // z1 now holds h1
+                let (sp, sg) = softplus_sigmoid(*zv + shift);
+                *sv = sg;
+                *zv = sp; // z1 now holds h1
             }
         }
         // Layer 2.
@@ -202,13 +201,13 @@ impl FastModel {
             let a = self.alpha[k] / sigma;
             let b = self.b2[k];
             for (p, zv) in ws.z2[k * hw..(k + 1) * hw].iter_mut().enumerate() {
-                let z = *zv + b;
-                let e = a * softplus(z);
+                let (sp, sg) = softplus_sigmoid(*zv + b);
+                let e = a * sp;
                 energy += e as f64;
                 if let Some(d) = density.as_deref_mut() {
                     d[p] += e;
                 }
-                *zv = a * sigmoid(z); // z2 now holds ∂E/∂z2
+                *zv = a * sg; // z2 now holds ∂E/∂z2
             }
         }
         // Backward: ∂E/∂h1 = col2im(W2ᵀ · δ2), ∂E/∂z1 = ∂E/∂h1 ⊙ s(z1), ∇ₓE = col2im(W1ᵀ · δ1).
