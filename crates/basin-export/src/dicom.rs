@@ -210,16 +210,10 @@ fn identity(h: &IsmrmrdHeader, anonymize: bool) -> Identity {
 
 /// Intensity scale to 12 bits and a window (centre, width) covering the 0.5–99.5 % range.
 fn scaling(volume: &Array3<f32>) -> (f64, f64, f64) {
-    let mut v: Vec<f32> = volume.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(|a, b| a.total_cmp(b));
+    let v = crate::sorted_finite(volume.iter());
     let max = v.last().copied().unwrap_or(0.0).max(0.0) as f64;
     let scale = if max > 0.0 { 4095.0 / max } else { 0.0 };
-    let q = |p: f64| {
-        v.get(((v.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0) as f64
-            * scale
-    };
+    let q = |p: f64| crate::quantile(&v, p).unwrap_or(0.0) as f64 * scale;
     let (lo, hi) = (q(0.005), q(0.995));
     let width = (hi - lo).max(1.0);
     (scale, lo + width / 2.0, width)
@@ -302,12 +296,7 @@ pub fn write_dicom_series(
         .filter(|b: &String| !b.is_empty())
         .unwrap_or_else(|| "HEAD".into());
     let lps = &geom.lps;
-    let col = |c: usize| [lps[0][c], lps[1][c], lps[2][c]];
-    let unit = |v: [f64; 3]| {
-        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
-        [v[0] / n, v[1] / n, v[2] / n]
-    };
-    let (row_dir, col_dir, normal) = (unit(col(0)), unit(col(1)), unit(col(2)));
+    let (row_dir, col_dir, normal) = (geom.direction(0), geom.direction(1), geom.direction(2));
     let iop = ds_multi(&[
         row_dir[0], row_dir[1], row_dir[2], col_dir[0], col_dir[1], col_dir[2],
     ]);

@@ -90,6 +90,15 @@ pub fn stack_geometry(
     }
 }
 
+impl StackGeometry {
+    /// Unit vector (LPS) of voxel axis `c` (0 = rows' direction along x, 1 = y, 2 = slices).
+    pub fn direction(&self, c: usize) -> [f64; 3] {
+        let v = [self.lps[0][c], self.lps[1][c], self.lps[2][c]];
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
+        [v[0] / n, v[1] / n, v[2] / n]
+    }
+}
+
 /// The same affine in RAS (NIfTI): negate the first two rows.
 pub fn lps_to_ras(a: &Affine) -> Affine {
     let mut r = *a;

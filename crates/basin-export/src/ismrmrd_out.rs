@@ -21,11 +21,7 @@ pub fn write_ismrmrd_images(
 ) -> Result<(), ExportError> {
     let (nt, nz, ny, nx) = volumes.dim();
     let lps = &geom.lps;
-    let unit = |c: usize| {
-        let v = [lps[0][c], lps[1][c], lps[2][c]];
-        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
-        [(v[0] / n) as f32, (v[1] / n) as f32, (v[2] / n) as f32]
-    };
+    let unit = |c: usize| geom.direction(c).map(|v| v as f32);
     let mut headers = Vec::with_capacity(nt * nz);
     for t in 0..nt {
         for k in 0..nz {

@@ -30,6 +30,20 @@ pub enum ExportError {
     Invalid(String),
 }
 
+/// The finite values of an image, sorted ascending (for windowing and scaling).
+pub(crate) fn sorted_finite<'a>(values: impl Iterator<Item = &'a f32>) -> Vec<f32> {
+    let mut v: Vec<f32> = values.copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+/// The value at fraction `p` of a sorted list (nearest rank below), None when it is empty.
+pub(crate) fn quantile(sorted: &[f32], p: f64) -> Option<f32> {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+}
+
 /// Writes `path` atomically: `write` fills a temporary sibling (whose name ends like `path`, so
 /// extension-driven writers behave the same), which is renamed over `path` on success and
 /// removed on failure.

@@ -20,11 +20,8 @@ pub fn write_preview(
     let cols = (nz as f64).sqrt().ceil() as usize;
     let rows = nz.div_ceil(cols);
     let (w, h) = (cols * nx, rows * ny);
-    let mut v: Vec<f32> = volume.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let top = v
-        .get(((v.len().max(1) - 1) as f64 * 0.995) as usize)
-        .copied()
+    let v = crate::sorted_finite(volume.iter());
+    let top = crate::quantile(&v, 0.995)
         .unwrap_or(1.0)
         .max(f32::MIN_POSITIVE);
     let mut img = vec![0u8; w * h];

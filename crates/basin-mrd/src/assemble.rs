@@ -414,11 +414,7 @@ pub fn assemble(
         for b in &mut buckets {
             b.data = crop_readout(&b.data, start, nx);
             b.calib = crop_readout(&b.calib, start, nx);
-            b.mask = b
-                .mask
-                .slice(s![.., .., start..start + nx])
-                .to_owned()
-                .mapv(|m| m);
+            b.mask = b.mask.slice(s![.., .., start..start + nx]).to_owned();
             b.calib_mask = b.calib_mask.slice(s![.., .., start..start + nx]).to_owned();
             // A line is sampled across the whole cropped readout when it was sampled at all.
             for mut row in b.mask.lanes_mut(Axis(2)) {

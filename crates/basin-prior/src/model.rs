@@ -74,6 +74,19 @@ impl EnergyModel {
         }
     }
 
+    /// Every parameter's value in the order of [`EnergyModel::params_mut`].
+    pub fn params(&self) -> Vec<f64> {
+        self.w1
+            .iter()
+            .chain(self.b1.iter())
+            .chain(self.a1.iter())
+            .chain(self.w2.iter())
+            .chain(self.b2.iter())
+            .chain(self.alpha.iter())
+            .copied()
+            .collect()
+    }
+
     /// Every parameter as one mutable list (w1, b1, a1, w2, b2, α in order), for optimisers and
     /// finite-difference checks.
     pub fn params_mut(&mut self) -> Vec<&mut f64> {

@@ -3,7 +3,7 @@
 
 use crate::model::{DsmGradient, EnergyModel};
 use basin_core::rng::Rng;
-use ndarray::{Array3, Zip};
+use ndarray::Array3;
 
 /// Adam (Kingma & Ba 2015) over every parameter of an [`EnergyModel`].
 #[derive(Clone, Debug)]
@@ -37,8 +37,7 @@ impl Adam {
 
     /// One update of `model` with gradient `grad` (same shapes).
     pub fn step(&mut self, model: &mut EnergyModel, grad: &DsmGradient) {
-        let mut g = grad.clone();
-        let g: Vec<f64> = g.params_mut().into_iter().map(|p| *p).collect();
+        let g = grad.params();
         if self.m.len() != g.len() {
             self.m = vec![0.0; g.len()];
             self.v = vec![0.0; g.len()];
@@ -84,22 +83,7 @@ pub fn dsm_batch(
 }
 
 fn add_scaled(acc: &mut EnergyModel, g: &EnergyModel, s: f64) {
-    Zip::from(&mut acc.w1)
-        .and(&g.w1)
-        .for_each(|a, &b| *a += s * b);
-    Zip::from(&mut acc.b1)
-        .and(&g.b1)
-        .for_each(|a, &b| *a += s * b);
-    Zip::from(&mut acc.a1)
-        .and(&g.a1)
-        .for_each(|a, &b| *a += s * b);
-    Zip::from(&mut acc.w2)
-        .and(&g.w2)
-        .for_each(|a, &b| *a += s * b);
-    Zip::from(&mut acc.b2)
-        .and(&g.b2)
-        .for_each(|a, &b| *a += s * b);
-    Zip::from(&mut acc.alpha)
-        .and(&g.alpha)
-        .for_each(|a, &b| *a += s * b);
+    for (a, b) in acc.params_mut().into_iter().zip(g.params()) {
+        *a += s * b;
+    }
 }
