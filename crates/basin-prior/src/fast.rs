@@ -235,3 +235,415 @@ impl FastModel {
         energy as f32
     }
 }
+
+/// dst (m×n) ← or += a (m×k) · b (k×n), all row-major slices; `bt`: b is given as its
+/// transpose (n×k, row-major).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    dst: &mut [f32],
+    add: bool,
+    a: &[f32],
+    at: bool,
+    b: &[f32],
+    bt: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let am = if at {
+        MatRef::from_row_major_slice(a, k, m).transpose()
+    } else {
+        MatRef::from_row_major_slice(a, m, k)
+    };
+    let bm = if bt {
+        MatRef::from_row_major_slice(b, n, k).transpose()
+    } else {
+        MatRef::from_row_major_slice(b, k, n)
+    };
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut dst[..m * n], m, n),
+        if add { Accum::Add } else { Accum::Replace },
+        am,
+        bm,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+}
+
+/// Buffers of one training evaluation (forward, backward, tangent and reverse passes) for one
+/// image size, reused across calls.
+#[derive(Clone, Debug)]
+pub struct TrainWorkspace {
+    h: usize,
+    w: usize,
+    col1x: Vec<f32>,
+    col1v: Vec<f32>,
+    tmp1: Vec<f32>,
+    h1: Vec<f32>,
+    s1: Vec<f32>,
+    zd1: Vec<f32>,
+    gh1: Vec<f32>,
+    dz1: Vec<f32>,
+    gz1: Vec<f32>,
+    col2h: Vec<f32>,
+    col2hd: Vec<f32>,
+    tmp2: Vec<f32>,
+    s2: Vec<f32>,
+    d2: Vec<f32>,
+    zd2: Vec<f32>,
+    gz2: Vec<f32>,
+    gw1: Vec<f32>,
+    gw2: Vec<f32>,
+}
+
+impl FastModel {
+    /// Number of parameters (the length of [`EnergyModel::params`]).
+    pub fn num_params(&self) -> usize {
+        self.w1.len() + 2 * self.c1 + self.w2.len() + 2 * self.c2
+    }
+
+    /// Training buffers for images of `h`×`w`.
+    pub fn train_workspace(&self, h: usize, w: usize) -> TrainWorkspace {
+        let hw = h * w;
+        let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
+        let v = |n: usize| vec![0.0f32; n];
+        TrainWorkspace {
+            h,
+            w,
+            col1x: v(r1 * hw),
+            col1v: v(r1 * hw),
+            tmp1: v(r1 * hw),
+            h1: v(self.c1 * hw),
+            s1: v(self.c1 * hw),
+            zd1: v(self.c1 * hw),
+            gh1: v(self.c1 * hw),
+            dz1: v(self.c1 * hw),
+            gz1: v(self.c1 * hw),
+            col2h: v(r2 * hw),
+            col2hd: v(r2 * hw),
+            tmp2: v(r2 * hw),
+            s2: v(self.c2 * hw),
+            d2: v(self.c2 * hw),
+            zd2: v(self.c2 * hw),
+            gz2: v(self.c2 * hw),
+            gw1: v(self.w1.len()),
+            gw2: v(self.w2.len()),
+        }
+    }
+
+    /// Training pass 1: ∇ₓE(x̃; σ) into `grad`, keeping in `ws` what pass 2 needs.
+    pub fn train_grad_x(&self, ws: &mut TrainWorkspace, xt: &[f32], sigma: f32, grad: &mut [f32]) {
+        let (h, w) = (ws.h, ws.w);
+        let hw = h * w;
+        let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
+        im2col(xt, 2, h, w, self.k1, &mut ws.col1x);
+        gemm(&mut ws.h1, false, &self.w1, false, &ws.col1x, false, self.c1, r1, hw);
+        let ls = sigma.ln();
+        for c in 0..self.c1 {
+            let shift = self.b1[c] + self.a1[c] * ls;
+            let z = &mut ws.h1[c * hw..(c + 1) * hw];
+            let s = &mut ws.s1[c * hw..(c + 1) * hw];
+            for (zv, sv) in z.iter_mut().zip(s.iter_mut()) {
+                let (sp, sg) = softplus_sigmoid(*zv + shift);
+                *sv = sg;
+                *zv = sp;
+            }
+        }
+        im2col(&ws.h1, self.c1, h, w, self.k2, &mut ws.col2h);
+        gemm(&mut ws.s2, false, &self.w2, false, &ws.col2h, false, self.c2, r2, hw);
+        for k in 0..self.c2 {
+            let a = self.alpha[k] / sigma;
+            let b = self.b2[k];
+            let s2 = &mut ws.s2[k * hw..(k + 1) * hw];
+            let d2 = &mut ws.d2[k * hw..(k + 1) * hw];
+            for (sv, dv) in s2.iter_mut().zip(d2.iter_mut()) {
+                let (_, sg) = softplus_sigmoid(*sv + b);
+                *sv = sg;
+                *dv = a * sg;
+            }
+        }
+        gemm(&mut ws.tmp2, false, &self.w2, true, &ws.d2, false, r2, self.c2, hw);
+        col2im(&ws.tmp2, self.c1, h, w, self.k2, &mut ws.gh1);
+        for ((d, g), s) in ws.dz1.iter_mut().zip(&ws.gh1).zip(&ws.s1) {
+            *d = g * s;
+        }
+        gemm(&mut ws.tmp1, false, &self.w1, true, &ws.dz1, false, r1, self.c1, hw);
+        col2im(&ws.tmp1, 2, h, w, self.k1, grad);
+    }
+
+    /// Training pass 2 (after [`FastModel::train_grad_x`] on the same workspace): adds
+    /// ∂/∂θ ⟨∇ₓE(x̃; σ), v⟩ to `acc` (in [`EnergyModel::params`] order).
+    pub fn train_grad_params(&self, ws: &mut TrainWorkspace, v: &[f32], sigma: f32, acc: &mut [f64]) {
+        let (h, w) = (ws.h, ws.w);
+        let hw = h * w;
+        let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
+        // Tangent pass: ż₁ = W₁ ∗ v, ḣ₁ = s(z₁)ż₁, ż₂ = W₂ ∗ ḣ₁.
+        im2col(v, 2, h, w, self.k1, &mut ws.col1v);
+        gemm(&mut ws.zd1, false, &self.w1, false, &ws.col1v, false, self.c1, r1, hw);
+        for ((g, z), s) in ws.gz1.iter_mut().zip(&ws.zd1).zip(&ws.s1) {
+            *g = z * s; // ḣ₁, held in gz1 until it is im2col'ed
+        }
+        im2col(&ws.gz1, self.c1, h, w, self.k2, &mut ws.col2hd);
+        gemm(&mut ws.zd2, false, &self.w2, false, &ws.col2hd, false, self.c2, r2, hw);
+        // Reverse through the output layer.
+        let (o_b1, o_a1) = (self.w1.len(), self.w1.len() + self.c1);
+        let o_w2 = o_a1 + self.c1;
+        let (o_b2, o_al) = (o_w2 + self.w2.len(), o_w2 + self.w2.len() + self.c2);
+        for k in 0..self.c2 {
+            let a = self.alpha[k] / sigma;
+            let (mut ga, mut gb) = (0.0f64, 0.0f64);
+            let rng = k * hw..(k + 1) * hw;
+            for ((g, &s), &zd) in ws.gz2[rng.clone()]
+                .iter_mut()
+                .zip(&ws.s2[rng.clone()])
+                .zip(&ws.zd2[rng])
+            {
+                *g = a * s * (1.0 - s) * zd;
+                gb += *g as f64;
+                ga += (s * zd) as f64;
+            }
+            acc[o_al + k] += ga / sigma as f64;
+            acc[o_b2 + k] += gb;
+        }
+        gemm(&mut ws.gw2, false, &ws.d2, false, &ws.col2hd, true, self.c2, hw, r2);
+        gemm(&mut ws.gw2, true, &ws.gz2, false, &ws.col2h, true, self.c2, hw, r2);
+        for (a, &g) in acc[o_w2..o_b2].iter_mut().zip(&ws.gw2) {
+            *a += g as f64;
+        }
+        // Back to the first layer: ∂/∂z₁ = col2im(W₂ᵀ ∂/∂z₂)·s(z₁) + ∂/∂ḣ₁·s'(z₁)·ż₁, where
+        // ∂/∂ḣ₁ is the gradient pass's gh1 and ∂/∂ż₁ = gh1·s(z₁) its dz1.
+        gemm(&mut ws.tmp2, false, &self.w2, true, &ws.gz2, false, r2, self.c2, hw);
+        col2im(&ws.tmp2, self.c1, h, w, self.k2, &mut ws.gz1);
+        for (((g, &gh), &s), &zd) in ws.gz1.iter_mut().zip(&ws.gh1).zip(&ws.s1).zip(&ws.zd1) {
+            *g = *g * s + gh * s * (1.0 - s) * zd;
+        }
+        gemm(&mut ws.gw1, false, &ws.gz1, false, &ws.col1x, true, self.c1, hw, r1);
+        gemm(&mut ws.gw1, true, &ws.dz1, false, &ws.col1v, true, self.c1, hw, r1);
+        for (a, &g) in acc[..o_b1].iter_mut().zip(&ws.gw1) {
+            *a += g as f64;
+        }
+        let ls = (sigma as f64).ln();
+        for c in 0..self.c1 {
+            let s: f64 = ws.gz1[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
+            acc[o_b1 + c] += s;
+            acc[o_a1 + c] += s * ls;
+        }
+    }
+}
+
+/// Mean over 2×2 blocks of a `[c, h, w]` buffer into `[c, ⌊h/2⌋, ⌊w/2⌋]`.
+fn pool2(src: &[f32], c: usize, h: usize, w: usize, dst: &mut [f32]) {
+    let (hc, wc) = (h / 2, w / 2);
+    for i in 0..c {
+        for y in 0..hc {
+            let r0 = &src[i * h * w + 2 * y * w..][..w];
+            let r1 = &src[i * h * w + (2 * y + 1) * w..][..w];
+            let d = &mut dst[i * hc * wc + y * wc..][..wc];
+            for (x, dv) in d.iter_mut().enumerate() {
+                *dv = 0.25 * (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]);
+            }
+        }
+    }
+}
+
+/// Adds the adjoint of [`pool2`] of `coarse` `[c, ⌊h/2⌋, ⌊w/2⌋]` into `dst` `[c, h, w]`.
+fn pool2_adjoint_add(coarse: &[f32], c: usize, h: usize, w: usize, dst: &mut [f32]) {
+    let (hc, wc) = (h / 2, w / 2);
+    for i in 0..c {
+        for y in 0..2 * hc {
+            let src = &coarse[i * hc * wc + (y / 2) * wc..][..wc];
+            let d = &mut dst[i * h * w + y * w..][..w];
+            for x in 0..2 * wc {
+                d[x] += 0.25 * src[x / 2];
+            }
+        }
+    }
+}
+
+/// The float32 multi-scale energy of [`crate::pyramid::Pyramid`].
+#[derive(Clone, Debug)]
+pub struct FastPyramid {
+    levels: Vec<FastModel>,
+}
+
+/// The sizes of the non-empty pyramid levels of an `h`×`w` image (at most `n`).
+fn level_dims(n: usize, h: usize, w: usize) -> Vec<(usize, usize)> {
+    let mut d = vec![(h, w)];
+    while d.len() < n {
+        let (a, b) = d[d.len() - 1];
+        if a / 2 == 0 || b / 2 == 0 {
+            break;
+        }
+        d.push((a / 2, b / 2));
+    }
+    d
+}
+
+/// Inference buffers of a [`FastPyramid`] for one image size.
+#[derive(Clone, Debug)]
+pub struct PyramidWorkspace {
+    dims: Vec<(usize, usize)>,
+    xs: Vec<Vec<f32>>,
+    gs: Vec<Vec<f32>>,
+    ds: Vec<Vec<f32>>,
+    ws: Vec<Workspace>,
+}
+
+/// Training buffers of a [`FastPyramid`] for one patch size.
+#[derive(Clone, Debug)]
+pub struct PyramidTrainWorkspace {
+    dims: Vec<(usize, usize)>,
+    xs: Vec<Vec<f32>>,
+    vs: Vec<Vec<f32>>,
+    gs: Vec<Vec<f32>>,
+    ws: Vec<TrainWorkspace>,
+}
+
+impl FastPyramid {
+    /// Converts reference weights to the float32 layout.
+    pub fn new(p: &crate::pyramid::Pyramid) -> Self {
+        FastPyramid {
+            levels: p.levels.iter().map(FastModel::new).collect(),
+        }
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.levels.iter().map(FastModel::num_params).sum()
+    }
+
+    /// Inference buffers for `h`×`w` images.
+    pub fn workspace(&self, h: usize, w: usize) -> PyramidWorkspace {
+        let dims = level_dims(self.levels.len(), h, w);
+        PyramidWorkspace {
+            xs: dims.iter().map(|&(a, b)| vec![0.0; 2 * a * b]).collect(),
+            gs: dims.iter().map(|&(a, b)| vec![0.0; 2 * a * b]).collect(),
+            ds: dims.iter().map(|&(a, b)| vec![0.0; a * b]).collect(),
+            ws: dims
+                .iter()
+                .zip(&self.levels)
+                .map(|(&(a, b), l)| l.workspace(a, b))
+                .collect(),
+            dims,
+        }
+    }
+
+    /// Multiply-accumulates per full-resolution pixel of one energy + gradient evaluation
+    /// (coarser levels weighted by their share of the pixels).
+    pub fn macs_per_pixel(&self) -> f64 {
+        self.levels
+            .iter()
+            .enumerate()
+            .map(|(s, l)| l.macs_per_pixel() as f64 / 4f64.powi(s as i32))
+            .sum()
+    }
+
+    /// Energy of `x` (`[2, h, w]`) at σ; writes ∇ₓE into `grad` and, when given, the energy
+    /// density `[h, w]` (coarse levels spread over the pixels they pool).
+    pub fn energy_grad(
+        &self,
+        ws: &mut PyramidWorkspace,
+        x: &[f32],
+        sigma: f32,
+        grad: &mut [f32],
+        density: Option<&mut [f32]>,
+    ) -> f32 {
+        let n = ws.dims.len();
+        let want_d = density.is_some();
+        ws.xs[0].copy_from_slice(x);
+        for s in 1..n {
+            let (h, w) = ws.dims[s - 1];
+            let (prev, next) = ws.xs.split_at_mut(s);
+            pool2(&prev[s - 1], 2, h, w, &mut next[0]);
+        }
+        let mut energy = 0.0f32;
+        for s in 0..n {
+            let sig = sigma / (1u32 << s) as f32;
+            let d = if want_d { Some(&mut ws.ds[s][..]) } else { None };
+            energy += self.levels[s].energy_grad(&mut ws.ws[s], &ws.xs[s], sig, &mut ws.gs[s], d);
+        }
+        for s in (1..n).rev() {
+            let (h, w) = ws.dims[s - 1];
+            let (fine, coarse) = ws.gs.split_at_mut(s);
+            pool2_adjoint_add(&coarse[0], 2, h, w, &mut fine[s - 1]);
+            if want_d {
+                let (fine, coarse) = ws.ds.split_at_mut(s);
+                pool2_adjoint_add(&coarse[0], 1, h, w, &mut fine[s - 1]);
+            }
+        }
+        grad.copy_from_slice(&ws.gs[0]);
+        if let Some(d) = density {
+            d.copy_from_slice(&ws.ds[0]);
+        }
+        energy
+    }
+
+    /// Training buffers for `h`×`w` patches.
+    pub fn train_workspace(&self, h: usize, w: usize) -> PyramidTrainWorkspace {
+        let dims = level_dims(self.levels.len(), h, w);
+        PyramidTrainWorkspace {
+            xs: dims.iter().map(|&(a, b)| vec![0.0; 2 * a * b]).collect(),
+            vs: dims.iter().map(|&(a, b)| vec![0.0; 2 * a * b]).collect(),
+            gs: dims.iter().map(|&(a, b)| vec![0.0; 2 * a * b]).collect(),
+            ws: dims
+                .iter()
+                .zip(&self.levels)
+                .map(|(&(a, b), l)| l.train_workspace(a, b))
+                .collect(),
+            dims,
+        }
+    }
+
+    /// Denoising score matching on one clean patch `x` with noise `n` (both `[2, h, w]`) at σ,
+    /// as [`crate::pyramid::Pyramid::dsm_loss_and_grad`]: returns the loss and adds ∂L/∂θ to
+    /// `acc` (in [`crate::pyramid::Pyramid::params`] order).
+    pub fn dsm_loss_and_grad(
+        &self,
+        ws: &mut PyramidTrainWorkspace,
+        x: &[f32],
+        n: &[f32],
+        sigma: f32,
+        acc: &mut [f64],
+    ) -> f64 {
+        let levels = ws.dims.len();
+        for ((xt, &a), &b) in ws.xs[0].iter_mut().zip(x).zip(n) {
+            *xt = a + sigma * b;
+        }
+        for s in 1..levels {
+            let (h, w) = ws.dims[s - 1];
+            let (prev, next) = ws.xs.split_at_mut(s);
+            pool2(&prev[s - 1], 2, h, w, &mut next[0]);
+        }
+        for s in 0..levels {
+            let sig = sigma / (1u32 << s) as f32;
+            self.levels[s].train_grad_x(&mut ws.ws[s], &ws.xs[s], sig, &mut ws.gs[s]);
+        }
+        for s in (1..levels).rev() {
+            let (h, w) = ws.dims[s - 1];
+            let (fine, coarse) = ws.gs.split_at_mut(s);
+            pool2_adjoint_add(&coarse[0], 2, h, w, &mut fine[s - 1]);
+        }
+        let count = n.len() as f32;
+        let mut loss = 0.0f64;
+        for ((v, &g), &nv) in ws.vs[0].iter_mut().zip(&ws.gs[0]).zip(n) {
+            let r = sigma * g - nv;
+            loss += (r as f64) * (r as f64);
+            *v = 2.0 * sigma * r / count;
+        }
+        for s in 1..levels {
+            let (h, w) = ws.dims[s - 1];
+            let (prev, next) = ws.vs.split_at_mut(s);
+            pool2(&prev[s - 1], 2, h, w, &mut next[0]);
+        }
+        let mut off = 0;
+        for s in 0..self.levels.len() {
+            let np = self.levels[s].num_params();
+            if s < levels {
+                let sig = sigma / (1u32 << s) as f32;
+                self.levels[s].train_grad_params(&mut ws.ws[s], &ws.vs[s], sig, &mut acc[off..off + np]);
+            }
+            off += np;
+        }
+        loss / count as f64
+    }
+}

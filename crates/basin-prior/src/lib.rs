@@ -21,10 +21,12 @@ pub mod conv;
 pub mod data;
 pub mod fast;
 pub mod model;
+pub mod pyramid;
 pub mod train;
 pub mod weights;
 
 pub use model::{DsmGradient, EnergyModel};
+pub use pyramid::{Pyramid, PyramidGradient};
 
 /// Errors of basin-prior.
 #[derive(Debug, thiserror::Error)]

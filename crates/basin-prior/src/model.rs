@@ -163,16 +163,27 @@ impl EnergyModel {
         sigma: f64,
     ) -> (f64, DsmGradient) {
         let xt = &x + &(&n * sigma);
-        let f = self.forward(xt.view(), sigma);
-        let g = self.backward_x(&f, sigma);
+        let g = self.grad_x(xt.view(), sigma);
         let count = g.len() as f64;
         let r = &g * sigma - n;
         let loss = r.iter().map(|v| v * v).sum::<f64>() / count;
-        // ∂L/∂θ = vᵀ ∂(∇ₓE)/∂θ with v = 2σ r / N, i.e. the parameter gradient of the
-        // directional derivative D = ⟨∇ₓE(x̃), v⟩: a tangent pass along v, then reverse mode
-        // through both the primal and the tangent values.
+        // ∂L/∂θ = vᵀ ∂(∇ₓE)/∂θ with v = 2σ r / N.
         let v = r.mapv(|t| 2.0 * sigma * t / count);
-        let zd1 = conv(v.view(), self.w1.view()); // ż₁
+        (loss, self.grad_params_of_directional(xt.view(), v.view(), sigma))
+    }
+
+    /// ∂/∂θ ⟨∇ₓE(x̃; σ), v⟩ for a fixed direction `v` — the parameter gradient of any loss
+    /// of ∇ₓE whose derivative with respect to ∇ₓE is `v`. It needs the second derivatives
+    /// of the activations: a tangent pass along v, then reverse mode through both the primal
+    /// and the tangent values.
+    pub fn grad_params_of_directional(
+        &self,
+        xt: ArrayView3<'_, f64>,
+        v: ArrayView3<'_, f64>,
+        sigma: f64,
+    ) -> DsmGradient {
+        let f = self.forward(xt, sigma);
+        let zd1 = conv(v, self.w1.view()); // ż₁
         let s1 = f.z1.mapv(sigmoid);
         let hd1 = &s1 * &zd1; // ḣ₁ = softplus'(z₁)·ż₁ = s(z₁)·ż₁
         let zd2 = conv(hd1.view(), self.w2.view()); // ż₂
@@ -210,14 +221,14 @@ impl EnergyModel {
                 *o = gh * s + ghd * s * (1.0 - s) * zd;
             });
         let g_zd1 = &g_hd1 * &s1;
-        conv_weight_grad(g_z1.view(), xt.view(), &mut grad.w1);
-        conv_weight_grad(g_zd1.view(), v.view(), &mut grad.w1);
+        conv_weight_grad(g_z1.view(), xt, &mut grad.w1);
+        conv_weight_grad(g_zd1.view(), v, &mut grad.w1);
         let ls = sigma.ln();
         for c in 0..self.b1.len() {
             let s = g_z1.index_axis(Axis(0), c).sum();
             grad.b1[c] = s;
             grad.a1[c] = s * ls;
         }
-        (loss, grad)
+        grad
     }
 }

@@ -51,3 +51,49 @@ fn fast_path_matches_reference() {
         }
     }
 }
+
+fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+fn fast_pyramid_matches_reference_in_energy_gradient_and_training_gradient() {
+    use basin_prior::fast::FastPyramid;
+    use basin_prior::Pyramid;
+    let mut rng = Rng::new(22);
+    for (h, w) in [(24, 20), (19, 33)] {
+        let p = Pyramid::random(3, 6, 5, 5, 3, 9);
+        let x = Array3::from_shape_simple_fn((2, h, w), || rng.normal() * 0.5);
+        let n = Array3::from_shape_simple_fn((2, h, w), || rng.normal());
+        let fp = FastPyramid::new(&p);
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let nf: Vec<f32> = n.iter().map(|&v| v as f32).collect();
+        for sigma in [0.05, 0.3] {
+            let mut ws = fp.workspace(h, w);
+            let mut g = vec![0.0f32; 2 * h * w];
+            let mut d = vec![0.0f32; h * w];
+            let e = fp.energy_grad(&mut ws, &xf, sigma as f32, &mut g, Some(&mut d));
+            let e_ref = p.energy(x.view(), sigma);
+            assert!(((e as f64) - e_ref).abs() / e_ref.abs() < 1e-4, "energy {e} vs {e_ref}");
+            let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
+            let gr = p.grad_x(x.view(), sigma);
+            assert!(rel_l2(&g64, gr.as_slice().unwrap()) < 1e-4, "∇ₓE");
+            let d64: Vec<f64> = d.iter().map(|&v| v as f64).collect();
+            let dr = p.energy_density(x.view(), sigma);
+            assert!(rel_l2(&d64, dr.as_slice().unwrap()) < 1e-4, "density");
+            // Training gradient, accumulated twice to check that the workspace keeps no state.
+            let mut tw = fp.train_workspace(h, w);
+            let mut acc = vec![0.0f64; fp.num_params()];
+            let loss = fp.dsm_loss_and_grad(&mut tw, &xf, &nf, sigma as f32, &mut acc);
+            let loss2 = fp.dsm_loss_and_grad(&mut tw, &xf, &nf, sigma as f32, &mut acc);
+            assert_eq!(loss, loss2);
+            let (l_ref, g_ref) = p.dsm_loss_and_grad(x.view(), n.view(), sigma);
+            assert!((loss - l_ref).abs() / l_ref < 1e-4, "loss {loss} vs {l_ref}");
+            let half: Vec<f64> = acc.iter().map(|v| v / 2.0).collect();
+            let e = rel_l2(&half, &g_ref.params());
+            assert!(e < 1e-3, "DSM parameter gradient relative error {e}");
+        }
+    }
+}

@@ -138,3 +138,47 @@ fn a_tiny_model_learns_validation_dsm_loss_falls() {
         "no better than a constant energy: {after} vs {trivial}"
     );
 }
+
+#[test]
+fn pyramid_gradients_match_finite_differences() {
+    use basin_prior::Pyramid;
+    let mut rng = Rng::new(31);
+    // Odd sizes: pooling drops the last row/column at coarser levels.
+    let p = Pyramid::random(3, 4, 3, 3, 3, 40);
+    let x = Array3::from_shape_simple_fn((2, 13, 10), || rng.normal());
+    let n = Array3::from_shape_simple_fn((2, 13, 10), || rng.normal());
+    let sigma = 0.15;
+    let g = p.grad_x(x.view(), sigma);
+    let h = 1e-5;
+    let mut worst = 0.0f64;
+    for idx in [(0, 0, 0), (1, 5, 4), (0, 12, 9), (1, 3, 7), (0, 11, 2)] {
+        let mut xp = x.clone();
+        xp[idx] += h;
+        let mut xm = x.clone();
+        xm[idx] -= h;
+        let fd = (p.energy(xp.view(), sigma) - p.energy(xm.view(), sigma)) / (2.0 * h);
+        worst = worst.max(rel(g[idx], fd));
+    }
+    assert!(worst < 1e-4, "∇ₓE worst relative error {worst}");
+    let d = p.energy_density(x.view(), sigma);
+    assert!((d.sum() - p.energy(x.view(), sigma)).abs() < 1e-9 * d.sum().abs().max(1.0));
+    let (_, grad) = p.dsm_loss_and_grad(x.view(), n.view(), sigma);
+    let analytic = grad.params();
+    let hp = 1e-6;
+    let mut worst = 0.0f64;
+    // Every 7th parameter, across all three levels.
+    for i in (0..analytic.len()).step_by(7) {
+        let mut pp = p.clone();
+        *pp.params_mut()[i] += hp;
+        let mut pm = p.clone();
+        *pm.params_mut()[i] -= hp;
+        let fd = (pp.dsm_loss_and_grad(x.view(), n.view(), sigma).0
+            - pm.dsm_loss_and_grad(x.view(), n.view(), sigma).0)
+            / (2.0 * hp);
+        let a = analytic[i];
+        if a.abs().max(fd.abs()) > 1e-7 {
+            worst = worst.max(rel(a, fd));
+        }
+    }
+    assert!(worst < 1e-4, "DSM parameter gradient worst relative error {worst}");
+}
