@@ -3,10 +3,12 @@
 //! - `basin info FILE`: what an ISMRMRD or fastMRI file holds.
 //! - `basin recon INPUT -o OUTPUT`: reconstruct to NIfTI with a protocol.
 //! - `basin phantom … -o OUT.h5`: simulate an analytic phantom acquisition as ISMRMRD.
+//! - `basin train --config FILE -o OUT.safetensors`: train an energy prior.
 
 mod info;
 mod phantom;
 mod recon;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ enum Command {
     Recon(recon::ReconArgs),
     /// Simulate a phantom acquisition (analytic k-space, coils, mask, noise) as ISMRMRD HDF5.
     Phantom(phantom::PhantomArgs),
+    /// Train an energy prior by denoising score matching (progress, checkpoints, resume).
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Recon(a) => recon::run(a),
         Command::Phantom(a) => phantom::run(a),
+        Command::Train(a) => train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

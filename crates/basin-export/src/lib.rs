@@ -1,11 +1,12 @@
 #![warn(missing_docs)]
 //! basin-export: where a reconstructed voxel sits in the patient, and the writers that carry
-//! that geometry into files. Writes are atomic: a temporary sibling file, then a rename; an
+//! that geometry into files (and a NIfTI reader for images basin scores or learns from). Writes are atomic: a temporary sibling file, then a rename; an
 //! existing output is refused unless the caller allows overwriting.
 
 pub mod dicom;
 pub mod geometry;
 pub mod ismrmrd_out;
+pub mod nifti_in;
 pub mod nifti_out;
 pub mod preview;
 
@@ -21,6 +22,14 @@ pub enum ExportError {
     #[error("{file}: {message}")]
     Write {
         /// Output file.
+        file: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// An input image that cannot be read.
+    #[error("{file}: {message}")]
+    Read {
+        /// Input file.
         file: PathBuf,
         /// Why.
         message: String,

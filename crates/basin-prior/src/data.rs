@@ -69,7 +69,7 @@ pub fn rotate_scale(img: ArrayView2<'_, f32>, deg: f64, scale: f64) -> Array2<f3
 }
 
 /// Augmentation ranges.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Augment {
     /// Gamma drawn log-uniformly from [1/g, g].
     pub gamma: f64,

@@ -337,7 +337,9 @@ impl FastModel {
         let hw = h * w;
         let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
         im2col(xt, 2, h, w, self.k1, &mut ws.col1x);
-        gemm(&mut ws.h1, false, &self.w1, false, &ws.col1x, false, self.c1, r1, hw);
+        gemm(
+            &mut ws.h1, false, &self.w1, false, &ws.col1x, false, self.c1, r1, hw,
+        );
         let ls = sigma.ln();
         for c in 0..self.c1 {
             let shift = self.b1[c] + self.a1[c] * ls;
@@ -350,7 +352,9 @@ impl FastModel {
             }
         }
         im2col(&ws.h1, self.c1, h, w, self.k2, &mut ws.col2h);
-        gemm(&mut ws.s2, false, &self.w2, false, &ws.col2h, false, self.c2, r2, hw);
+        gemm(
+            &mut ws.s2, false, &self.w2, false, &ws.col2h, false, self.c2, r2, hw,
+        );
         for k in 0..self.c2 {
             let a = self.alpha[k] / sigma;
             let b = self.b2[k];
@@ -362,29 +366,75 @@ impl FastModel {
                 *dv = a * sg;
             }
         }
-        gemm(&mut ws.tmp2, false, &self.w2, true, &ws.d2, false, r2, self.c2, hw);
+        gemm(
+            &mut ws.tmp2,
+            false,
+            &self.w2,
+            true,
+            &ws.d2,
+            false,
+            r2,
+            self.c2,
+            hw,
+        );
         col2im(&ws.tmp2, self.c1, h, w, self.k2, &mut ws.gh1);
         for ((d, g), s) in ws.dz1.iter_mut().zip(&ws.gh1).zip(&ws.s1) {
             *d = g * s;
         }
-        gemm(&mut ws.tmp1, false, &self.w1, true, &ws.dz1, false, r1, self.c1, hw);
+        gemm(
+            &mut ws.tmp1,
+            false,
+            &self.w1,
+            true,
+            &ws.dz1,
+            false,
+            r1,
+            self.c1,
+            hw,
+        );
         col2im(&ws.tmp1, 2, h, w, self.k1, grad);
     }
 
     /// Training pass 2 (after [`FastModel::train_grad_x`] on the same workspace): adds
     /// ∂/∂θ ⟨∇ₓE(x̃; σ), v⟩ to `acc` (in [`EnergyModel::params`] order).
-    pub fn train_grad_params(&self, ws: &mut TrainWorkspace, v: &[f32], sigma: f32, acc: &mut [f64]) {
+    pub fn train_grad_params(
+        &self,
+        ws: &mut TrainWorkspace,
+        v: &[f32],
+        sigma: f32,
+        acc: &mut [f64],
+    ) {
         let (h, w) = (ws.h, ws.w);
         let hw = h * w;
         let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
         // Tangent pass: ż₁ = W₁ ∗ v, ḣ₁ = s(z₁)ż₁, ż₂ = W₂ ∗ ḣ₁.
         im2col(v, 2, h, w, self.k1, &mut ws.col1v);
-        gemm(&mut ws.zd1, false, &self.w1, false, &ws.col1v, false, self.c1, r1, hw);
+        gemm(
+            &mut ws.zd1,
+            false,
+            &self.w1,
+            false,
+            &ws.col1v,
+            false,
+            self.c1,
+            r1,
+            hw,
+        );
         for ((g, z), s) in ws.gz1.iter_mut().zip(&ws.zd1).zip(&ws.s1) {
             *g = z * s; // ḣ₁, held in gz1 until it is im2col'ed
         }
         im2col(&ws.gz1, self.c1, h, w, self.k2, &mut ws.col2hd);
-        gemm(&mut ws.zd2, false, &self.w2, false, &ws.col2hd, false, self.c2, r2, hw);
+        gemm(
+            &mut ws.zd2,
+            false,
+            &self.w2,
+            false,
+            &ws.col2hd,
+            false,
+            self.c2,
+            r2,
+            hw,
+        );
         // Reverse through the output layer.
         let (o_b1, o_a1) = (self.w1.len(), self.w1.len() + self.c1);
         let o_w2 = o_a1 + self.c1;
@@ -405,20 +455,70 @@ impl FastModel {
             acc[o_al + k] += ga / sigma as f64;
             acc[o_b2 + k] += gb;
         }
-        gemm(&mut ws.gw2, false, &ws.d2, false, &ws.col2hd, true, self.c2, hw, r2);
-        gemm(&mut ws.gw2, true, &ws.gz2, false, &ws.col2h, true, self.c2, hw, r2);
+        gemm(
+            &mut ws.gw2,
+            false,
+            &ws.d2,
+            false,
+            &ws.col2hd,
+            true,
+            self.c2,
+            hw,
+            r2,
+        );
+        gemm(
+            &mut ws.gw2,
+            true,
+            &ws.gz2,
+            false,
+            &ws.col2h,
+            true,
+            self.c2,
+            hw,
+            r2,
+        );
         for (a, &g) in acc[o_w2..o_b2].iter_mut().zip(&ws.gw2) {
             *a += g as f64;
         }
         // Back to the first layer: ∂/∂z₁ = col2im(W₂ᵀ ∂/∂z₂)·s(z₁) + ∂/∂ḣ₁·s'(z₁)·ż₁, where
         // ∂/∂ḣ₁ is the gradient pass's gh1 and ∂/∂ż₁ = gh1·s(z₁) its dz1.
-        gemm(&mut ws.tmp2, false, &self.w2, true, &ws.gz2, false, r2, self.c2, hw);
+        gemm(
+            &mut ws.tmp2,
+            false,
+            &self.w2,
+            true,
+            &ws.gz2,
+            false,
+            r2,
+            self.c2,
+            hw,
+        );
         col2im(&ws.tmp2, self.c1, h, w, self.k2, &mut ws.gz1);
         for (((g, &gh), &s), &zd) in ws.gz1.iter_mut().zip(&ws.gh1).zip(&ws.s1).zip(&ws.zd1) {
             *g = *g * s + gh * s * (1.0 - s) * zd;
         }
-        gemm(&mut ws.gw1, false, &ws.gz1, false, &ws.col1x, true, self.c1, hw, r1);
-        gemm(&mut ws.gw1, true, &ws.dz1, false, &ws.col1v, true, self.c1, hw, r1);
+        gemm(
+            &mut ws.gw1,
+            false,
+            &ws.gz1,
+            false,
+            &ws.col1x,
+            true,
+            self.c1,
+            hw,
+            r1,
+        );
+        gemm(
+            &mut ws.gw1,
+            true,
+            &ws.dz1,
+            false,
+            &ws.col1v,
+            true,
+            self.c1,
+            hw,
+            r1,
+        );
         for (a, &g) in acc[..o_b1].iter_mut().zip(&ws.gw1) {
             *a += g as f64;
         }
@@ -559,7 +659,11 @@ impl FastPyramid {
         let mut energy = 0.0f32;
         for s in 0..n {
             let sig = sigma / (1u32 << s) as f32;
-            let d = if want_d { Some(&mut ws.ds[s][..]) } else { None };
+            let d = if want_d {
+                Some(&mut ws.ds[s][..])
+            } else {
+                None
+            };
             energy += self.levels[s].energy_grad(&mut ws.ws[s], &ws.xs[s], sig, &mut ws.gs[s], d);
         }
         for s in (1..n).rev() {
@@ -640,7 +744,12 @@ impl FastPyramid {
             let np = self.levels[s].num_params();
             if s < levels {
                 let sig = sigma / (1u32 << s) as f32;
-                self.levels[s].train_grad_params(&mut ws.ws[s], &ws.vs[s], sig, &mut acc[off..off + np]);
+                self.levels[s].train_grad_params(
+                    &mut ws.ws[s],
+                    &ws.vs[s],
+                    sig,
+                    &mut acc[off..off + np],
+                );
             }
             off += np;
         }

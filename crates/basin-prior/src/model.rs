@@ -169,7 +169,10 @@ impl EnergyModel {
         let loss = r.iter().map(|v| v * v).sum::<f64>() / count;
         // ∂L/∂θ = vᵀ ∂(∇ₓE)/∂θ with v = 2σ r / N.
         let v = r.mapv(|t| 2.0 * sigma * t / count);
-        (loss, self.grad_params_of_directional(xt.view(), v.view(), sigma))
+        (
+            loss,
+            self.grad_params_of_directional(xt.view(), v.view(), sigma),
+        )
     }
 
     /// ∂/∂θ ⟨∇ₓE(x̃; σ), v⟩ for a fixed direction `v` — the parameter gradient of any loss

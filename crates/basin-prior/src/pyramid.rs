@@ -79,7 +79,10 @@ impl Pyramid {
 
     /// Every parameter as one mutable list, in [`Pyramid::params`] order.
     pub fn params_mut(&mut self) -> Vec<&mut f64> {
-        self.levels.iter_mut().flat_map(|l| l.params_mut()).collect()
+        self.levels
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 
     /// Number of parameters.

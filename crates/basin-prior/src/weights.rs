@@ -1,8 +1,9 @@
-//! Model weights in safetensors: tensors `w1`, `b1`, `a1`, `w2`, `b2`, `alpha` as float32, and
-//! the model card (architecture, σ range, recipe, seed, data provenance, validation metrics) as
+//! Model weights in safetensors: for each pyramid level s, tensors `level{s}.w1`, `.b1`, `.a1`,
+//! `.w2`, `.b2`, `.alpha` as float32, and the model card (architecture, σ range, recipe, seed, data provenance, validation metrics) as
 //! string metadata. Loading checks names, dtypes, shapes and finiteness, naming the tensor at fault.
 
 use crate::model::EnergyModel;
+use crate::pyramid::Pyramid;
 use crate::PriorError;
 use ndarray::{Array1, Array4};
 use safetensors::tensor::{Dtype, TensorView};
@@ -15,44 +16,28 @@ fn f32_bytes(values: impl Iterator<Item = f64>) -> Vec<u8> {
 
 /// Serialises `model` (as float32) with `card` as metadata.
 pub fn to_safetensors(
-    model: &EnergyModel,
+    model: &Pyramid,
     card: &HashMap<String, String>,
 ) -> Result<Vec<u8>, PriorError> {
-    let bufs: Vec<(&str, Vec<usize>, Vec<u8>)> = vec![
-        (
-            "w1",
-            model.w1.shape().to_vec(),
-            f32_bytes(model.w1.iter().copied()),
-        ),
-        (
-            "b1",
-            model.b1.shape().to_vec(),
-            f32_bytes(model.b1.iter().copied()),
-        ),
-        (
-            "a1",
-            model.a1.shape().to_vec(),
-            f32_bytes(model.a1.iter().copied()),
-        ),
-        (
-            "w2",
-            model.w2.shape().to_vec(),
-            f32_bytes(model.w2.iter().copied()),
-        ),
-        (
-            "b2",
-            model.b2.shape().to_vec(),
-            f32_bytes(model.b2.iter().copied()),
-        ),
-        (
-            "alpha",
-            model.alpha.shape().to_vec(),
-            f32_bytes(model.alpha.iter().copied()),
-        ),
-    ];
+    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (s, l) in model.levels.iter().enumerate() {
+        let t = |name: &str, shape: &[usize], it: &mut dyn Iterator<Item = &f64>| {
+            (
+                format!("level{s}.{name}"),
+                shape.to_vec(),
+                f32_bytes(it.copied()),
+            )
+        };
+        bufs.push(t("w1", l.w1.shape(), &mut l.w1.iter()));
+        bufs.push(t("b1", l.b1.shape(), &mut l.b1.iter()));
+        bufs.push(t("a1", l.a1.shape(), &mut l.a1.iter()));
+        bufs.push(t("w2", l.w2.shape(), &mut l.w2.iter()));
+        bufs.push(t("b2", l.b2.shape(), &mut l.b2.iter()));
+        bufs.push(t("alpha", l.alpha.shape(), &mut l.alpha.iter()));
+    }
     let views = bufs
         .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.to_string(), v)))
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PriorError::Weights {
             tensor: "*".into(),
@@ -65,9 +50,7 @@ pub fn to_safetensors(
 }
 
 /// Loads a model and its card from safetensors bytes.
-pub fn from_safetensors(
-    bytes: &[u8],
-) -> Result<(EnergyModel, HashMap<String, String>), PriorError> {
+pub fn from_safetensors(bytes: &[u8]) -> Result<(Pyramid, HashMap<String, String>), PriorError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| PriorError::Weights {
         tensor: "header".into(),
         message: e.to_string(),
@@ -77,12 +60,27 @@ pub fn from_safetensors(
         message: e.to_string(),
     })?;
     let card = meta.metadata().clone().unwrap_or_default();
-    let get = |name: &str, ndim: usize| -> Result<(Vec<usize>, Vec<f64>), PriorError> {
+    let mut levels = Vec::new();
+    while st.tensor(&format!("level{}.w1", levels.len())).is_ok() {
+        levels.push(read_level(&st, levels.len())?);
+    }
+    if levels.is_empty() {
+        return Err(PriorError::Weights {
+            tensor: "level0.w1".into(),
+            message: "missing: not a basin prior".into(),
+        });
+    }
+    Ok((Pyramid { levels }, card))
+}
+
+fn read_level(st: &SafeTensors<'_>, level: usize) -> Result<EnergyModel, PriorError> {
+    let get = |short: &str, ndim: usize| -> Result<(Vec<usize>, Vec<f64>), PriorError> {
+        let name = format!("level{level}.{short}");
         let bad = |m: String| PriorError::Weights {
-            tensor: name.into(),
+            tensor: name.clone(),
             message: m,
         };
-        let t = st.tensor(name).map_err(|e| bad(e.to_string()))?;
+        let t = st.tensor(&name).map_err(|e| bad(e.to_string()))?;
         if t.dtype() != Dtype::F32 {
             return Err(bad(format!("dtype {:?}, expected F32", t.dtype())));
         }
@@ -100,7 +98,7 @@ pub fn from_safetensors(
         Ok((t.shape().to_vec(), v))
     };
     let shape_err = |name: &str, m: String| PriorError::Weights {
-        tensor: name.into(),
+        tensor: format!("level{level}.{name}"),
         message: m,
     };
     let (s, v) = get("w1", 4)?;
@@ -141,5 +139,5 @@ pub fn from_safetensors(
             return Err(shape_err(name, what.into()));
         }
     }
-    Ok((m, card))
+    Ok(m)
 }

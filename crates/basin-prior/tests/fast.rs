@@ -76,7 +76,10 @@ fn fast_pyramid_matches_reference_in_energy_gradient_and_training_gradient() {
             let mut d = vec![0.0f32; h * w];
             let e = fp.energy_grad(&mut ws, &xf, sigma as f32, &mut g, Some(&mut d));
             let e_ref = p.energy(x.view(), sigma);
-            assert!(((e as f64) - e_ref).abs() / e_ref.abs() < 1e-4, "energy {e} vs {e_ref}");
+            assert!(
+                ((e as f64) - e_ref).abs() / e_ref.abs() < 1e-4,
+                "energy {e} vs {e_ref}"
+            );
             let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
             let gr = p.grad_x(x.view(), sigma);
             assert!(rel_l2(&g64, gr.as_slice().unwrap()) < 1e-4, "∇ₓE");
@@ -90,7 +93,10 @@ fn fast_pyramid_matches_reference_in_energy_gradient_and_training_gradient() {
             let loss2 = fp.dsm_loss_and_grad(&mut tw, &xf, &nf, sigma as f32, &mut acc);
             assert_eq!(loss, loss2);
             let (l_ref, g_ref) = p.dsm_loss_and_grad(x.view(), n.view(), sigma);
-            assert!((loss - l_ref).abs() / l_ref < 1e-4, "loss {loss} vs {l_ref}");
+            assert!(
+                (loss - l_ref).abs() / l_ref < 1e-4,
+                "loss {loss} vs {l_ref}"
+            );
             let half: Vec<f64> = acc.iter().map(|v| v / 2.0).collect();
             let e = rel_l2(&half, &g_ref.params());
             assert!(e < 1e-3, "DSM parameter gradient relative error {e}");

@@ -180,5 +180,8 @@ fn pyramid_gradients_match_finite_differences() {
             worst = worst.max(rel(a, fd));
         }
     }
-    assert!(worst < 1e-4, "DSM parameter gradient worst relative error {worst}");
+    assert!(
+        worst < 1e-4,
+        "DSM parameter gradient worst relative error {worst}"
+    );
 }

@@ -3,13 +3,13 @@
 //! files give errors that name the tensor.
 
 use basin_prior::weights::{from_safetensors, to_safetensors};
-use basin_prior::EnergyModel;
+use basin_prior::Pyramid;
 use std::collections::HashMap;
 use std::process::Command;
 
 #[test]
 fn round_trip_and_independent_reader() {
-    let m = EnergyModel::random(5, 5, 3, 3, 9);
+    let m = Pyramid::random(2, 5, 5, 3, 3, 9);
     let card = HashMap::from([
         ("architecture".to_string(), "conv2-softplus".to_string()),
         ("seed".to_string(), "9".to_string()),
@@ -31,7 +31,7 @@ import sys, json, struct, numpy as np
 b = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', b[:8])[0]
 h = json.loads(b[8:8 + n])
-t = h['w1']; s, e = t['data_offsets']
+t = h['level1.w1']; s, e = t['data_offsets']
 w1 = np.frombuffer(b[8 + n + s:8 + n + e], '<f4').reshape(t['shape'])
 print(t['dtype'], list(w1.shape), repr(float(w1[2, 1, 3, 4])), h['__metadata__']['seed'])
 "#,
@@ -48,26 +48,29 @@ print(t['dtype'], list(w1.shape), repr(float(w1[2, 1, 3, 4])), h['__metadata__']
     let v: Vec<&str> = s.split_whitespace().collect();
     assert_eq!(v[0], "F32");
     assert_eq!(v[1..5].join(" "), "[5, 2, 5, 5]");
-    assert_eq!(v[5].parse::<f32>().unwrap(), m.w1[[2, 1, 3, 4]] as f32);
+    assert_eq!(
+        v[5].parse::<f32>().unwrap(),
+        m.levels[1].w1[[2, 1, 3, 4]] as f32
+    );
     assert_eq!(v[6], "9");
 }
 
 #[test]
 fn broken_weights_give_errors_naming_the_tensor() {
-    let m = EnergyModel::random(4, 3, 2, 3, 1);
+    let m = Pyramid::random(2, 4, 3, 2, 3, 1);
     let bytes = to_safetensors(&m, &HashMap::new()).unwrap();
     assert!(from_safetensors(&bytes[..bytes.len() / 2]).is_err());
     assert!(from_safetensors(b"not safetensors").is_err());
     let mut bad = m.clone();
-    bad.alpha = ndarray::Array1::zeros(5);
+    bad.levels[1].alpha = ndarray::Array1::zeros(5);
     let e = from_safetensors(&to_safetensors(&bad, &HashMap::new()).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("alpha"), "{e}");
+    assert!(e.contains("level1.alpha"), "{e}");
     let mut nan = m.clone();
-    nan.b2[0] = f64::NAN;
+    nan.levels[0].b2[0] = f64::NAN;
     let e = from_safetensors(&to_safetensors(&nan, &HashMap::new()).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("b2") && e.contains("NaN"), "{e}");
+    assert!(e.contains("level0.b2") && e.contains("NaN"), "{e}");
 }

@@ -1,0 +1,317 @@
+//! `basin train`: trains an energy prior by denoising score matching from a TOML recipe, with a
+//! progress bar, periodic checkpoints, resume, and a model card written into the weights.
+
+use anyhow::{bail, Context, Result};
+use basin_export::{atomic_write, nifti_in::read_nifti_volume};
+use basin_prior::data::{tissue_slices, Augment};
+use basin_prior::train::{TrainConfig, Trainer};
+use basin_prior::weights::to_safetensors;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `basin train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training recipe (TOML): model shape, σ range, steps, batch, patch, learning rate, seed,
+    /// data sources and augmentations. The shipped one is crates/basin-prior/model/default.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Output weights (safetensors with the model card). A checkpoint is kept next to it as
+    /// OUT.ckpt (float64 weights and optimiser state).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Continue from OUT.ckpt: the same steps, losses and weights as an uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many steps in total (a shorter run of the same recipe; the learning-rate
+    /// schedule still follows the recipe's step count).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Overwrite OUT (and start over instead of refusing when OUT.ckpt exists).
+    #[arg(long)]
+    force: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print a JSON summary (steps, losses, seconds) on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Recipe {
+    model: ModelSec,
+    noise: NoiseSec,
+    training: TrainingSec,
+    data: DataSec,
+    augment: AugmentSec,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ModelSec {
+    levels: usize,
+    c1: usize,
+    k1: usize,
+    c2: usize,
+    k2: usize,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct NoiseSec {
+    sigma_min: f64,
+    sigma_max: f64,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TrainingSec {
+    steps: usize,
+    batch: usize,
+    patch: usize,
+    lr: f64,
+    seed: u64,
+    checkpoint_every: usize,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct DataSec {
+    sources: Vec<PathBuf>,
+    min_tissue: f64,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct AugmentSec {
+    gamma: f64,
+    invert: f64,
+    rotate_deg: f64,
+    scale: f64,
+    phase: f64,
+}
+
+fn load_recipe(path: &Path) -> Result<(Recipe, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the training recipe", path.display()))?;
+    let r: Recipe =
+        toml::from_str(&text).with_context(|| format!("{}: invalid recipe", path.display()))?;
+    let m = &r.model;
+    if m.levels == 0 || m.c1 == 0 || m.c2 == 0 || m.k1 % 2 == 0 || m.k2 % 2 == 0 {
+        bail!(
+            "{}: [model] needs levels ≥ 1, channels ≥ 1 and odd kernel widths",
+            path.display()
+        );
+    }
+    let n = &r.noise;
+    if !(n.sigma_min > 0.0 && n.sigma_max >= n.sigma_min && n.sigma_max.is_finite()) {
+        bail!(
+            "{}: [noise] needs 0 < sigma_min ≤ sigma_max",
+            path.display()
+        );
+    }
+    let t = &r.training;
+    if t.steps == 0
+        || t.batch == 0
+        || t.patch < 8
+        || t.lr.is_nan()
+        || t.lr <= 0.0
+        || t.checkpoint_every == 0
+    {
+        bail!(
+            "{}: [training] needs steps, batch, checkpoint_every ≥ 1, patch ≥ 8 and lr > 0",
+            path.display()
+        );
+    }
+    if r.data.sources.is_empty() {
+        bail!("{}: [data] sources is empty", path.display());
+    }
+    Ok((r, text))
+}
+
+fn config_of(r: &Recipe) -> TrainConfig {
+    TrainConfig {
+        levels: r.model.levels,
+        c1: r.model.c1,
+        k1: r.model.k1,
+        c2: r.model.c2,
+        k2: r.model.k2,
+        sigma_min: r.noise.sigma_min,
+        sigma_max: r.noise.sigma_max,
+        steps: r.training.steps,
+        batch: r.training.batch,
+        patch: r.training.patch,
+        lr: r.training.lr,
+        seed: r.training.seed,
+        augment: Augment {
+            gamma: r.augment.gamma,
+            invert: r.augment.invert,
+            rotate_deg: r.augment.rotate_deg,
+            scale: r.augment.scale,
+            phase: r.augment.phase,
+        },
+    }
+}
+
+fn write_bytes(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+    atomic_write(path, overwrite, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| e.to_string())
+    })?;
+    Ok(())
+}
+
+/// Runs `basin train`.
+pub fn run(a: TrainArgs) -> Result<()> {
+    let (recipe, text) = load_recipe(&a.config)?;
+    let cfg = config_of(&recipe);
+    let total = a.steps.unwrap_or(cfg.steps);
+    let ckpt = PathBuf::from(format!("{}.ckpt", a.out.display()));
+    if a.out.exists() && !a.force {
+        bail!(
+            "{}: already exists (use --force to overwrite)",
+            a.out.display()
+        );
+    }
+    if ckpt.exists() && !a.resume && !a.force {
+        bail!(
+            "{}: a checkpoint of an earlier run exists: --resume to continue it, --force to start over",
+            ckpt.display()
+        );
+    }
+    // Training data: tissue slices of every source, in all three orientations.
+    let mut slices = Vec::new();
+    for src in &recipe.data.sources {
+        let vol = read_nifti_volume(src).with_context(|| {
+            format!(
+                "training source {} (Colin27 comes with Debian's mricron-data; .ci/install-deps installs it)",
+                src.display()
+            )
+        })?;
+        let s = tissue_slices(vol.view(), recipe.data.min_tissue);
+        if !a.quiet {
+            eprintln!(
+                "{}: {:?} voxels, {} tissue slices",
+                src.display(),
+                vol.shape(),
+                s.len()
+            );
+        }
+        slices.extend(s);
+    }
+    if slices.is_empty() {
+        bail!(
+            "no slice of the sources has enough tissue (min_tissue = {})",
+            recipe.data.min_tissue
+        );
+    }
+    let mut trainer = if a.resume {
+        let bytes =
+            std::fs::read(&ckpt).with_context(|| format!("{}: cannot read", ckpt.display()))?;
+        let t =
+            Trainer::resume(cfg.clone(), &bytes).with_context(|| format!("{}", ckpt.display()))?;
+        if !a.quiet {
+            eprintln!("resuming at step {}", t.step_count());
+        }
+        t
+    } else {
+        Trainer::new(cfg.clone())
+    };
+    let mut card = HashMap::from([
+        ("format".to_string(), "basin-prior pyramid v1".to_string()),
+        (
+            "architecture".to_string(),
+            format!(
+                "{} pyramid levels (2x2 mean pooling, level s at sigma/2^s), each E = (1/sigma) sum_k alpha_k softplus(W2 * softplus(W1 * x + b1 + a1 log sigma) + b2)_k; W1 [{}, 2, {}, {}], W2 [{}, {}, {}, {}]",
+                cfg.levels, cfg.c1, cfg.k1, cfg.k1, cfg.c2, cfg.c1, cfg.k2, cfg.k2
+            ),
+        ),
+        ("sigma_range".to_string(), format!("{} {}", cfg.sigma_min, cfg.sigma_max)),
+        ("image_scaling".to_string(), "99th percentile of the magnitude = 1".to_string()),
+        ("recipe".to_string(), text.clone()),
+        ("seed".to_string(), cfg.seed.to_string()),
+        (
+            "data".to_string(),
+            format!(
+                "{} tissue slices from {} (Colin27 T1, Debian mricron-data 1.2.20211006, BSD-3-Clause); validation anatomy (MNI152 2009a) never trained on",
+                slices.len(),
+                recipe.data.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    ]);
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.set_position(trainer.step_count() as u64);
+        b
+    };
+    let start = Instant::now();
+    let first = trainer.step_count();
+    let mut losses = Vec::new();
+    let mut ema: Option<f64> = None;
+    while trainer.step_count() < total {
+        let loss = trainer.step(&slices);
+        if !loss.is_finite() {
+            bail!(
+                "step {}: the loss is {loss}: training diverged (lower lr in the recipe); the last checkpoint {} is intact",
+                trainer.step_count(),
+                ckpt.display()
+            );
+        }
+        losses.push(loss);
+        let e = ema.map_or(loss, |e| 0.98 * e + 0.02 * loss);
+        ema = Some(e);
+        let done = trainer.step_count() - first;
+        let pps = (done * cfg.batch) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("loss {e:.4} ({pps:.1} patches/s)"));
+        bar.inc(1);
+        if trainer.step_count() % recipe.training.checkpoint_every == 0
+            || trainer.step_count() == total
+        {
+            card.insert("steps".into(), trainer.step_count().to_string());
+            write_bytes(&ckpt, &trainer.checkpoint(&card)?, true)?;
+        }
+    }
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    card.insert("steps".into(), trainer.step_count().to_string());
+    card.insert(
+        "training_time".into(),
+        format!(
+            "{secs:.0} s for steps {first}..{} on {} threads (earlier segments of a resumed run not counted)",
+            trainer.step_count(),
+            rayon::current_num_threads()
+        ),
+    );
+    card.insert(
+        "final_loss".into(),
+        format!("{:.5} (mean of the last 50 steps)", tail_mean(&losses, 50)),
+    );
+    write_bytes(&a.out, &to_safetensors(trainer.model(), &card)?, a.force)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"out": a.out, "steps": trainer.step_count(), "seconds": secs, "losses": losses})
+        );
+    } else if !a.quiet {
+        eprintln!(
+            "wrote {} after {} steps ({secs:.0} s, final loss {:.4})",
+            a.out.display(),
+            trainer.step_count(),
+            tail_mean(&losses, 50)
+        );
+    }
+    Ok(())
+}
+
+fn tail_mean(v: &[f64], n: usize) -> f64 {
+    let t = &v[v.len().saturating_sub(n)..];
+    t.iter().sum::<f64>() / t.len().max(1) as f64
+}
