@@ -1,6 +1,8 @@
 //! Shared set-up for basin's benchmarks: the 256², 8-coil analytic brain phantom at 4×
 //! (fastMRI equispaced, 8 % centre), its ESPIRiT maps, and BART `.cfl` I/O for comparisons.
 
+pub mod prior_validation;
+
 use basin_core::C32;
 use basin_phantom::{generate, Kind, MaskKind, Phantom, PhantomSpec};
 use basin_recon::coils::{espirit_2d, EspiritParams};

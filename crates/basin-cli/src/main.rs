@@ -4,10 +4,12 @@
 //! - `basin recon INPUT -o OUTPUT`: reconstruct to NIfTI with a protocol.
 //! - `basin phantom … -o OUT.h5`: simulate an analytic phantom acquisition as ISMRMRD.
 //! - `basin train --config FILE -o OUT.safetensors`: train an energy prior.
+//! - `basin score INPUT [-o energy.nii.gz]`: per-pixel energy and per-slice plausibility.
 
 mod info;
 mod phantom;
 mod recon;
+mod score;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,9 @@ enum Command {
     Phantom(phantom::PhantomArgs),
     /// Train an energy prior by denoising score matching (progress, checkpoints, resume).
     Train(train::TrainArgs),
+    /// Score how plausible an image is under the prior: per-pixel energy-density map and
+    /// per-slice scores, flagged against the model's validation statistics.
+    Score(score::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Recon(a) => recon::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::Train(a) => train::run(a),
+        Command::Score(a) => score::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

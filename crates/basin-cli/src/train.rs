@@ -277,6 +277,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         {
             card.insert("steps".into(), trainer.step_count().to_string());
             write_bytes(&ckpt, &trainer.checkpoint(&card)?, true)?;
+            if bar.is_hidden() && !a.quiet {
+                // No terminal (a log file): one line per checkpoint instead of the bar.
+                eprintln!(
+                    "step {} loss {e:.4} {pps:.1} patches/s {:.0} s",
+                    trainer.step_count(),
+                    start.elapsed().as_secs_f64()
+                );
+            }
         }
     }
     bar.finish_and_clear();

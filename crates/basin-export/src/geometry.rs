@@ -91,6 +91,20 @@ pub fn stack_geometry(
 }
 
 impl StackGeometry {
+    /// 1 mm voxels on the identity LPS affine (flagged as a fallback): for derived maps of
+    /// inputs whose geometry basin does not carry over.
+    pub fn unit() -> Self {
+        let mut lps = [[0.0; 4]; 4];
+        for (i, row) in lps.iter_mut().enumerate() {
+            row[i] = 1.0;
+        }
+        StackGeometry {
+            lps,
+            fallback: true,
+            spacing: [1.0, 1.0, 1.0],
+        }
+    }
+
     /// Unit vector (LPS) of voxel axis `c` (0 = rows' direction along x, 1 = y, 2 = slices).
     pub fn direction(&self, c: usize) -> [f64; 3] {
         let v = [self.lps[0][c], self.lps[1][c], self.lps[2][c]];

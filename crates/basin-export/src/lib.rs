@@ -4,6 +4,7 @@
 //! existing output is refused unless the caller allows overwriting.
 
 pub mod dicom;
+pub mod dicom_in;
 pub mod geometry;
 pub mod ismrmrd_out;
 pub mod nifti_in;

@@ -3,12 +3,17 @@
 
 use crate::ExportError;
 use ndarray::{Array3, Ix3};
-use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+use nifti::{IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
 use std::path::Path;
 
 /// The voxels of a 3D NIfTI file (a 4D file with one volume is accepted) as `[i, j, k]`
 /// (NIfTI axis order), scaled by `scl_slope`/`scl_inter` when set.
 pub fn read_nifti_volume(path: &Path) -> Result<Array3<f32>, ExportError> {
+    read_nifti(path).map(|(v, _)| v)
+}
+
+/// [`read_nifti_volume`] and the file's header (for writing derived maps on the same grid).
+pub fn read_nifti(path: &Path) -> Result<(Array3<f32>, NiftiHeader), ExportError> {
     let bad = |m: String| ExportError::Read {
         file: path.to_path_buf(),
         message: m,
@@ -16,6 +21,7 @@ pub fn read_nifti_volume(path: &Path) -> Result<Array3<f32>, ExportError> {
     let obj = ReaderOptions::new()
         .read_file(path)
         .map_err(|e| bad(format!("not a readable NIfTI file: {e}")))?;
+    let header = obj.header().clone();
     let arr = obj
         .into_volume()
         .into_ndarray::<f32>()
@@ -36,5 +42,5 @@ pub fn read_nifti_volume(path: &Path) -> Result<Array3<f32>, ExportError> {
     if v.iter().any(|x| !x.is_finite()) {
         return Err(bad("voxels contain NaN or infinite values".into()));
     }
-    Ok(v.as_standard_layout().to_owned())
+    Ok((v.as_standard_layout().to_owned(), header))
 }

@@ -99,3 +99,28 @@ where
             .map_err(|e| e.to_string())
     })
 }
+
+/// Writes `volume` `[z, y, x]` (float32) on the grid of another NIfTI file: its header (affine,
+/// spacing, units) with the data type, scaling, intensity range and `descrip` replaced.
+pub fn write_nifti_like(
+    path: &Path,
+    volume: &Array3<f32>,
+    reference: &NiftiHeader,
+    descrip: &str,
+    overwrite: bool,
+) -> Result<(), ExportError> {
+    let mut d = descrip.as_bytes().to_vec();
+    d.truncate(79);
+    let mut h = reference.clone();
+    h.scl_slope = 1.0;
+    h.scl_inter = 0.0;
+    h.descrip = d;
+    h.cal_min = volume.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+    h.cal_max = volume.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    atomic_write(path, overwrite, |tmp| {
+        WriterOptions::new(tmp)
+            .reference_header(&h)
+            .write_nifti(&volume.view().reversed_axes())
+            .map_err(|e| e.to_string())
+    })
+}

@@ -186,3 +186,105 @@ pub fn write_images(
     .map_err(err("data"))?;
     Ok(())
 }
+
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct CxRi {
+    r: f32,
+    i: f32,
+}
+
+/// One image series read back from an ISMRMRD file.
+pub struct ImageSeries {
+    /// `/<group>/<series>` inside the file.
+    pub name: String,
+    /// Pixels `[image, channel, z, y, x]` (real images have zero imaginary parts).
+    pub pixels: Array5<C32>,
+    /// Whether the stored pixels were complex.
+    pub complex: bool,
+}
+
+/// Reads every image series (`/<group>/<series>/data`, two levels deep) of an ISMRMRD file —
+/// basin's own or another tool's: float or integer pixels, complex ones stored as
+/// `{real, imag}` (C library) or `{r, i}` (h5py). Series are returned in name order.
+pub fn read_images(path: &Path) -> Result<Vec<ImageSeries>, MrdError> {
+    let file = hdf5::File::open(path).map_err(|source| MrdError::Hdf5 {
+        file: path.to_path_buf(),
+        object: "/".into(),
+        source,
+    })?;
+    let err = |object: String| {
+        move |source| MrdError::Hdf5 {
+            file: path.to_path_buf(),
+            object: object.clone(),
+            source,
+        }
+    };
+    let mut out = Vec::new();
+    let mut groups = file.member_names().map_err(err("/".into()))?;
+    groups.sort();
+    for g in groups {
+        let Ok(group) = file.group(&g) else { continue };
+        let mut series = group.member_names().map_err(err(g.clone()))?;
+        series.sort();
+        for s in series {
+            let name = format!("/{g}/{s}");
+            let Ok(sg) = group.group(&s) else { continue };
+            if !sg.link_exists("data") {
+                continue;
+            }
+            let ds = sg.dataset("data").map_err(err(format!("{name}/data")))?;
+            let shape = ds.shape();
+            if shape.len() != 5 {
+                return Err(MrdError::Invalid {
+                    file: path.to_path_buf(),
+                    field: format!("{name}/data"),
+                    message: format!("shape {shape:?}, expected [image, channel, z, y, x]"),
+                });
+            }
+            let dims = (shape[0], shape[1], shape[2], shape[3], shape[4]);
+            let td = ds
+                .dtype()
+                .and_then(|t| t.to_descriptor())
+                .map_err(err(format!("{name}/data")))?;
+            let (flat, complex): (Vec<C32>, bool) = match td {
+                hdf5::types::TypeDescriptor::Compound(c) => {
+                    let fields: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+                    if fields == ["real", "imag"] {
+                        let v = ds.read_raw::<Cx>().map_err(err(format!("{name}/data")))?;
+                        (v.iter().map(|c| C32::new(c.real, c.imag)).collect(), true)
+                    } else if fields == ["r", "i"] {
+                        let v = ds.read_raw::<CxRi>().map_err(err(format!("{name}/data")))?;
+                        (v.iter().map(|c| C32::new(c.r, c.i)).collect(), true)
+                    } else {
+                        return Err(MrdError::Invalid {
+                            file: path.to_path_buf(),
+                            field: format!("{name}/data"),
+                            message: format!(
+                                "compound pixels with fields {fields:?}: expected {{real, imag}} or {{r, i}}"
+                            ),
+                        });
+                    }
+                }
+                _ => {
+                    let v = ds
+                        .as_reader()
+                        .read_raw::<f32>()
+                        .map_err(err(format!("{name}/data")))?;
+                    (v.iter().map(|&x| C32::new(x, 0.0)).collect(), false)
+                }
+            };
+            let pixels = Array5::from_shape_vec(dims, flat).map_err(|e| MrdError::Invalid {
+                file: path.to_path_buf(),
+                field: format!("{name}/data"),
+                message: e.to_string(),
+            })?;
+            out.push(ImageSeries {
+                name,
+                pixels,
+                complex,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -23,10 +23,20 @@ pub mod fast;
 pub mod model;
 pub mod pyramid;
 pub mod train;
+pub mod validate;
 pub mod weights;
 
 pub use model::{DsmGradient, EnergyModel};
 pub use pyramid::{Pyramid, PyramidGradient};
+
+/// The default model's weights and card (`model/default.safetensors`, trained by
+/// `basin train --config model/default.toml`), embedded in every binary.
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../model/default.safetensors");
+
+/// The embedded default model and its card.
+pub fn default_model() -> Result<(Pyramid, std::collections::HashMap<String, String>), PriorError> {
+    weights::from_safetensors(DEFAULT_MODEL)
+}
 
 /// Errors of basin-prior.
 #[derive(Debug, thiserror::Error)]

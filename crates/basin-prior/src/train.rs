@@ -15,7 +15,7 @@ use crate::PriorError;
 use basin_core::rng::Rng;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -254,26 +254,21 @@ impl Trainer {
         loss
     }
 
-    /// A checkpoint: float64 parameters and Adam moments, the step, and `card` as metadata.
+    /// A checkpoint: the model as float32 weights (so a checkpoint is also a loadable model),
+    /// float64 parameters and Adam moments for an exact resume, the step, and `card`.
     pub fn checkpoint(&self, card: &HashMap<String, String>) -> Result<Vec<u8>, PriorError> {
-        let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let params = self.model.params();
-        let blobs = [
-            ("params", bytes(&params)),
-            ("adam_m", bytes(&self.adam.m)),
-            ("adam_v", bytes(&self.adam.v)),
-        ];
-        let views = blobs
-            .iter()
-            .map(|(n, b)| {
-                TensorView::new(Dtype::F64, vec![b.len() / 8], b).map(|v| (n.to_string(), v))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ckpt_err)?;
         let mut meta = card.clone();
         meta.insert("step".into(), self.step.to_string());
         meta.insert("adam_t".into(), self.adam.t.to_string());
-        safetensors::serialize(views, Some(meta)).map_err(ckpt_err)
+        crate::weights::to_safetensors_with(
+            &self.model,
+            &meta,
+            vec![
+                ("params".into(), self.model.params()),
+                ("adam_m".into(), self.adam.m.clone()),
+                ("adam_v".into(), self.adam.v.clone()),
+            ],
+        )
     }
 
     /// Resumes a run of `cfg` from checkpoint bytes written by [`Trainer::checkpoint`].

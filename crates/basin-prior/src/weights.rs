@@ -19,13 +19,27 @@ pub fn to_safetensors(
     model: &Pyramid,
     card: &HashMap<String, String>,
 ) -> Result<Vec<u8>, PriorError> {
-    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    to_safetensors_with(model, card, Vec::new())
+}
+
+/// [`to_safetensors`] with extra float64 tensors (training checkpoints: optimiser state).
+pub fn to_safetensors_with(
+    model: &Pyramid,
+    card: &HashMap<String, String>,
+    extra_f64: Vec<(String, Vec<f64>)>,
+) -> Result<Vec<u8>, PriorError> {
+    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    for (name, v) in extra_f64 {
+        let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        bufs.push((name, vec![v.len()], b, Dtype::F64));
+    }
     for (s, l) in model.levels.iter().enumerate() {
         let t = |name: &str, shape: &[usize], it: &mut dyn Iterator<Item = &f64>| {
             (
                 format!("level{s}.{name}"),
                 shape.to_vec(),
                 f32_bytes(it.copied()),
+                Dtype::F32,
             )
         };
         bufs.push(t("w1", l.w1.shape(), &mut l.w1.iter()));
@@ -37,7 +51,7 @@ pub fn to_safetensors(
     }
     let views = bufs
         .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .map(|(n, s, b, d)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PriorError::Weights {
             tensor: "*".into(),

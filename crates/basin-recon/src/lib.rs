@@ -7,6 +7,7 @@ pub mod coils;
 pub mod prewhiten;
 pub mod protocol;
 pub mod solvers;
+pub mod tv;
 
 pub use protocol::{Calibration, Protocol, Solver};
 

@@ -1,0 +1,166 @@
+//! What the prior is judged by, on slices that the caller reads (MNI152 per DATA.md, never
+//! trained on): one-step Tweedie denoising, the per-slice energy score of `basin score`, the
+//! corruptions a verification layer must notice (noise, 4× aliasing, a zipper line, motion
+//! ghosting), and the slice-level ROC AUC that measures how well the energy separates them.
+
+use crate::fast::FastPyramid;
+use basin_core::fft::{fftc, ifftc};
+use basin_core::rng::Rng;
+use basin_core::C32;
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
+
+/// The noise level at which `basin score` evaluates energies (the finest σ the default prior
+/// was trained near).
+pub const SCORE_SIGMA: f32 = 0.02;
+
+/// A magnitude slice as a complex image `[2, h, w]` with zero imaginary part.
+pub fn complex_of(mag: ArrayView2<'_, f32>) -> Array3<f32> {
+    let (h, w) = mag.dim();
+    Array3::from_shape_fn(
+        (2, h, w),
+        |(c, y, x)| if c == 0 { mag[[y, x]] } else { 0.0 },
+    )
+}
+
+/// PSNR in dB of a complex image `[2, h, w]` against a reference, peak = the reference's largest
+/// magnitude, MSE over the complex values.
+pub fn psnr_complex(x: ArrayView3<'_, f32>, reference: ArrayView3<'_, f32>) -> f64 {
+    let (_, h, w) = reference.dim();
+    let mut peak = 0.0f64;
+    let mut se = 0.0f64;
+    for y in 0..h {
+        for xx in 0..w {
+            let (a, b) = (reference[[0, y, xx]] as f64, reference[[1, y, xx]] as f64);
+            peak = peak.max(a * a + b * b);
+            se += (x[[0, y, xx]] as f64 - a).powi(2) + (x[[1, y, xx]] as f64 - b).powi(2);
+        }
+    }
+    10.0 * (peak / (se / (h * w) as f64).max(f64::MIN_POSITIVE)).log10()
+}
+
+/// Adds complex Gaussian noise of level σ (σ per real channel).
+pub fn add_noise(x: ArrayView3<'_, f32>, sigma: f32, rng: &mut Rng) -> Array3<f32> {
+    x.mapv(|v| v + sigma * rng.normal() as f32)
+}
+
+/// One Tweedie step x̂ = x̃ − σ²∇ₓE(x̃; σ): the posterior mean estimate under the prior.
+pub fn tweedie(model: &FastPyramid, noisy: ArrayView3<'_, f32>, sigma: f32) -> Array3<f32> {
+    let (_, h, w) = noisy.dim();
+    let mut ws = model.workspace(h, w);
+    let x = noisy.as_standard_layout();
+    let mut g = vec![0.0f32; 2 * h * w];
+    model.energy_grad(&mut ws, x.as_slice().unwrap_or(&[]), sigma, &mut g, None);
+    let mut out = noisy.to_owned();
+    for (o, gv) in out.iter_mut().zip(&g) {
+        *o -= sigma * sigma * gv;
+    }
+    out
+}
+
+/// Energy density `[h, w]` of a complex image at σ, and its mean (the slice score).
+pub fn energy_map(model: &FastPyramid, x: ArrayView3<'_, f32>, sigma: f32) -> (Array2<f32>, f64) {
+    let (_, h, w) = x.dim();
+    let mut ws = model.workspace(h, w);
+    let xs = x.as_standard_layout();
+    let mut g = vec![0.0f32; 2 * h * w];
+    let mut d = vec![0.0f32; h * w];
+    let e = model.energy_grad(
+        &mut ws,
+        xs.as_slice().unwrap_or(&[]),
+        sigma,
+        &mut g,
+        Some(&mut d),
+    );
+    let map = Array2::from_shape_vec((h, w), d).unwrap_or_else(|_| Array2::zeros((h, w)));
+    (map, e as f64 / (h * w).max(1) as f64)
+}
+
+/// The slice score of `basin score`: the mean energy density of `x` at [`SCORE_SIGMA`] above
+/// that of an empty image of the same size (the energy's additive constant removed), with the
+/// density map.
+pub fn slice_score(model: &FastPyramid, x: ArrayView3<'_, f32>) -> (Array2<f32>, f64) {
+    let (d, e) = energy_map(model, x, SCORE_SIGMA);
+    let (_, e0) = energy_map(model, Array3::zeros(x.raw_dim()).view(), SCORE_SIGMA);
+    (d, e - e0)
+}
+
+/// Corruptions of a clean slice that the energy should flag.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Corruption {
+    /// Complex Gaussian noise of the given σ.
+    Noise(f32),
+    /// Zero-filled reconstruction of 4× equispaced undersampling along the first axis with a
+    /// fully sampled 8 % centre (fastMRI's 4× mask).
+    Aliasing4x,
+    /// A zipper: one line at a random column with alternating ±0.25 along it (RF leakage).
+    Zipper,
+    /// Motion ghosting: every other phase-encoding line with a 0.5 rad phase error, which puts a
+    /// ghost at half the field of view.
+    Ghosting,
+}
+
+fn kspace_edit(x: ArrayView3<'_, f32>, edit: impl Fn(usize, C32) -> C32) -> Array3<f32> {
+    let (_, h, w) = x.dim();
+    let mut k = Array2::from_shape_fn((h, w), |(y, xx)| C32::new(x[[0, y, xx]], x[[1, y, xx]]));
+    fftc(k.view_mut(), &[0, 1]);
+    for ((ky, _), v) in k.indexed_iter_mut() {
+        *v = edit(ky, *v);
+    }
+    ifftc(k.view_mut(), &[0, 1]);
+    Array3::from_shape_fn((2, h, w), |(c, y, xx)| {
+        if c == 0 {
+            k[[y, xx]].re
+        } else {
+            k[[y, xx]].im
+        }
+    })
+}
+
+/// Applies a corruption.
+pub fn corrupt(x: ArrayView3<'_, f32>, c: Corruption, rng: &mut Rng) -> Array3<f32> {
+    let (_, h, w) = x.dim();
+    match c {
+        Corruption::Noise(s) => add_noise(x, s, rng),
+        Corruption::Aliasing4x => {
+            let centre = ((h as f64 * 0.08).round() as usize).max(1);
+            let c0 = h / 2 - centre / 2;
+            kspace_edit(x, |ky, v| {
+                if ky % 4 == 0 || (ky >= c0 && ky < c0 + centre) {
+                    v
+                } else {
+                    C32::new(0.0, 0.0)
+                }
+            })
+        }
+        Corruption::Zipper => {
+            let col = w / 4 + ((w / 2) as f64 * rng.uniform()) as usize;
+            let mut out = x.to_owned();
+            for y in 0..h {
+                out[[0, y, col]] += if y % 2 == 0 { 0.25 } else { -0.25 };
+            }
+            out
+        }
+        Corruption::Ghosting => {
+            let e = C32::from_polar(1.0, 0.5);
+            kspace_edit(x, |ky, v| if ky % 2 == 1 { v * e } else { v })
+        }
+    }
+}
+
+/// Area under the ROC curve for scores where `positive` should be higher than `negative`
+/// (Mann–Whitney U / (n₊ n₋), ties counted one half).
+pub fn roc_auc(negative: &[f64], positive: &[f64]) -> f64 {
+    let mut u = 0.0;
+    for &p in positive {
+        for &n in negative {
+            u += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    u / (negative.len() * positive.len()).max(1) as f64
+}
