@@ -8,6 +8,7 @@ use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{
     add_noise, complex_of, corrupt, psnr_complex, roc_auc, slice_score, tweedie, Corruption,
+    Typicality,
 };
 use basin_recon::tv::tv_denoise;
 use ndarray::{Array2, ArrayView3, Axis};
@@ -106,21 +107,26 @@ pub fn corruptions() -> Vec<(&'static str, Corruption)> {
     ]
 }
 
-/// Slice scores ([`slice_score`]) of the clean slices.
-pub fn clean_scores(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<f64> {
+/// Slice energies ([`slice_score`]) of clean slices.
+pub fn clean_energies(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<f64> {
     slices
         .iter()
-        .map(|s| slice_score(model, complex_of(s.view()).view()).1)
+        .map(|s| slice_score(model, complex_of(s.view()).view()).1.energy)
         .collect()
 }
 
-/// ROC AUC of clean against corrupted slices for each corruption.
+/// ROC AUC of clean against corrupted slices for each corruption, scoring each slice by its
+/// typicality z against `typ`.
 pub fn auc_rows(
     model: &FastPyramid,
     slices: &[Array2<f32>],
+    typ: &Typicality,
     seed: u64,
 ) -> Vec<(&'static str, f64)> {
-    let clean = clean_scores(model, slices);
+    let clean: Vec<f64> = clean_energies(model, slices)
+        .into_iter()
+        .map(|e| typ.z(e))
+        .collect();
     let mut rng = Rng::new(seed);
     corruptions()
         .into_iter()
@@ -129,7 +135,7 @@ pub fn auc_rows(
                 .iter()
                 .map(|s| {
                     let x = corrupt(complex_of(s.view()).view(), c, &mut rng);
-                    slice_score(model, x.view()).1
+                    typ.z(slice_score(model, x.view()).1.energy)
                 })
                 .collect();
             (name, roc_auc(&clean, &bad))

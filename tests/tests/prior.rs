@@ -101,7 +101,7 @@ fn scores(json: &str) -> Vec<f64> {
         .as_array()
         .expect("slices")
         .iter()
-        .map(|s| s["score"].as_f64().expect("score"))
+        .map(|s| s["energy"].as_f64().expect("energy"))
         .collect()
 }
 

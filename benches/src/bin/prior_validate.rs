@@ -1,59 +1,111 @@
-//! `prior-validate WEIGHTS [MNI152.nii.gz]`: prints the Tweedie-vs-TV table and the ROC AUCs of a
-//! prior (weights or a training checkpoint) on MNI152 validation slices.
+//! `prior-validate WEIGHTS [--mni FILE] [--out SHIPPED.safetensors]`: prints the Tweedie-vs-TV
+//! table and the ROC AUCs of a prior (weights or a training checkpoint) on MNI152 validation
+//! slices. With `--out`, writes the model as shipped: float32 weights only, the training card
+//! plus these validation results and the typical range of clean slice energies
+//! (`score_median`, `score_mad`) against which `basin score` flags slices.
 
-use basin_benches::prior_validation::{auc_rows, tweedie_vs_tv, validation_slices, MNI152};
+use basin_benches::prior_validation::{
+    auc_rows, clean_energies, tweedie_vs_tv, validation_slices, MNI152,
+};
 use basin_prior::fast::FastPyramid;
+use basin_prior::validate::Typicality;
+use std::path::Path;
 use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let Some(weights) = args.get(1) else {
-        eprintln!("usage: prior-validate WEIGHTS.safetensors [MNI152.nii.gz]");
+    let mut weights = None;
+    let mut mni = MNI152.to_string();
+    let mut out = None;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--mni" if i + 1 < args.len() => {
+                mni = args[i + 1].clone();
+                i += 1;
+            }
+            "--out" if i + 1 < args.len() => {
+                out = Some(args[i + 1].clone());
+                i += 1;
+            }
+            a if weights.is_none() && !a.starts_with('-') => weights = Some(a.to_string()),
+            a => {
+                eprintln!("unexpected argument {a}");
+                weights = None;
+                break;
+            }
+        }
+        i += 1;
+    }
+    let Some(weights) = weights else {
+        eprintln!("usage: prior-validate WEIGHTS.safetensors [--mni MNI152.nii.gz] [--out SHIPPED.safetensors]");
         std::process::exit(2);
     };
-    let mni = args.get(2).map(String::as_str).unwrap_or(MNI152);
-    let run = || -> Result<(), String> {
-        let bytes = std::fs::read(weights).map_err(|e| format!("{weights}: {e}"))?;
-        let (model, card) = basin_prior::weights::from_safetensors(&bytes)
-            .map_err(|e| format!("{weights}: {e}"))?;
-        let vol = basin_export::nifti_in::read_nifti_volume(std::path::Path::new(mni))
-            .map_err(|e| e.to_string())?;
-        let slices = validation_slices(vol.view(), 5);
-        let f = FastPyramid::new(&model);
-        println!(
-            "model {weights}: {} parameters, step {}",
-            model.num_params(),
-            card.get("step")
-                .or(card.get("steps"))
-                .map(String::as_str)
-                .unwrap_or("?")
-        );
-        let t = Instant::now();
-        println!("| σ | noisy dB | Tweedie dB | TV dB (λ) | Tweedie − TV |");
-        println!("|---|---|---|---|---|");
-        for r in tweedie_vs_tv(&f, &slices, &[0.05, 0.1], 7) {
-            println!(
-                "| {} | {:.2} | {:.2} | {:.2} ({:.3}) | {:+.2} |",
-                r.sigma,
-                r.noisy,
-                r.tweedie,
-                r.tv,
-                r.tv_lambda,
-                r.tweedie - r.tv
-            );
-        }
-        for (name, auc) in auc_rows(&f, &slices, 8) {
-            println!("ROC AUC clean vs {name}: {auc:.3}");
-        }
-        eprintln!(
-            "({} slices, {:.1} s)",
-            slices.len(),
-            t.elapsed().as_secs_f64()
-        );
-        Ok(())
-    };
-    if let Err(e) = run() {
+    if let Err(e) = run(&weights, &mni, out.as_deref()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+fn run(weights: &str, mni: &str, out: Option<&str>) -> Result<(), String> {
+    let bytes = std::fs::read(weights).map_err(|e| format!("{weights}: {e}"))?;
+    let (model, mut card) =
+        basin_prior::weights::from_safetensors(&bytes).map_err(|e| format!("{weights}: {e}"))?;
+    let vol =
+        basin_export::nifti_in::read_nifti_volume(Path::new(mni)).map_err(|e| e.to_string())?;
+    let slices = validation_slices(vol.view(), 5);
+    let f = FastPyramid::new(&model);
+    let step = card
+        .get("step")
+        .or(card.get("steps"))
+        .cloned()
+        .unwrap_or_else(|| "?".into());
+    println!(
+        "model {weights}: {} parameters, step {step}",
+        model.num_params()
+    );
+    let t = Instant::now();
+    let mut report = String::from("MNI152 2009a, 15 slices (5 per axis at 30-70 % of the extent), p99 = 1, complex Gaussian noise; PSNR over complex values, peak = max magnitude.\n");
+    report += "| σ | noisy dB | Tweedie dB | TV dB (λ) | Tweedie − TV |\n|---|---|---|---|---|\n";
+    for r in tweedie_vs_tv(&f, &slices, &[0.05, 0.1], 7) {
+        report += &format!(
+            "| {} | {:.2} | {:.2} | {:.2} ({:.3}) | {:+.2} |\n",
+            r.sigma,
+            r.noisy,
+            r.tweedie,
+            r.tv,
+            r.tv_lambda,
+            r.tweedie - r.tv
+        );
+    }
+    // The typical range of clean slice energies from 24 slices (8 per axis), the AUCs on 15.
+    let typ = Typicality::fit(&clean_energies(&f, &validation_slices(vol.view(), 8)));
+    report += &format!(
+        "slice energy per object pixel at sigma 0.02: median {:.4}, MAD {:.4} (24 slices); AUC of the robust z:\n",
+        typ.median, typ.mad
+    );
+    for (name, auc) in auc_rows(&f, &slices, &typ, 8) {
+        report += &format!("ROC AUC clean vs {name}: {auc:.3}\n");
+    }
+    print!("{report}");
+    eprintln!(
+        "({} slices, {:.1} s)",
+        slices.len(),
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(out) = out {
+        for k in ["params", "adam_m", "adam_v", "adam_t", "step"] {
+            card.remove(k);
+        }
+        card.insert("validation".into(), report);
+        card.insert("score_median".into(), format!("{:.6}", typ.median));
+        card.insert("score_mad".into(), format!("{:.6}", typ.mad));
+        let bytes =
+            basin_prior::weights::to_safetensors(&model, &card).map_err(|e| e.to_string())?;
+        let tmp = format!("{out}.tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| format!("{tmp}: {e}"))?;
+        std::fs::rename(&tmp, out).map_err(|e| format!("{out}: {e}"))?;
+        println!("wrote {out}");
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use basin_export::nifti_in::read_nifti;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
 use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
-use basin_prior::validate::{slice_score, SCORE_SIGMA};
+use basin_prior::validate::{slice_score, Typicality, SCORE_SIGMA, Z_THRESHOLD};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
@@ -41,6 +41,9 @@ pub struct ScoreArgs {
     #[arg(short, long)]
     quiet: bool,
 }
+
+/// Slices with less of the object than this are scored but never flagged.
+const MIN_OBJECT: f64 = 0.05;
 
 enum Source {
     Nifti(Box<nifti::NiftiHeader>),
@@ -147,7 +150,11 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     // The shared convention: the 99th percentile of the magnitude is 1.
     let mags: Vec<f32> = img.iter().map(|c| c.norm()).collect();
     let scale = p99_scale(mags.iter());
-    let threshold: Option<f64> = card.get("score_threshold").and_then(|v| v.parse().ok());
+    let num = |k: &str| card.get(k).and_then(|v| v.parse::<f64>().ok());
+    let typ = match (num("score_median"), num("score_mad")) {
+        (Some(median), Some(mad)) if mad > 0.0 => Some(Typicality { median, mad }),
+        _ => None,
+    };
     let fast = FastPyramid::new(&model);
     let bar = if a.quiet || nz < 4 {
         ProgressBar::hidden()
@@ -173,9 +180,12 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         });
         let (d, score) = slice_score(&fast, x.view());
         map.index_axis_mut(Axis(0), z).assign(&d);
-        let tissue = sl.iter().filter(|v| v.norm() * scale > 0.1).count() as f64 / (ny * nx) as f64;
-        let flagged = threshold.is_some_and(|t| tissue >= 0.05 && score > t);
-        rows.push((z, score, tissue, flagged));
+        // Slices that are mostly background carry too little anatomy to judge.
+        let zs = typ
+            .filter(|_| score.object_fraction >= MIN_OBJECT)
+            .map(|t| t.z(score.energy));
+        let flagged = zs.is_some_and(|v| v > Z_THRESHOLD);
+        rows.push((z, score.energy, score.object_fraction, zs, flagged));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -192,43 +202,43 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             )?,
         }
     }
-    let flagged: Vec<usize> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
+    let flagged: Vec<usize> = rows.iter().filter(|r| r.4).map(|r| r.0).collect();
     if a.json {
         let slices: Vec<_> = rows
             .iter()
-            .map(|(z, s, t, f)| serde_json::json!({"slice": z, "score": s, "tissue_fraction": t, "implausible": f}))
+            .map(|(z, s, t, zs, f)| serde_json::json!({"slice": z, "energy": s, "object_fraction": t, "z": zs, "implausible": f}))
             .collect();
         println!(
             "{}",
             serde_json::json!({
                 "input": a.input,
                 "sigma": SCORE_SIGMA as f64,
-                "threshold": threshold,
+                "typical": typ.map(|t| serde_json::json!({"median": t.median, "mad": t.mad})),
+                "z_threshold": Z_THRESHOLD,
                 "slices": slices,
                 "implausible": flagged,
                 "energy_map": a.out,
             })
         );
     } else {
-        println!("slice  score (mean energy density above an empty image)  tissue  flag");
-        for (z, s, t, f) in &rows {
+        println!("slice  energy/object pixel  object   robust z  flag");
+        for (z, s, t, zs, f) in &rows {
+            let zt = zs.map_or("        -".to_string(), |v| format!("{v:9.2}"));
             println!(
-                "{z:5}  {s:49.4}  {:5.1}%  {}",
+                "{z:5}  {s:18.4}  {:5.1}%  {zt}  {}",
                 t * 100.0,
-                if *f { "IMPLAUSIBLE" } else { "" }
+                if *f { "ATYPICAL" } else { "" }
             );
         }
-        match threshold {
+        match typ {
             Some(t) => println!(
-                "{} of {nz} slices above the model's validation threshold {t:.4}{}",
+                "{} of {nz} slices atypical (robust z > {Z_THRESHOLD} against the model's clean validation slices, median {:.4}, MAD {:.4}){}",
                 flagged.len(),
-                if flagged.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {flagged:?}")
-                }
+                t.median,
+                t.mad,
+                if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
             ),
-            None => println!("the model card has no validation threshold: slices are not flagged"),
+            None => println!("the model card has no validation statistics: slices are not flagged"),
         }
         if let Some(o) = &a.out {
             println!("energy map: {}", o.display());

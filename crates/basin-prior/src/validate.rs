@@ -75,14 +75,77 @@ pub fn energy_map(model: &FastPyramid, x: ArrayView3<'_, f32>, sigma: f32) -> (A
     (map, e as f64 / (h * w).max(1) as f64)
 }
 
-/// The slice score of `basin score`: the mean energy density of `x` at [`SCORE_SIGMA`] above
-/// that of an empty image of the same size (the energy's additive constant removed), with the
-/// density map.
-pub fn slice_score(model: &FastPyramid, x: ArrayView3<'_, f32>) -> (Array2<f32>, f64) {
+/// Magnitude (in the p99 = 1 convention) above which a pixel counts as part of the object.
+pub const OBJECT_LEVEL: f32 = 0.1;
+
+/// What the energy says about one slice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SliceScore {
+    /// Energy at [`SCORE_SIGMA`] above that of an empty image of the same size (the energy's
+    /// additive constant removed), per object pixel.
+    pub energy: f64,
+    /// Fraction of the pixels in the object (magnitude > [`OBJECT_LEVEL`]).
+    pub object_fraction: f64,
+}
+
+/// The energy-density map of `x` `[2, h, w]` at [`SCORE_SIGMA`] and its [`SliceScore`].
+pub fn slice_score(model: &FastPyramid, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
+    let (_, h, w) = x.dim();
     let (d, e) = energy_map(model, x, SCORE_SIGMA);
     let (_, e0) = energy_map(model, Array3::zeros(x.raw_dim()).view(), SCORE_SIGMA);
-    (d, e - e0)
+    let object = (0..h)
+        .flat_map(|y| (0..w).map(move |xx| (y, xx)))
+        .filter(|&(y, xx)| x[[0, y, xx]].hypot(x[[1, y, xx]]) > OBJECT_LEVEL)
+        .count();
+    let n = (h * w).max(1) as f64;
+    (
+        d,
+        SliceScore {
+            energy: (e - e0) * n / object.max(1) as f64,
+            object_fraction: object as f64 / n,
+        },
+    )
 }
+
+/// The typical range of slice energies of clean images (median and median absolute deviation
+/// of validation slices). Slices far from it on either side are atypical — too rough (noise,
+/// spikes) or too smooth for anatomy (blurring, aliasing and ghosts spread over the background):
+/// the typicality test for likelihood models of Nalisnick et al. (2019).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Typicality {
+    /// Median slice energy.
+    pub median: f64,
+    /// Median absolute deviation from it.
+    pub mad: f64,
+}
+
+impl Typicality {
+    /// Fits the range to clean slice energies.
+    pub fn fit(energies: &[f64]) -> Self {
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            if v.is_empty() {
+                0.0
+            } else {
+                v[v.len() / 2]
+            }
+        };
+        let median = med(&mut energies.to_vec());
+        let mad = med(&mut energies.iter().map(|e| (e - median).abs()).collect());
+        Typicality {
+            median,
+            mad: mad.max(1e-12),
+        }
+    }
+
+    /// Robust z-score |e − median| / (1.4826 MAD) (≈ standard deviations for Gaussian data).
+    pub fn z(&self, energy: f64) -> f64 {
+        (energy - self.median).abs() / (1.4826 * self.mad)
+    }
+}
+
+/// The robust z above which `basin score` flags a slice (Iglewicz & Hoaglin's outlier rule).
+pub const Z_THRESHOLD: f64 = 3.5;
 
 /// Corruptions of a clean slice that the energy should flag.
 #[derive(Clone, Copy, Debug, PartialEq)]
