@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end: simulate a brain-like phantom (8 coils, 4× equispaced, analytic
 # k-space, noise scan) as ISMRMRD, inspect it, and reconstruct it with the default protocol
-# (ESPIRiT + CG-SENSE) to NIfTI, a DICOM MR series, ISMRMRD images and a PNG preview.
+# (ESPIRiT + CG-SENSE) to NIfTI, a DICOM MR series, ISMRMRD images and a PNG preview, and
+# score the images with the embedded prior (energy maps).
 # Outputs land in ./out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,9 @@ $B info out/phantom.h5
 $B recon out/phantom.h5 -o out/phantom.nii.gz --also out/phantom-dicom --also out/phantom-images.h5 \
   --preview out/phantom.png --force
 $B recon out/phantom.h5 -o out/phantom-zero-filled.nii.gz --protocol zero-filled --force
+# The embedded prior scores both: per-slice energies, flags, and a per-pixel energy map.
+$B score out/phantom.nii.gz -o out/phantom-energy.nii.gz --force
+$B score out/phantom-zero-filled.nii.gz -o out/phantom-zero-filled-energy.nii.gz --force
 echo "images: out/phantom.nii.gz, out/phantom-dicom/ (DICOM), out/phantom-images.h5 (ISMRMRD), out/phantom.png (CG-SENSE);"
-echo "        out/phantom-zero-filled.nii.gz (zero-filled baseline)"
+echo "        out/phantom-zero-filled.nii.gz (zero-filled baseline);"
+echo "        out/phantom-energy.nii.gz, out/phantom-zero-filled-energy.nii.gz (the prior's energy maps)"
