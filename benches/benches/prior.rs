@@ -46,10 +46,13 @@ fn benches(c: &mut Criterion) {
     let pyr = basin_prior::Pyramid::random(3, 32, 5, 32, 3, 1);
     let fp = basin_prior::fast::FastPyramid::new(&pyr);
     let mut pws = fp.workspace(h, w);
-    grp.throughput(Throughput::Elements((fp.macs_per_pixel() * (h * w) as f64) as u64));
-    grp.bench_function("pyramid 3 levels energy+grad 256x256 (elements = MACs)", |b| {
-        b.iter(|| fp.energy_grad(&mut pws, &x, 0.1, &mut g, None))
-    });
+    grp.throughput(Throughput::Elements(
+        (fp.macs_per_pixel() * (h * w) as f64) as u64,
+    ));
+    grp.bench_function(
+        "pyramid 3 levels energy+grad 256x256 (elements = MACs)",
+        |b| b.iter(|| fp.energy_grad(&mut pws, &x, 0.1, &mut g, None)),
+    );
     grp.finish();
     let mut grp = c.benchmark_group("prior-training");
     grp.sample_size(10);
@@ -82,9 +85,10 @@ fn benches(c: &mut Criterion) {
         augment: basin_prior::data::Augment::default(),
     };
     let mut trainer = basin_prior::train::Trainer::new(cfg);
-    grp.bench_function("training step, 16 patches of 64x64 (elements = patches)", |b| {
-        b.iter(|| trainer.step(&slices))
-    });
+    grp.bench_function(
+        "training step, 16 patches of 64x64 (elements = patches)",
+        |b| b.iter(|| trainer.step(&slices)),
+    );
     grp.finish();
 }
 

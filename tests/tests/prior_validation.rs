@@ -12,10 +12,11 @@ use std::path::Path;
 
 #[test]
 fn default_prior_on_mni152_denoises_and_flags_corruptions() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(MNI152);
-    let vol = basin_export::nifti_in::read_nifti_volume(&path).unwrap_or_else(|e| {
-        panic!("{e} (.ci/install-deps fetches MNI152 from the nilearn wheel)")
-    });
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(MNI152);
+    let vol = basin_export::nifti_in::read_nifti_volume(&path)
+        .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152 from the nilearn wheel)"));
     let (model, card) = basin_prior::default_model().expect("embedded model");
     let f = FastPyramid::new(&model);
     let slices = validation_slices(vol.view(), 5);

@@ -21,16 +21,38 @@ pub struct FastModel {
     alpha: Vec<f32>,
 }
 
+/// Output pixels per band of the banded convolutions (the im2col matrix of a band of the
+/// shipped model's second layer is 288 × 2048 float32 = 2.4 MB).
+pub const BAND_PIXELS: usize = 2048;
+
 /// Buffers for one image size, reused across calls.
 #[derive(Clone, Debug)]
 pub struct Workspace {
     h: usize,
     w: usize,
+    band: usize,
     col1: Vec<f32>,
     z1: Vec<f32>,
     s1: Vec<f32>,
     col2: Vec<f32>,
     z2: Vec<f32>,
+    band_out: Vec<f32>,
+}
+
+/// Copies a contiguous `[c, bw]` band into columns off..off+bw of a `[c, hw]` matrix. (Writing
+/// the GEMM straight into the strided band crashed faer 0.24.4's f32 microkernel, so bands go
+/// through a contiguous buffer.)
+fn scatter_band(band: &[f32], full: &mut [f32], c: usize, hw: usize, off: usize, bw: usize) {
+    for i in 0..c {
+        full[i * hw + off..i * hw + off + bw].copy_from_slice(&band[i * bw..(i + 1) * bw]);
+    }
+}
+
+/// Copies columns off..off+bw of a `[c, hw]` matrix into a contiguous `[c, bw]` band.
+fn gather_band(full: &[f32], band: &mut [f32], c: usize, hw: usize, off: usize, bw: usize) {
+    for i in 0..c {
+        band[i * bw..(i + 1) * bw].copy_from_slice(&full[i * hw + off..i * hw + off + bw]);
+    }
 }
 
 /// softplus(z) and sigmoid(z) from one exponential.
@@ -47,28 +69,44 @@ fn softplus_sigmoid(z: f32) -> (f32, f32) {
 
 /// col[(i·K + dy)·K + dx, y·W + x] = inp[i, y + dy − r, x + dx − r] (zero outside).
 fn im2col(inp: &[f32], c: usize, h: usize, w: usize, k: usize, col: &mut [f32]) {
+    im2col_rows(inp, c, h, w, k, 0, h, col);
+}
+
+/// [`im2col`] for the output rows y0..y1 only: col is `[c·K², (y1 − y0)·W]`.
+#[allow(clippy::too_many_arguments)]
+fn im2col_rows(
+    inp: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    y0: usize,
+    y1: usize,
+    col: &mut [f32],
+) {
     let r = (k / 2) as isize;
     let hw = h * w;
+    let bw = (y1 - y0) * w;
     for i in 0..c {
         for dy in 0..k {
             for dx in 0..k {
-                let row = &mut col[((i * k + dy) * k + dx) * hw..][..hw];
-                for y in 0..h {
+                let row = &mut col[((i * k + dy) * k + dx) * bw..][..bw];
+                let off = dx as isize - r;
+                // Columns x with 0 ≤ x + off < w read the source; the rest are zero.
+                let lo = (-off).max(0) as usize;
+                let hi = (w as isize - off).min(w as isize).max(0) as usize;
+                for y in y0..y1 {
                     let yy = y as isize + dy as isize - r;
-                    let dst = &mut row[y * w..(y + 1) * w];
-                    if yy < 0 || yy >= h as isize {
+                    let dst = &mut row[(y - y0) * w..(y - y0 + 1) * w];
+                    if yy < 0 || yy >= h as isize || lo >= hi {
                         dst.fill(0.0);
                         continue;
                     }
                     let src = &inp[i * hw + yy as usize * w..][..w];
-                    for (x, d) in dst.iter_mut().enumerate() {
-                        let xx = x as isize + dx as isize - r;
-                        *d = if xx < 0 || xx >= w as isize {
-                            0.0
-                        } else {
-                            src[xx as usize]
-                        };
-                    }
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    let s0 = (lo as isize + off) as usize;
+                    dst[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
                 }
             }
         }
@@ -78,24 +116,45 @@ fn im2col(inp: &[f32], c: usize, h: usize, w: usize, k: usize, col: &mut [f32]) 
 /// The adjoint of [`im2col`]: out[i, yy, xx] = Σ col[(i, dy, dx), p] over the positions p that
 /// read (yy, xx).
 fn col2im(col: &[f32], c: usize, h: usize, w: usize, k: usize, out: &mut [f32]) {
+    out[..c * h * w].fill(0.0);
+    col2im_rows_add(col, c, h, w, k, 0, h, out);
+}
+
+/// Adds the adjoint of [`im2col_rows`] (output rows y0..y1) into `out` `[c, h, w]`.
+#[allow(clippy::too_many_arguments)]
+fn col2im_rows_add(
+    col: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    y0: usize,
+    y1: usize,
+    out: &mut [f32],
+) {
     let r = (k / 2) as isize;
     let hw = h * w;
-    out[..c * hw].fill(0.0);
+    let bw = (y1 - y0) * w;
     for i in 0..c {
         for dy in 0..k {
             for dx in 0..k {
-                let row = &col[((i * k + dy) * k + dx) * hw..][..hw];
-                for y in 0..h {
+                let row = &col[((i * k + dy) * k + dx) * bw..][..bw];
+                let off = dx as isize - r;
+                let lo = (-off).max(0) as usize;
+                let hi = (w as isize - off).min(w as isize).max(0) as usize;
+                if lo >= hi {
+                    continue;
+                }
+                for y in y0..y1 {
                     let yy = y as isize + dy as isize - r;
                     if yy < 0 || yy >= h as isize {
                         continue;
                     }
-                    let dst = &mut out[i * hw + yy as usize * w..][..w];
-                    for x in 0..w {
-                        let xx = x as isize + dx as isize - r;
-                        if xx >= 0 && xx < w as isize {
-                            dst[xx as usize] += row[y * w + x];
-                        }
+                    let s0 = (lo as isize + off) as usize;
+                    let dst = &mut out[i * hw + yy as usize * w + s0..][..hi - lo];
+                    let src = &row[(y - y0) * w + lo..(y - y0) * w + hi];
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d += v;
                     }
                 }
             }
@@ -126,14 +185,18 @@ impl FastModel {
     /// Buffers for images of `h`×`w`.
     pub fn workspace(&self, h: usize, w: usize) -> Workspace {
         let hw = h * w;
+        let band = (BAND_PIXELS / w.max(1)).clamp(1, h.max(1));
+        let bw = band * w;
         Workspace {
             h,
             w,
-            col1: vec![0.0; 2 * self.k1 * self.k1 * hw],
+            band,
+            col1: vec![0.0; 2 * self.k1 * self.k1 * bw],
             z1: vec![0.0; self.c1 * hw],
             s1: vec![0.0; self.c1 * hw],
-            col2: vec![0.0; self.c1 * self.k2 * self.k2 * hw],
+            col2: vec![0.0; self.c1 * self.k2 * self.k2 * bw],
             z2: vec![0.0; self.c2 * hw],
+            band_out: vec![0.0; self.c1.max(self.c2) * bw],
         }
     }
 
@@ -144,6 +207,9 @@ impl FastModel {
 
     /// Energy of `x` (`[2, h, w]` row-major: real plane, then imaginary plane) at σ; writes
     /// ∇ₓE into `grad` (same layout) and, when given, the energy density into `density` `[h, w]`.
+    ///
+    /// Each convolution runs over bands of rows (about [`BAND_PIXELS`] output pixels) so that
+    /// the im2col matrix of a band stays in cache between its construction and its GEMM.
     pub fn energy_grad(
         &self,
         ws: &mut Workspace,
@@ -161,17 +227,27 @@ impl FastModel {
             "energy_grad: grad must be [2, {h}, {w}]"
         );
         let par = faer::get_global_parallelism();
-        let (k1s, k2s) = (self.k1 * self.k1, self.k2 * self.k2);
-        // Layer 1.
-        im2col(x, 2, h, w, self.k1, &mut ws.col1);
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut ws.z1, self.c1, hw),
-            Accum::Replace,
-            MatRef::from_row_major_slice(&self.w1, self.c1, 2 * k1s),
-            MatRef::from_row_major_slice(&ws.col1, 2 * k1s, hw),
-            1.0,
-            par,
-        );
+        let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
+        let bands: Vec<(usize, usize)> = (0..h)
+            .step_by(ws.band)
+            .map(|y0| (y0, (y0 + ws.band).min(h)))
+            .collect();
+        let w1 = MatRef::from_row_major_slice(&self.w1, self.c1, r1);
+        let w2 = MatRef::from_row_major_slice(&self.w2, self.c2, r2);
+        // Layer 1: z1 = W1 · im2col(x), band by band.
+        for &(y0, y1) in &bands {
+            let bw = (y1 - y0) * w;
+            im2col_rows(x, 2, h, w, self.k1, y0, y1, &mut ws.col1);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut ws.band_out[..self.c1 * bw], self.c1, bw),
+                Accum::Replace,
+                w1,
+                MatRef::from_row_major_slice(&ws.col1[..r1 * bw], r1, bw),
+                1.0,
+                par,
+            );
+            scatter_band(&ws.band_out, &mut ws.z1, self.c1, hw, y0 * w, bw);
+        }
         let ls = sigma.ln();
         for c in 0..self.c1 {
             let shift = self.b1[c] + self.a1[c] * ls;
@@ -183,16 +259,20 @@ impl FastModel {
                 *zv = sp; // z1 now holds h1
             }
         }
-        // Layer 2.
-        im2col(&ws.z1, self.c1, h, w, self.k2, &mut ws.col2);
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut ws.z2, self.c2, hw),
-            Accum::Replace,
-            MatRef::from_row_major_slice(&self.w2, self.c2, self.c1 * k2s),
-            MatRef::from_row_major_slice(&ws.col2, self.c1 * k2s, hw),
-            1.0,
-            par,
-        );
+        // Layer 2: z2 = W2 · im2col(h1).
+        for &(y0, y1) in &bands {
+            let bw = (y1 - y0) * w;
+            im2col_rows(&ws.z1, self.c1, h, w, self.k2, y0, y1, &mut ws.col2);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut ws.band_out[..self.c2 * bw], self.c2, bw),
+                Accum::Replace,
+                w2,
+                MatRef::from_row_major_slice(&ws.col2[..r2 * bw], r2, bw),
+                1.0,
+                par,
+            );
+            scatter_band(&ws.band_out, &mut ws.z2, self.c2, hw, y0 * w, bw);
+        }
         if let Some(d) = density.as_deref_mut() {
             d[..hw].fill(0.0);
         }
@@ -200,38 +280,51 @@ impl FastModel {
         for k in 0..self.c2 {
             let a = self.alpha[k] / sigma;
             let b = self.b2[k];
+            let mut ek = 0.0f32;
             for (p, zv) in ws.z2[k * hw..(k + 1) * hw].iter_mut().enumerate() {
                 let (sp, sg) = softplus_sigmoid(*zv + b);
                 let e = a * sp;
-                energy += e as f64;
+                ek += e;
                 if let Some(d) = density.as_deref_mut() {
                     d[p] += e;
                 }
                 *zv = a * sg; // z2 now holds ∂E/∂z2
             }
+            energy += ek as f64;
         }
         // Backward: ∂E/∂h1 = col2im(W2ᵀ · δ2), ∂E/∂z1 = ∂E/∂h1 ⊙ s(z1), ∇ₓE = col2im(W1ᵀ · δ1).
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut ws.col2, self.c1 * k2s, hw),
-            Accum::Replace,
-            MatRef::from_row_major_slice(&self.w2, self.c2, self.c1 * k2s).transpose(),
-            MatRef::from_row_major_slice(&ws.z2, self.c2, hw),
-            1.0,
-            par,
-        );
-        col2im(&ws.col2, self.c1, h, w, self.k2, &mut ws.z1);
+        // z1 (h1 is no longer needed) accumulates ∂E/∂h1.
+        ws.z1.fill(0.0);
+        for &(y0, y1) in &bands {
+            let bw = (y1 - y0) * w;
+            gather_band(&ws.z2, &mut ws.band_out, self.c2, hw, y0 * w, bw);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut ws.col2[..r2 * bw], r2, bw),
+                Accum::Replace,
+                w2.transpose(),
+                MatRef::from_row_major_slice(&ws.band_out[..self.c2 * bw], self.c2, bw),
+                1.0,
+                par,
+            );
+            col2im_rows_add(&ws.col2, self.c1, h, w, self.k2, y0, y1, &mut ws.z1);
+        }
         for (d, s) in ws.z1.iter_mut().zip(&ws.s1) {
             *d *= s;
         }
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut ws.col1, 2 * k1s, hw),
-            Accum::Replace,
-            MatRef::from_row_major_slice(&self.w1, self.c1, 2 * k1s).transpose(),
-            MatRef::from_row_major_slice(&ws.z1, self.c1, hw),
-            1.0,
-            par,
-        );
-        col2im(&ws.col1, 2, h, w, self.k1, grad);
+        grad[..2 * hw].fill(0.0);
+        for &(y0, y1) in &bands {
+            let bw = (y1 - y0) * w;
+            gather_band(&ws.z1, &mut ws.band_out, self.c1, hw, y0 * w, bw);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut ws.col1[..r1 * bw], r1, bw),
+                Accum::Replace,
+                w1.transpose(),
+                MatRef::from_row_major_slice(&ws.band_out[..self.c1 * bw], self.c1, bw),
+                1.0,
+                par,
+            );
+            col2im_rows_add(&ws.col1, 2, h, w, self.k1, y0, y1, grad);
+        }
         energy as f32
     }
 }

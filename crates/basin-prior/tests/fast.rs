@@ -8,7 +8,13 @@ use ndarray::Array3;
 #[test]
 fn fast_path_matches_reference() {
     let mut rng = Rng::new(21);
-    for (c1, k1, c2, k2, h, w) in [(8, 5, 6, 3, 24, 20), (4, 3, 4, 5, 17, 33)] {
+    // The last two sizes span several row bands of the banded convolutions (2048 pixels each).
+    for (c1, k1, c2, k2, h, w) in [
+        (8, 5, 6, 3, 24, 20),
+        (4, 3, 4, 5, 17, 33),
+        (4, 5, 3, 3, 70, 40),
+        (3, 3, 2, 5, 13, 300),
+    ] {
         let m = EnergyModel::random(c1, k1, c2, k2, 5);
         let x = Array3::from_shape_simple_fn((2, h, w), || rng.normal());
         for sigma in [0.05, 0.4] {
