@@ -4,10 +4,12 @@
 //! `reconstruct(&Protocol, &KSpace) -> ReconResult` that every driver (CLI, server, benches) calls.
 
 pub mod coils;
+pub mod cs;
 pub mod prewhiten;
 pub mod protocol;
 pub mod solvers;
 pub mod tv;
+pub mod wavelet;
 
 pub use protocol::{Calibration, Protocol, Solver};
 
@@ -132,6 +134,25 @@ pub fn reconstruct_with_progress(
                         tolerance,
                         lambda,
                     } => solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations),
+                    Solver::L1Wavelet {
+                        lambda,
+                        iterations,
+                        levels,
+                        random_shift,
+                    } => cs::l1_wavelet(
+                        &op,
+                        &data,
+                        &cs::L1Params {
+                            lambda: *lambda as f32,
+                            iterations: *iterations,
+                            levels: *levels,
+                            random_shift: *random_shift,
+                            seed: i as u64 + 1,
+                        },
+                    ),
+                    Solver::Tv { lambda, iterations } => {
+                        cs::tv(&op, &data, *lambda as f32, *iterations)
+                    }
                     Solver::ZeroFilled => unreachable!("handled above"),
                 };
                 let res = solvers::dc_residual(&op, &img, &data);

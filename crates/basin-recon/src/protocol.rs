@@ -75,6 +75,35 @@ pub enum Solver {
         #[serde(default)]
         lambda: f64,
     },
+    /// L1-wavelet compressed sensing (FISTA, Daubechies-2, random shifts), see [`crate::cs`].
+    L1Wavelet {
+        /// ℓ1 weight relative to the p99 = 1 image convention.
+        lambda: f64,
+        /// FISTA iterations.
+        #[serde(default = "d_cs_iter")]
+        iterations: usize,
+        /// Largest number of wavelet levels.
+        #[serde(default = "d_levels")]
+        levels: usize,
+        /// Random circular shifts before each thresholding (cycle spinning).
+        #[serde(default = "yes")]
+        random_shift: bool,
+    },
+    /// Total-variation compressed sensing (Condat–Vũ primal–dual), see [`crate::cs`].
+    Tv {
+        /// TV weight relative to the p99 = 1 image convention.
+        lambda: f64,
+        /// Primal–dual iterations.
+        #[serde(default = "d_cs_iter")]
+        iterations: usize,
+    },
+}
+
+fn d_cs_iter() -> usize {
+    100
+}
+fn d_levels() -> usize {
+    4
 }
 
 fn d_iter() -> usize {
@@ -84,6 +113,18 @@ fn d_tol() -> f64 {
     1e-4
 }
 
+fn check_cs(lambda: f64, iterations: usize) -> Result<(), String> {
+    if iterations == 0 || iterations > 10_000 {
+        return Err(format!(
+            "solver.iterations = {iterations} must be in 1..=10000"
+        ));
+    }
+    if !(lambda.is_finite() && lambda >= 0.0) {
+        return Err(format!("solver.lambda = {lambda} must be finite and ≥ 0"));
+    }
+    Ok(())
+}
+
 /// The protocols shipped with basin: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("sense", include_str!("../../../protocols/sense.toml")),
@@ -91,6 +132,11 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "zero-filled",
         include_str!("../../../protocols/zero-filled.toml"),
     ),
+    (
+        "cs-l1-wavelet",
+        include_str!("../../../protocols/cs-l1-wavelet.toml"),
+    ),
+    ("cs-tv", include_str!("../../../protocols/cs-tv.toml")),
 ];
 
 /// The protocol `basin recon` uses when none is given.
@@ -154,6 +200,21 @@ impl Protocol {
             {
                 return bad("solver.tolerance and solver.lambda must be ≥ 0".into());
             }
+        }
+        if let Solver::L1Wavelet {
+            lambda,
+            iterations,
+            levels,
+            ..
+        } = &self.solver
+        {
+            if !(1..=10).contains(levels) {
+                return bad(format!("solver.levels = {levels} must be in 1..=10"));
+            }
+            check_cs(*lambda, *iterations).or_else(|m| bad(m))?;
+        }
+        if let Solver::Tv { lambda, iterations } = &self.solver {
+            check_cs(*lambda, *iterations).or_else(|m| bad(m))?;
         }
         Ok(())
     }
