@@ -211,10 +211,10 @@ impl Protocol {
             if !(1..=10).contains(levels) {
                 return bad(format!("solver.levels = {levels} must be in 1..=10"));
             }
-            check_cs(*lambda, *iterations).or_else(|m| bad(m))?;
+            check_cs(*lambda, *iterations).or_else(&bad)?;
         }
         if let Solver::Tv { lambda, iterations } = &self.solver {
-            check_cs(*lambda, *iterations).or_else(|m| bad(m))?;
+            check_cs(*lambda, *iterations).or_else(&bad)?;
         }
         Ok(())
     }
