@@ -1,6 +1,7 @@
 //! Side-by-side timing of basin and BART on the same data in the same run: 2D FFT of
 //! 8×256×256, ESPIRiT calibration (`bart ecalib -m1`) and 20 CG-SENSE iterations
-//! (`bart pics -l2 -r 0 -i 20`) on the 256², 8-coil, 4× phantom. Prints medians and ratios.
+//! (`bart pics -l2 -r 0 -i 20`), 100 iterations of L1-wavelet (`bart pics -l1 -i 100`) and of
+//! TV (`bart pics -R T:3:0:λ -i 100`) on the 256², 8-coil, 4× phantom. Prints medians and ratios.
 //!
 //! BART runs as a process (its time includes start-up and reading/writing 4 MB of .cfl, which
 //! is milliseconds); basin runs in-process. Usage: `cargo run --release -p basin-benches --bin
@@ -110,6 +111,56 @@ fn main() {
                 "0",
                 "-i",
                 "20",
+                &s(&k),
+                &s(&m),
+                &s(&o),
+            ],
+        ),
+    ));
+    let l1 = basin_recon::cs::L1Params {
+        lambda: 0.002,
+        iterations: 100,
+        levels: 4,
+        random_shift: true,
+        seed: 1,
+    };
+    let t = time(repeats, || {
+        basin_recon::cs::l1_wavelet(&op, &y, &l1);
+    });
+    rows.push((
+        "L1-wavelet 100 iterations 256², 8 coils".into(),
+        t,
+        bart(
+            repeats,
+            &[
+                "pics",
+                "-S",
+                "-l1",
+                "-r",
+                "0.002",
+                "-i",
+                "100",
+                &s(&k),
+                &s(&m),
+                &s(&o),
+            ],
+        ),
+    ));
+    let t = time(repeats, || {
+        basin_recon::cs::tv(&op, &y, 0.008, 100);
+    });
+    rows.push((
+        "TV 100 iterations 256², 8 coils".into(),
+        t,
+        bart(
+            repeats,
+            &[
+                "pics",
+                "-S",
+                "-R",
+                "T:3:0:0.008",
+                "-i",
+                "100",
                 &s(&k),
                 &s(&m),
                 &s(&o),

@@ -5,6 +5,7 @@
 
 pub mod coils;
 pub mod cs;
+pub mod ebm;
 pub mod prewhiten;
 pub mod protocol;
 pub mod solvers;
@@ -59,6 +60,14 @@ pub struct Diagnostics {
     pub acceleration: f64,
     /// Whether noise prewhitening was applied.
     pub prewhitened: bool,
+    /// Complex noise standard deviation per k-space sample: 1 after prewhitening with a noise
+    /// scan, else estimated from the outer corners of the sampled k-space; NaN without coil maps.
+    pub noise_std: f64,
+    /// ‖Ax − y‖ / (σₙ √M) over the M measured samples: ≈ 1 when the image explains the data
+    /// down to the noise, ≪ 1 when it fits the noise, ≫ 1 when it ignores the data.
+    pub residual_over_noise: f64,
+    /// The prior's energy of the final image (EBM solver only; p99 = 1 convention).
+    pub energy: Option<f64>,
 }
 
 /// The reconstruction of one bucket.
@@ -108,6 +117,7 @@ pub fn reconstruct_with_progress(
     };
     let total = kspace.buckets.len();
     let mut slices = Vec::with_capacity(total);
+    let mut prior: Option<Result<basin_prior::fast::FastPyramid, basin_prior::PriorError>> = None;
     for (i, b) in kspace.buckets.iter().enumerate() {
         let t0 = Instant::now();
         let mut data = b.data.clone();
@@ -118,6 +128,9 @@ pub fn reconstruct_with_progress(
         }
         let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
         let acceleration = b.mask.len() as f64 / sampled as f64;
+        let mut energy = None;
+        let mut noise_std = f64::NAN;
+        let mut residual_over_noise = f64::NAN;
         let (image, maps, iterations, residual) = match &protocol.solver {
             Solver::ZeroFilled => {
                 let img = solvers::zero_filled_rss(&data, kspace.three_d);
@@ -153,9 +166,52 @@ pub fn reconstruct_with_progress(
                     Solver::Tv { lambda, iterations } => {
                         cs::tv(&op, &data, *lambda as f32, *iterations)
                     }
+                    Solver::Ebm {
+                        sigma_max,
+                        sigma_min,
+                        levels,
+                        inner,
+                        cg_iterations,
+                        init_iterations,
+                    } => {
+                        let model = prior.get_or_insert_with(|| {
+                            basin_prior::default_model()
+                                .map(|(m, _)| basin_prior::fast::FastPyramid::new(&m))
+                        });
+                        let model = model.as_ref().map_err(|e| ReconError::Numerical {
+                            what: "the embedded prior".into(),
+                            message: e.to_string(),
+                        })?;
+                        let (img, rep) = ebm::ebm(
+                            &op,
+                            &data,
+                            model,
+                            &ebm::EbmParams {
+                                sigma_max: *sigma_max,
+                                sigma_min: *sigma_min,
+                                levels: *levels,
+                                inner: *inner,
+                                cg_iterations: *cg_iterations,
+                                init_iterations: *init_iterations,
+                            },
+                            whitening.as_ref().map(|_| 1.0),
+                        );
+                        energy = Some(rep.energy);
+                        (img, rep.iterations)
+                    }
                     Solver::ZeroFilled => unreachable!("handled above"),
                 };
                 let res = solvers::dc_residual(&op, &img, &data);
+                noise_std = if whitening.is_some() {
+                    1.0
+                } else {
+                    ebm::estimate_noise(&data, op.mask())
+                };
+                let measured = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+                let mut r = basin_core::linop::LinearOp::forward(&op, img.view().into_dyn());
+                r -= &data.view().into_dyn();
+                let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
+                residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
                 let maps = op.maps().clone();
                 (img, maps, it, res)
             }
@@ -171,6 +227,9 @@ pub fn reconstruct_with_progress(
                 seconds: t0.elapsed().as_secs_f64(),
                 acceleration,
                 prewhitened: whitening.is_some(),
+                noise_std,
+                residual_over_noise,
+                energy,
             },
         });
         progress(i + 1, total);

@@ -89,6 +89,28 @@ pub enum Solver {
         #[serde(default = "yes")]
         random_shift: bool,
     },
+    /// The learned energy prior with data consistency (half-quadratic splitting), see
+    /// [`crate::ebm`]; uses the embedded default prior.
+    Ebm {
+        /// First prior noise level (p99 = 1 convention).
+        #[serde(default = "d_smax")]
+        sigma_max: f64,
+        /// Last prior noise level (never below the image noise).
+        #[serde(default = "d_smin")]
+        sigma_min: f64,
+        /// Number of σ levels.
+        #[serde(default = "d_ebm_levels")]
+        levels: usize,
+        /// Prior / data-consistency alternations per level.
+        #[serde(default = "d_inner")]
+        inner: usize,
+        /// CG iterations per data-consistency step.
+        #[serde(default = "d_dc_cg")]
+        cg_iterations: usize,
+        /// CG-SENSE iterations of the initial image.
+        #[serde(default = "d_init")]
+        init_iterations: usize,
+    },
     /// Total-variation compressed sensing (Condat–Vũ primal–dual), see [`crate::cs`].
     Tv {
         /// TV weight relative to the p99 = 1 image convention.
@@ -97,6 +119,25 @@ pub enum Solver {
         #[serde(default = "d_cs_iter")]
         iterations: usize,
     },
+}
+
+fn d_smax() -> f64 {
+    0.05
+}
+fn d_smin() -> f64 {
+    0.01
+}
+fn d_ebm_levels() -> usize {
+    6
+}
+fn d_inner() -> usize {
+    5
+}
+fn d_dc_cg() -> usize {
+    5
+}
+fn d_init() -> usize {
+    10
 }
 
 fn d_cs_iter() -> usize {
@@ -137,6 +178,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../protocols/cs-l1-wavelet.toml"),
     ),
     ("cs-tv", include_str!("../../../protocols/cs-tv.toml")),
+    (
+        "brain-2d-ebm",
+        include_str!("../../../protocols/brain-2d-ebm.toml"),
+    ),
 ];
 
 /// The protocol `basin recon` uses when none is given.
@@ -212,6 +257,35 @@ impl Protocol {
                 return bad(format!("solver.levels = {levels} must be in 1..=10"));
             }
             check_cs(*lambda, *iterations).or_else(&bad)?;
+        }
+        if let Solver::Ebm {
+            sigma_max,
+            sigma_min,
+            levels,
+            inner,
+            cg_iterations,
+            init_iterations,
+        } = &self.solver
+        {
+            if !(sigma_min.is_finite()
+                && *sigma_min > 0.0
+                && sigma_max >= sigma_min
+                && sigma_max.is_finite())
+            {
+                return bad(
+                    "solver.sigma_min and solver.sigma_max need 0 < sigma_min ≤ sigma_max".into(),
+                );
+            }
+            for (name, v) in [
+                ("levels", levels),
+                ("inner", inner),
+                ("cg_iterations", cg_iterations),
+                ("init_iterations", init_iterations),
+            ] {
+                if !(1..=1000).contains(v) {
+                    return bad(format!("solver.{name} = {v} must be in 1..=1000"));
+                }
+            }
         }
         if let Solver::Tv { lambda, iterations } = &self.solver {
             check_cs(*lambda, *iterations).or_else(&bad)?;

@@ -32,6 +32,9 @@ pub fn adjoint_sense(op: &Sense, kspace: &Array4<C32>) -> Array3<C32> {
     x
 }
 
+/// The smallest relative residual CG iterates towards in float32.
+pub const CG_TOLERANCE_FLOOR: f64 = 1e-6;
+
 /// Conjugate-gradient state for (AᴴA + λI) x = b.
 pub struct Cg<'a, A: LinearOp> {
     op: &'a A,
@@ -87,6 +90,13 @@ impl<'a, A: LinearOp> Cg<'a, A> {
             self.rr = 0.0;
             return;
         }
+        // A direction with a Rayleigh quotient below float32 resolution lies in the numerical
+        // null space of the operator: stepping along it only amplifies round-off.
+        let pp = dot(self.p.view(), self.p.view()).re;
+        if pap <= 1e-6 * pp {
+            self.rr = 0.0;
+            return;
+        }
         let alpha = (self.rr / pap) as f32;
         Zip::from(&mut self.x)
             .and(&self.p)
@@ -103,9 +113,14 @@ impl<'a, A: LinearOp> Cg<'a, A> {
         self.iterations += 1;
     }
 
-    /// Whether the tolerance is met or the iteration cap reached.
+    /// Whether the tolerance is met or the iteration cap reached. Tolerances below
+    /// [`CG_TOLERANCE_FLOOR`] act as the floor: float32 arithmetic cannot resolve smaller
+    /// relative residuals, and iterating on round-off grows x in the null space of a singular
+    /// AᴴA (e.g. one coil with undersampling) until it spoils Ax.
     pub fn done(&self, tolerance: f64, max_iter: usize) -> bool {
-        self.iterations >= max_iter || self.relative_residual() <= tolerance
+        self.iterations >= max_iter
+            || self.rr == 0.0
+            || self.relative_residual() <= tolerance.max(CG_TOLERANCE_FLOOR)
     }
 }
 
