@@ -1,7 +1,8 @@
 //! The prior from the command line: `basin train` is deterministic and resumes bit for bit with
 //! the shipped recipe; `basin score` reads NIfTI, DICOM and ISMRMRD images consistently, writes
-//! the energy map on the input's grid (checked with nibabel), scores noisy slices as less
-//! plausible than clean ones, and refuses bad input clearly.
+//! the energy map on the input's grid (checked with nibabel) — the same map `basin recon
+//! --energy-map` writes — scores noisy slices as less plausible than clean ones, and refuses bad
+//! input clearly.
 
 use basin_tests::{basin, basin_ok, python};
 use std::path::Path;
@@ -180,6 +181,31 @@ fn score_agrees_across_nifti_dicom_and_ismrmrd_images() {
         &p("r.h5"),
         "-q",
     ]);
+    // The energy map of `recon` (from the complex image) lies on the image's grid and equals
+    // what `score` writes for the complex ISMRMRD images of the same reconstruction.
+    basin_ok(&[
+        "recon",
+        &p("k.h5"),
+        "-o",
+        &p("c.h5"),
+        "--complex",
+        "--also",
+        &p("c.nii.gz"),
+        "--energy-map",
+        &p("e.nii.gz"),
+        "-q",
+    ]);
+    basin_ok(&["score", &p("c.h5"), "-o", &p("s.nii.gz"), "-q"]);
+    let chk = python(
+        r#"
+import sys, numpy as np, nibabel as nib
+e, r, s = (nib.load(f) for f in sys.argv[1:4])
+a, b = e.get_fdata(), s.get_fdata()
+print(e.shape == r.shape, np.allclose(e.affine, r.affine), bool(np.allclose(a, b, rtol=1e-4, atol=1e-3 * np.abs(b).max())))
+"#,
+        &[&p("e.nii.gz"), &p("c.nii.gz"), &p("s.nii.gz")],
+    );
+    assert_eq!(chk.trim(), "True True True");
     let nii = scores(&basin_ok(&["score", &p("r.nii.gz"), "--json"]));
     let h5 = scores(&basin_ok(&["score", &p("r.h5"), "--json"]));
     let dcm = scores(&basin_ok(&["score", &p("dcm"), "--json"]));

@@ -36,6 +36,11 @@ pub struct ReconArgs {
     /// Also write a PNG montage of the slices for a quick look.
     #[arg(long, value_name = "PNG")]
     pub preview: Option<PathBuf>,
+    /// Also write the embedded prior's per-pixel energy density of the (first) image volume
+    /// as NIfTI (σ = 0.02, images scaled to p99 = 1): where it is high the prior finds the
+    /// image implausible (see `basin score`).
+    #[arg(long, value_name = "NIFTI")]
+    pub energy_map: Option<PathBuf>,
     /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
@@ -114,6 +119,15 @@ pub fn run(a: ReconArgs) -> Result<()> {
     outputs.extend(a.also.iter().map(|p| (p.clone(), format_of(p))));
     let mut paths: Vec<&PathBuf> = outputs.iter().map(|(p, _)| p).collect();
     paths.extend(a.preview.iter());
+    paths.extend(a.energy_map.iter());
+    if let Some(e) = &a.energy_map {
+        if format_of(e) != Format::Nifti {
+            bail!(
+                "{}: the energy map is written as NIfTI (.nii or .nii.gz)",
+                e.display()
+            );
+        }
+    }
     for (i, p) in paths.iter().enumerate() {
         if p.exists() && !a.force {
             bail!("{}: already exists (use --force to overwrite)", p.display());
@@ -164,6 +178,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
     let mut vols: Vec<Array3<f32>> = Vec::new();
     let mut cvols: Vec<Array3<basin_core::C32>> = Vec::new();
     let mut geom = None;
+    let mut first_cvol: Option<Array3<basin_core::C32>> = None;
     for slices in groups.values_mut() {
         slices.sort_by(|a, b| {
             slice_location(&a.geometry)
@@ -173,6 +188,9 @@ pub fn run(a: ReconArgs) -> Result<()> {
         let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
         let cvol = ndarray::concatenate(Axis(0), &views)?;
         let vol = cvol.mapv(|v| v.norm());
+        if first_cvol.is_none() && a.energy_map.is_some() {
+            first_cvol = Some(cvol.clone());
+        }
         if a.complex {
             cvols.push(cvol);
         }
@@ -255,6 +273,23 @@ pub fn run(a: ReconArgs) -> Result<()> {
     }
     if let Some(p) = &a.preview {
         basin_export::preview::write_preview(p, &vols[0], a.force)?;
+    }
+    if let (Some(p), Some(cv)) = (&a.energy_map, &first_cvol) {
+        let (model, _) = basin_prior::default_model().context("the embedded prior")?;
+        let map = basin_prior::validate::energy_density_volume(
+            &basin_prior::fast::FastPyramid::new(&model),
+            cv,
+        );
+        basin_export::nifti_out::write_nifti(
+            p,
+            &map,
+            &geom,
+            &format!(
+                "basin energy density, sigma {}",
+                basin_prior::validate::SCORE_SIGMA
+            ),
+            a.force,
+        )?;
     }
     let summary = Summary {
         input: a.input.display().to_string(),

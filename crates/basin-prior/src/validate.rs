@@ -147,6 +147,28 @@ impl Typicality {
 /// The robust z above which `basin score` flags a slice (Iglewicz & Hoaglin's outlier rule).
 pub const Z_THRESHOLD: f64 = 3.5;
 
+/// The energy density `[z, y, x]` at [`SCORE_SIGMA`] of a complex volume `[z, y, x]`, scaled to
+/// the p99 = 1 convention first (as `basin score` and `basin recon --energy-map` report it).
+pub fn energy_density_volume(model: &FastPyramid, vol: &Array3<C32>) -> Array3<f32> {
+    let mags: Vec<f32> = vol.iter().map(|c| c.norm()).collect();
+    let scale = crate::data::p99_scale(mags.iter());
+    let (nz, ny, nx) = vol.dim();
+    let mut out = Array3::zeros((nz, ny, nx));
+    for z in 0..nz {
+        let x = Array3::from_shape_fn((2, ny, nx), |(c, y, xx)| {
+            let v = vol[[z, y, xx]] * scale;
+            if c == 0 {
+                v.re
+            } else {
+                v.im
+            }
+        });
+        let (d, _) = energy_map(model, x.view(), SCORE_SIGMA);
+        out.index_axis_mut(ndarray::Axis(0), z).assign(&d);
+    }
+    out
+}
+
 /// Corruptions of a clean slice that the energy should flag.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Corruption {
