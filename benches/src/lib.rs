@@ -35,6 +35,12 @@ pub fn maps(p: &Phantom, mask: &Array2<bool>) -> Array3<C32> {
 
 /// Writes a BART `.cfl/.hdr` pair (dims first = fastest).
 pub fn write_cfl(base: &Path, dims: &[usize], data: &[C32]) -> std::io::Result<()> {
+    if dims.iter().product::<usize>() != data.len() {
+        return Err(std::io::Error::other(format!(
+            "dims {dims:?} do not hold {} values",
+            data.len()
+        )));
+    }
     let mut d = dims.to_vec();
     d.resize(16, 1);
     let line: Vec<String> = d.iter().map(|v| v.to_string()).collect();
@@ -48,4 +54,32 @@ pub fn write_cfl(base: &Path, dims: &[usize], data: &[C32]) -> std::io::Result<(
         bytes.extend_from_slice(&c.im.to_le_bytes());
     }
     std::fs::write(base.with_extension("cfl"), bytes)
+}
+
+/// Reads a BART `.cfl/.hdr` pair: (dims, values with the first dim fastest).
+pub fn read_cfl(base: &Path) -> std::io::Result<(Vec<usize>, Vec<C32>)> {
+    let hdr = std::fs::read_to_string(base.with_extension("hdr"))?;
+    let bad = |m: &str| std::io::Error::other(format!("{}: {m}", base.display()));
+    let line = hdr
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .ok_or_else(|| bad("no dimensions line"))?;
+    let dims = line
+        .split_whitespace()
+        .map(|v| v.parse::<usize>().map_err(|_| bad("bad dimension")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = std::fs::read(base.with_extension("cfl"))?;
+    if bytes.len() != dims.iter().product::<usize>() * 8 {
+        return Err(bad("size does not match the dimensions"));
+    }
+    let data = bytes
+        .chunks_exact(8)
+        .map(|c| {
+            C32::new(
+                f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                f32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            )
+        })
+        .collect();
+    Ok((dims, data))
 }

@@ -2,7 +2,6 @@
 //! `/usr/bin/python3` (with h5py, nibabel, numpy) and external tools, and BART's `.cfl/.hdr`
 //! format as a bridge for comparisons.
 
-use num_complex::Complex32;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -78,52 +77,8 @@ pub fn tool(name: &str, args: &[&str]) -> Output {
     out
 }
 
-/// Reads a BART `.cfl/.hdr` pair (`base` without extension): dims (first = fastest) and data.
-pub fn read_cfl(base: &Path) -> (Vec<usize>, Vec<Complex32>) {
-    let hdr = std::fs::read_to_string(base.with_extension("hdr")).expect("read .hdr");
-    let line = hdr
-        .lines()
-        .find(|l| !l.starts_with('#'))
-        .expect("dims line");
-    let dims: Vec<usize> = line
-        .split_whitespace()
-        .map(|v| v.parse().expect("dim"))
-        .collect();
-    let bytes = std::fs::read(base.with_extension("cfl")).expect("read .cfl");
-    let n: usize = dims.iter().product();
-    assert_eq!(bytes.len(), n * 8, "cfl size");
-    let data = bytes
-        .chunks_exact(8)
-        .map(|c| {
-            Complex32::new(
-                f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                f32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
-        .collect();
-    (dims, data)
-}
-
-/// Writes a BART `.cfl/.hdr` pair.
-pub fn write_cfl(base: &Path, dims: &[usize], data: &[Complex32]) {
-    assert_eq!(dims.iter().product::<usize>(), data.len());
-    let mut d = dims.to_vec();
-    while d.len() < 16 {
-        d.push(1);
-    }
-    let line: Vec<String> = d.iter().map(|v| v.to_string()).collect();
-    std::fs::write(
-        base.with_extension("hdr"),
-        format!("# Dimensions\n{}\n", line.join(" ")),
-    )
-    .expect("write .hdr");
-    let mut bytes = Vec::with_capacity(data.len() * 8);
-    for c in data {
-        bytes.extend_from_slice(&c.re.to_le_bytes());
-        bytes.extend_from_slice(&c.im.to_le_bytes());
-    }
-    std::fs::write(base.with_extension("cfl"), bytes).expect("write .cfl");
-}
+/// BART's `.cfl/.hdr` format, shared with the benchmarks.
+pub use basin_benches::{read_cfl, write_cfl};
 
 /// Generates an ISMRMRD file with Debian's `ismrmrd_generate_cartesian_shepp_logan`.
 pub fn generate_shepp_logan(out: &Path, matrix: usize, coils: usize, accel: usize, noise: f64) {

@@ -43,11 +43,11 @@ fn espirit_agrees_with_bart_ecalib() {
         "bart",
         &["ecalib", "-m1", k.to_str().unwrap(), m.to_str().unwrap()],
     );
-    let (kd, kdata) = read_cfl(&k);
+    let (kd, kdata) = read_cfl(&k).expect("read k");
     assert_eq!(&kd[..4], &[128, 128, 1, 8]);
     // BART's dims are [x, y, z, coil] with x fastest: the same memory as our C-order [c, z, y, x].
     let ks = Array3::from_shape_vec((8, 128, 128), kdata).unwrap();
-    let (md, mdata) = read_cfl(&m);
+    let (md, mdata) = read_cfl(&m).expect("read maps");
     assert_eq!(&md[..4], &[128, 128, 1, 8]);
     let bart_maps = Array3::from_shape_vec((8, 128, 128), mdata).unwrap();
     let mask = Array2::from_elem((128, 128), true);
@@ -103,8 +103,8 @@ fn cg_sense_is_within_10_percent_of_bart_pics() {
         let kb = dir.path().join(format!("k{accel}"));
         let mb = dir.path().join(format!("m{accel}"));
         let ob = dir.path().join(format!("o{accel}"));
-        write_cfl(&kb, &[n, n, 1, 8], p.sampled.as_slice().unwrap());
-        write_cfl(&mb, &[n, n, 1, 8], maps.as_slice().unwrap());
+        write_cfl(&kb, &[n, n, 1, 8], p.sampled.as_slice().unwrap()).expect("write k");
+        write_cfl(&mb, &[n, n, 1, 8], maps.as_slice().unwrap()).expect("write maps");
         tool(
             "bart",
             &[
@@ -119,7 +119,7 @@ fn cg_sense_is_within_10_percent_of_bart_pics() {
                 ob.to_str().unwrap(),
             ],
         );
-        let (_, od) = read_cfl(&ob);
+        let (_, od) = read_cfl(&ob).expect("read BART output");
         let bart = Array3::from_shape_vec((1, n, n), od)
             .unwrap()
             .mapv(|v| v.norm());
