@@ -13,7 +13,8 @@
 //! scan, else estimated from the outer corners of the sampled k-space (where anatomy has little
 //! energy; an overestimate when it has some) — so the balance between data and prior follows
 //! each scanner's noise and the k-space scale without tuning. With no noise, ρ = 0 and the DC
-//! step is the exact projection onto the measured samples. Initialised from CG-SENSE.
+//! step is the exact projection onto the measured samples. Initialised from CG-SENSE. Pixels
+//! outside the support of the coil maps are held at zero.
 
 use crate::cs::data_scale;
 use crate::solvers::Cg;
@@ -73,6 +74,14 @@ pub fn estimate_noise(kspace: &Array4<C32>, mask: &ndarray::Array3<bool>) -> f64
     let mid = v.len() / 2;
     let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
     *m as f64 / std::f64::consts::LN_2.sqrt()
+}
+
+/// Pixels the coil maps cover (Σ_c |s_c|² > 0): ESPIRiT crops its maps to the object, so this
+/// is the object's support as the data see it (PRIOR-NOTES: use it in every solver).
+fn support(op: &Sense) -> Array3<bool> {
+    op.maps().map_axis(Axis(0), |v| {
+        v.iter().map(|c| c.norm_sqr()).sum::<f32>() > 1e-12
+    })
 }
 
 /// ∇ₓE of every slice of `x` `[z, y, x]` at σ, and the summed energy.
@@ -139,6 +148,7 @@ pub fn ebm(
     let (x0, _) =
         crate::solvers::cg_sense(op, &kspace.mapv(|c| c / s), 0.0, 1e-6, p.init_iterations);
     let mut x = x0;
+    let supp = support(op);
     // The image-domain noise per real channel: σₙ/√2 (orthonormal FFT, unit-norm maps).
     let floor = noise_scaled / std::f64::consts::SQRT_2;
     let levels = p.levels.max(1);
@@ -158,7 +168,17 @@ pub fn ebm(
             let (g, _) = prior_grad(model, &x, sigma as f32);
             let s2 = (sigma * sigma) as f32;
             let mut z = x.clone();
-            Zip::from(&mut z).and(&g).for_each(|z, &g| *z -= g * s2);
+            // Outside the support the data say nothing and the image is zero.
+            Zip::from(&mut z)
+                .and(&g)
+                .and(&supp)
+                .for_each(|z, &g, &inside| {
+                    *z = if inside {
+                        *z - g * s2
+                    } else {
+                        C32::new(0.0, 0.0)
+                    }
+                });
             x = dc_step(op, &y, &z, &z, rho, p.cg_iterations);
             iterations += 1;
         }
