@@ -147,7 +147,14 @@ fn main() {
         ),
     ));
     let t = time(repeats, || {
-        basin_recon::cs::tv(&op, &y, 0.008, 100);
+        basin_recon::cs::tv(
+            &op,
+            &y,
+            &basin_recon::cs::TvParams {
+                lambda: 0.008,
+                iterations: 100,
+            },
+        );
     });
     rows.push((
         "TV 100 iterations 256², 8 coils".into(),

@@ -216,47 +216,18 @@ fn main() {
         let t = Instant::now();
         let (cg, _) = basin_recon::solvers::cg_sense(&op, &c.kspace, 0.0, 1e-4, 30);
         record("CG-SENSE", &cg, t.elapsed().as_secs_f64());
-        if let Solver::L1Wavelet {
-            lambda,
-            iterations,
-            levels,
-            random_shift,
-        } = proto("cs-l1-wavelet").solver
-        {
+        if let Solver::L1Wavelet(p) = proto("cs-l1-wavelet").solver {
             let t = Instant::now();
-            let p = basin_recon::cs::L1Params {
-                lambda: lambda as f32,
-                iterations,
-                levels,
-                random_shift,
-                seed: 1,
-            };
             let (x, _) = basin_recon::cs::l1_wavelet(&op, &c.kspace, &p);
             record("basin L1-wavelet", &x, t.elapsed().as_secs_f64());
         }
-        if let Solver::Tv { lambda, iterations } = proto("cs-tv").solver {
+        if let Solver::Tv(p) = proto("cs-tv").solver {
             let t = Instant::now();
-            let (x, _) = basin_recon::cs::tv(&op, &c.kspace, lambda as f32, iterations);
+            let (x, _) = basin_recon::cs::tv(&op, &c.kspace, &p);
             record("basin TV", &x, t.elapsed().as_secs_f64());
         }
-        if let Solver::Ebm {
-            sigma_max,
-            sigma_min,
-            levels,
-            inner,
-            cg_iterations,
-            init_iterations,
-        } = proto("brain-2d-ebm").solver
-        {
+        if let Solver::Ebm(p) = proto("brain-2d-ebm").solver {
             let t = Instant::now();
-            let p = basin_recon::ebm::EbmParams {
-                sigma_max,
-                sigma_min,
-                levels,
-                inner,
-                cg_iterations,
-                init_iterations,
-            };
             let (x, _) = basin_recon::ebm::ebm(&op, &c.kspace, &fast, &p, Some(0.01));
             record("basin EBM", &x, t.elapsed().as_secs_f64());
         }

@@ -84,19 +84,45 @@ fn roll(x: &Array3<C32>, dy: usize, dx: usize) -> Array3<C32> {
     })
 }
 
-/// Parameters of [`l1_wavelet`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Parameters of [`l1_wavelet`] (the `[solver]` table of an `l1-wavelet` protocol).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct L1Params {
     /// ℓ1 weight, relative to the p99 = 1 convention.
     pub lambda: f32,
     /// FISTA iterations.
+    #[serde(default = "d_iterations")]
     pub iterations: usize,
     /// Largest number of wavelet levels.
+    #[serde(default = "d_levels")]
     pub levels: usize,
     /// Random circular shifts before each thresholding (cycle spinning).
+    #[serde(default = "d_true")]
     pub random_shift: bool,
-    /// Seed of the shifts.
+    /// Seed of the shifts (set per slice by `reconstruct`, not by protocols).
+    #[serde(skip)]
     pub seed: u64,
+}
+
+/// Parameters of [`tv`] (the `[solver]` table of a `tv` protocol).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TvParams {
+    /// TV weight, relative to the p99 = 1 convention.
+    pub lambda: f32,
+    /// Primal–dual iterations.
+    #[serde(default = "d_iterations")]
+    pub iterations: usize,
+}
+
+fn d_iterations() -> usize {
+    100
+}
+fn d_levels() -> usize {
+    4
+}
+fn d_true() -> bool {
+    true
 }
 
 /// L1-wavelet reconstruction by FISTA: returns (image, iterations).
@@ -185,13 +211,8 @@ fn div2(p: &ndarray::Array4<C32>) -> Array3<C32> {
 }
 
 /// TV reconstruction by the Condat–Vũ primal–dual iteration: returns (image, iterations).
-/// `lambda` is relative to the p99 = 1 convention.
-pub fn tv(
-    op: &Sense,
-    kspace: &Array4<C32>,
-    lambda: f32,
-    iterations: usize,
-) -> (Array3<C32>, usize) {
+pub fn tv(op: &Sense, kspace: &Array4<C32>, p: &TvParams) -> (Array3<C32>, usize) {
+    let (lambda, iterations) = (p.lambda, p.iterations);
     let s = data_scale(op, kspace);
     let y = kspace.mapv(|c| c / s).into_dyn();
     let l = max_eigenvalue(op, 20).max(1e-6) as f32;

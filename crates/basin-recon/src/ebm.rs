@@ -23,21 +23,60 @@ use basin_core::C32;
 use basin_prior::fast::FastPyramid;
 use ndarray::{Array3, Array4, ArrayD, Axis, Ix3, Zip};
 
-/// Parameters of [`ebm`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Parameters of [`ebm`] (the `[solver]` table of an `ebm` protocol).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EbmParams {
     /// First (largest) prior noise level, p99 = 1 convention.
+    #[serde(default = "d_smax")]
     pub sigma_max: f64,
-    /// Last (smallest) prior noise level.
+    /// Last (smallest) prior noise level (never below the image noise).
+    #[serde(default = "d_smin")]
     pub sigma_min: f64,
     /// Number of σ levels (geometric).
+    #[serde(default = "d_levels")]
     pub levels: usize,
     /// Prior/DC alternations per level.
+    #[serde(default = "d_inner")]
     pub inner: usize,
     /// CG iterations per DC step.
+    #[serde(default = "d_cg")]
     pub cg_iterations: usize,
     /// CG-SENSE iterations of the initial image.
+    #[serde(default = "d_init")]
     pub init_iterations: usize,
+}
+
+impl Default for EbmParams {
+    fn default() -> Self {
+        EbmParams {
+            sigma_max: d_smax(),
+            sigma_min: d_smin(),
+            levels: d_levels(),
+            inner: d_inner(),
+            cg_iterations: d_cg(),
+            init_iterations: d_init(),
+        }
+    }
+}
+
+fn d_smax() -> f64 {
+    0.05
+}
+fn d_smin() -> f64 {
+    0.01
+}
+fn d_levels() -> usize {
+    6
+}
+fn d_inner() -> usize {
+    5
+}
+fn d_cg() -> usize {
+    5
+}
+fn d_init() -> usize {
+    10
 }
 
 /// What [`ebm`] measured.

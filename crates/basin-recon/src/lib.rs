@@ -147,33 +147,16 @@ pub fn reconstruct_with_progress(
                         tolerance,
                         lambda,
                     } => solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations),
-                    Solver::L1Wavelet {
-                        lambda,
-                        iterations,
-                        levels,
-                        random_shift,
-                    } => cs::l1_wavelet(
+                    Solver::L1Wavelet(p) => cs::l1_wavelet(
                         &op,
                         &data,
                         &cs::L1Params {
-                            lambda: *lambda as f32,
-                            iterations: *iterations,
-                            levels: *levels,
-                            random_shift: *random_shift,
                             seed: i as u64 + 1,
+                            ..*p
                         },
                     ),
-                    Solver::Tv { lambda, iterations } => {
-                        cs::tv(&op, &data, *lambda as f32, *iterations)
-                    }
-                    Solver::Ebm {
-                        sigma_max,
-                        sigma_min,
-                        levels,
-                        inner,
-                        cg_iterations,
-                        init_iterations,
-                    } => {
+                    Solver::Tv(p) => cs::tv(&op, &data, p),
+                    Solver::Ebm(p) => {
                         let model = prior.get_or_insert_with(|| {
                             basin_prior::default_model()
                                 .map(|(m, _)| basin_prior::fast::FastPyramid::new(&m))
@@ -182,20 +165,8 @@ pub fn reconstruct_with_progress(
                             what: "the embedded prior".into(),
                             message: e.to_string(),
                         })?;
-                        let (img, rep) = ebm::ebm(
-                            &op,
-                            &data,
-                            model,
-                            &ebm::EbmParams {
-                                sigma_max: *sigma_max,
-                                sigma_min: *sigma_min,
-                                levels: *levels,
-                                inner: *inner,
-                                cg_iterations: *cg_iterations,
-                                init_iterations: *init_iterations,
-                            },
-                            whitening.as_ref().map(|_| 1.0),
-                        );
+                        let (img, rep) =
+                            ebm::ebm(&op, &data, model, p, whitening.as_ref().map(|_| 1.0));
                         energy = Some(rep.energy);
                         (img, rep.iterations)
                     }

@@ -76,75 +76,12 @@ pub enum Solver {
         lambda: f64,
     },
     /// L1-wavelet compressed sensing (FISTA, Daubechies-2, random shifts), see [`crate::cs`].
-    L1Wavelet {
-        /// ℓ1 weight relative to the p99 = 1 image convention.
-        lambda: f64,
-        /// FISTA iterations.
-        #[serde(default = "d_cs_iter")]
-        iterations: usize,
-        /// Largest number of wavelet levels.
-        #[serde(default = "d_levels")]
-        levels: usize,
-        /// Random circular shifts before each thresholding (cycle spinning).
-        #[serde(default = "yes")]
-        random_shift: bool,
-    },
+    L1Wavelet(crate::cs::L1Params),
     /// The learned energy prior with data consistency (half-quadratic splitting), see
     /// [`crate::ebm`]; uses the embedded default prior.
-    Ebm {
-        /// First prior noise level (p99 = 1 convention).
-        #[serde(default = "d_smax")]
-        sigma_max: f64,
-        /// Last prior noise level (never below the image noise).
-        #[serde(default = "d_smin")]
-        sigma_min: f64,
-        /// Number of σ levels.
-        #[serde(default = "d_ebm_levels")]
-        levels: usize,
-        /// Prior / data-consistency alternations per level.
-        #[serde(default = "d_inner")]
-        inner: usize,
-        /// CG iterations per data-consistency step.
-        #[serde(default = "d_dc_cg")]
-        cg_iterations: usize,
-        /// CG-SENSE iterations of the initial image.
-        #[serde(default = "d_init")]
-        init_iterations: usize,
-    },
+    Ebm(crate::ebm::EbmParams),
     /// Total-variation compressed sensing (Condat–Vũ primal–dual), see [`crate::cs`].
-    Tv {
-        /// TV weight relative to the p99 = 1 image convention.
-        lambda: f64,
-        /// Primal–dual iterations.
-        #[serde(default = "d_cs_iter")]
-        iterations: usize,
-    },
-}
-
-fn d_smax() -> f64 {
-    0.05
-}
-fn d_smin() -> f64 {
-    0.01
-}
-fn d_ebm_levels() -> usize {
-    6
-}
-fn d_inner() -> usize {
-    5
-}
-fn d_dc_cg() -> usize {
-    5
-}
-fn d_init() -> usize {
-    10
-}
-
-fn d_cs_iter() -> usize {
-    100
-}
-fn d_levels() -> usize {
-    4
+    Tv(crate::cs::TvParams),
 }
 
 fn d_iter() -> usize {
@@ -246,49 +183,37 @@ impl Protocol {
                 return bad("solver.tolerance and solver.lambda must be ≥ 0".into());
             }
         }
-        if let Solver::L1Wavelet {
-            lambda,
-            iterations,
-            levels,
-            ..
-        } = &self.solver
-        {
-            if !(1..=10).contains(levels) {
-                return bad(format!("solver.levels = {levels} must be in 1..=10"));
+        match &self.solver {
+            Solver::L1Wavelet(p) => {
+                if !(1..=10).contains(&p.levels) {
+                    return bad(format!("solver.levels = {} must be in 1..=10", p.levels));
+                }
+                check_cs(p.lambda as f64, p.iterations).or_else(&bad)?;
             }
-            check_cs(*lambda, *iterations).or_else(&bad)?;
-        }
-        if let Solver::Ebm {
-            sigma_max,
-            sigma_min,
-            levels,
-            inner,
-            cg_iterations,
-            init_iterations,
-        } = &self.solver
-        {
-            if !(sigma_min.is_finite()
-                && *sigma_min > 0.0
-                && sigma_max >= sigma_min
-                && sigma_max.is_finite())
-            {
-                return bad(
-                    "solver.sigma_min and solver.sigma_max need 0 < sigma_min ≤ sigma_max".into(),
-                );
-            }
-            for (name, v) in [
-                ("levels", levels),
-                ("inner", inner),
-                ("cg_iterations", cg_iterations),
-                ("init_iterations", init_iterations),
-            ] {
-                if !(1..=1000).contains(v) {
-                    return bad(format!("solver.{name} = {v} must be in 1..=1000"));
+            Solver::Tv(p) => check_cs(p.lambda as f64, p.iterations).or_else(&bad)?,
+            Solver::Ebm(p) => {
+                if !(p.sigma_min.is_finite()
+                    && p.sigma_min > 0.0
+                    && p.sigma_max >= p.sigma_min
+                    && p.sigma_max.is_finite())
+                {
+                    return bad(
+                        "solver.sigma_min and solver.sigma_max need 0 < sigma_min ≤ sigma_max"
+                            .into(),
+                    );
+                }
+                for (name, v) in [
+                    ("levels", p.levels),
+                    ("inner", p.inner),
+                    ("cg_iterations", p.cg_iterations),
+                    ("init_iterations", p.init_iterations),
+                ] {
+                    if !(1..=1000).contains(&v) {
+                        return bad(format!("solver.{name} = {v} must be in 1..=1000"));
+                    }
                 }
             }
-        }
-        if let Solver::Tv { lambda, iterations } = &self.solver {
-            check_cs(*lambda, *iterations).or_else(&bad)?;
+            _ => {}
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 use basin_core::linop::Sense;
 use basin_core::rng::Rng;
 use basin_core::C32;
-use basin_recon::cs::{data_scale, l1_wavelet, tv, L1Params};
+use basin_recon::cs::{data_scale, l1_wavelet, tv, L1Params, TvParams};
 use basin_recon::tv::tv_denoise;
 use basin_recon::wavelet;
 use ndarray::{Array3, Array4};
@@ -69,7 +69,14 @@ fn tv_reconstruction_with_a_unitary_operator_is_tv_denoising() {
     let (op, k, img) = unitary_case(24, 20);
     let s = data_scale(&op, &k);
     let lambda = 0.08;
-    let (x, _) = tv(&op, &k, lambda, 3000);
+    let (x, _) = tv(
+        &op,
+        &k,
+        &TvParams {
+            lambda,
+            iterations: 3000,
+        },
+    );
     let y = Array3::from_shape_fn((2, 24, 20), |(c, yy, xx)| {
         let v = img[[0, yy, xx]];
         if c == 0 {
@@ -90,65 +97,26 @@ fn tv_reconstruction_with_a_unitary_operator_is_tv_denoising() {
     assert!(e < 2e-3, "relative error {e}");
 }
 
-/// NMSE of |x| against the phantom's truth, after the least-squares scale a = ⟨m, t⟩/⟨m, m⟩.
-fn nmse_vs_truth(x: &Array3<C32>, truth: &ndarray::Array2<f32>) -> f64 {
-    let m: Vec<f64> = x.iter().map(|c| c.norm() as f64).collect();
-    let t: Vec<f64> = truth.iter().map(|&v| v as f64).collect();
-    let a = m.iter().zip(&t).map(|(p, q)| p * q).sum::<f64>()
-        / m.iter().map(|p| p * p).sum::<f64>().max(1e-30);
-    let num: f64 = m.iter().zip(&t).map(|(p, q)| (a * p - q).powi(2)).sum();
-    num / t.iter().map(|q| q * q).sum::<f64>()
-}
+mod common;
 
 #[test]
 fn cs_baselines_beat_cg_sense_on_an_undersampled_phantom() {
-    use basin_phantom::{generate, Kind, MaskKind, PhantomSpec};
-    use basin_recon::coils::{espirit_2d, EspiritParams};
-    let spec = PhantomSpec {
-        kind: Kind::Brain,
-        matrix: 128,
-        coils: 8,
-        accel: 4.0,
-        center_fraction: 0.08,
-        mask: MaskKind::Equispaced,
-        noise: 0.002,
-        seed: 3,
-    };
-    let p = generate(&spec).unwrap();
-    let mask2 = ndarray::Array2::from_shape_fn((128, 128), |(y, _)| p.lines[y]);
-    let (maps, _) = espirit_2d(p.sampled.view(), mask2.view(), &EspiritParams::default()).unwrap();
-    let op = Sense::new(
-        maps.insert_axis(ndarray::Axis(1)),
-        mask2.clone().insert_axis(ndarray::Axis(0)),
-        false,
-    )
-    .unwrap();
-    let k = p.sampled.clone().insert_axis(ndarray::Axis(1));
-    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30);
-    let e_cg = nmse_vs_truth(&cg, &p.truth);
-    // The shipped protocols' parameters.
     use basin_recon::protocol::{Protocol, Solver};
-    let l1 = match Protocol::resolve("cs-l1-wavelet", None).unwrap().solver {
-        Solver::L1Wavelet {
-            lambda,
-            iterations,
-            levels,
-            random_shift,
-        } => L1Params {
-            lambda: lambda as f32,
-            iterations,
-            levels,
-            random_shift,
-            seed: 1,
-        },
-        s => panic!("cs-l1-wavelet has solver {s:?}"),
+    let (p, op, k) = common::phantom_4x();
+    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30);
+    let e_cg = common::nmse_vs_truth(&cg, &p.truth);
+    // The shipped protocols' parameters.
+    let Solver::L1Wavelet(l1) = Protocol::resolve("cs-l1-wavelet", None).unwrap().solver else {
+        panic!("cs-l1-wavelet is not an l1-wavelet protocol")
     };
-    let (tv_lambda, tv_iter) = match Protocol::resolve("cs-tv", None).unwrap().solver {
-        Solver::Tv { lambda, iterations } => (lambda as f32, iterations),
-        s => panic!("cs-tv has solver {s:?}"),
+    let Solver::Tv(tvp) = Protocol::resolve("cs-tv", None).unwrap().solver else {
+        panic!("cs-tv is not a tv protocol")
     };
-    let e_l1 = nmse_vs_truth(&l1_wavelet(&op, &k, &l1).0, &p.truth);
-    let e_tv = nmse_vs_truth(&tv(&op, &k, tv_lambda, tv_iter).0, &p.truth);
+    let e_l1 = common::nmse_vs_truth(
+        &l1_wavelet(&op, &k, &L1Params { seed: 1, ..l1 }).0,
+        &p.truth,
+    );
+    let e_tv = common::nmse_vs_truth(&tv(&op, &k, &tvp).0, &p.truth);
     eprintln!("NMSE: CG-SENSE {e_cg:.4}, L1-wavelet {e_l1:.4}, TV {e_tv:.4}");
     // Measured 0.106 / 0.036 / 0.024 when written.
     assert!(e_l1 < 0.5 * e_cg, "L1-wavelet {e_l1} vs CG-SENSE {e_cg}");
