@@ -39,6 +39,75 @@ pub struct Workspace {
     band_out: Vec<f32>,
 }
 
+/// The row bands of one image for the banded convolutions.
+struct BandGeometry<'a> {
+    h: usize,
+    w: usize,
+    bands: &'a [(usize, usize)],
+}
+
+impl BandGeometry<'_> {
+    /// out `[cout, h·w]` = W · im2col(inp `[cin, h, w]`), band by band.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        wt: MatRef<'_, f32>,
+        cin: usize,
+        k: usize,
+        inp: &[f32],
+        col: &mut [f32],
+        band_out: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (h, w, hw) = (self.h, self.w, self.h * self.w);
+        let (cout, r) = (wt.nrows(), wt.ncols());
+        for &(y0, y1) in self.bands {
+            let bw = (y1 - y0) * w;
+            im2col_rows(inp, cin, h, w, k, y0, y1, col);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut band_out[..cout * bw], cout, bw),
+                Accum::Replace,
+                wt,
+                MatRef::from_row_major_slice(&col[..r * bw], r, bw),
+                1.0,
+                faer::get_global_parallelism(),
+            );
+            scatter_band(band_out, out, cout, hw, y0 * w, bw);
+        }
+    }
+
+    /// out `[cin, h, w]` = col2im(Wᵀ · g) for g `[cout, h·w]` (the adjoint of
+    /// [`BandGeometry::forward`]), band by band; `out` is overwritten.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        wt: MatRef<'_, f32>,
+        cin: usize,
+        k: usize,
+        g: &[f32],
+        col: &mut [f32],
+        band_out: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (h, w, hw) = (self.h, self.w, self.h * self.w);
+        let (cout, r) = (wt.nrows(), wt.ncols());
+        out[..cin * hw].fill(0.0);
+        for &(y0, y1) in self.bands {
+            let bw = (y1 - y0) * w;
+            gather_band(g, band_out, cout, hw, y0 * w, bw);
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut col[..r * bw], r, bw),
+                Accum::Replace,
+                wt.transpose(),
+                MatRef::from_row_major_slice(&band_out[..cout * bw], cout, bw),
+                1.0,
+                faer::get_global_parallelism(),
+            );
+            col2im_rows_add(col, cin, h, w, k, y0, y1, out);
+        }
+    }
+}
+
 /// Copies a contiguous `[c, bw]` band into columns off..off+bw of a `[c, hw]` matrix. (Writing
 /// the GEMM straight into the strided band crashed faer 0.24.4's f32 microkernel, so bands go
 /// through a contiguous buffer.)
@@ -226,7 +295,6 @@ impl FastModel {
             2 * hw,
             "energy_grad: grad must be [2, {h}, {w}]"
         );
-        let par = faer::get_global_parallelism();
         let (r1, r2) = (2 * self.k1 * self.k1, self.c1 * self.k2 * self.k2);
         let bands: Vec<(usize, usize)> = (0..h)
             .step_by(ws.band)
@@ -235,19 +303,20 @@ impl FastModel {
         let w1 = MatRef::from_row_major_slice(&self.w1, self.c1, r1);
         let w2 = MatRef::from_row_major_slice(&self.w2, self.c2, r2);
         // Layer 1: z1 = W1 · im2col(x), band by band.
-        for &(y0, y1) in &bands {
-            let bw = (y1 - y0) * w;
-            im2col_rows(x, 2, h, w, self.k1, y0, y1, &mut ws.col1);
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut ws.band_out[..self.c1 * bw], self.c1, bw),
-                Accum::Replace,
-                w1,
-                MatRef::from_row_major_slice(&ws.col1[..r1 * bw], r1, bw),
-                1.0,
-                par,
-            );
-            scatter_band(&ws.band_out, &mut ws.z1, self.c1, hw, y0 * w, bw);
-        }
+        let g = BandGeometry {
+            h,
+            w,
+            bands: &bands,
+        };
+        g.forward(
+            w1,
+            2,
+            self.k1,
+            x,
+            &mut ws.col1,
+            &mut ws.band_out,
+            &mut ws.z1,
+        );
         let ls = sigma.ln();
         for c in 0..self.c1 {
             let shift = self.b1[c] + self.a1[c] * ls;
@@ -260,19 +329,15 @@ impl FastModel {
             }
         }
         // Layer 2: z2 = W2 · im2col(h1).
-        for &(y0, y1) in &bands {
-            let bw = (y1 - y0) * w;
-            im2col_rows(&ws.z1, self.c1, h, w, self.k2, y0, y1, &mut ws.col2);
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut ws.band_out[..self.c2 * bw], self.c2, bw),
-                Accum::Replace,
-                w2,
-                MatRef::from_row_major_slice(&ws.col2[..r2 * bw], r2, bw),
-                1.0,
-                par,
-            );
-            scatter_band(&ws.band_out, &mut ws.z2, self.c2, hw, y0 * w, bw);
-        }
+        g.forward(
+            w2,
+            self.c1,
+            self.k2,
+            &ws.z1,
+            &mut ws.col2,
+            &mut ws.band_out,
+            &mut ws.z2,
+        );
         if let Some(d) = density.as_deref_mut() {
             d[..hw].fill(0.0);
         }
@@ -294,37 +359,19 @@ impl FastModel {
         }
         // Backward: ∂E/∂h1 = col2im(W2ᵀ · δ2), ∂E/∂z1 = ∂E/∂h1 ⊙ s(z1), ∇ₓE = col2im(W1ᵀ · δ1).
         // z1 (h1 is no longer needed) accumulates ∂E/∂h1.
-        ws.z1.fill(0.0);
-        for &(y0, y1) in &bands {
-            let bw = (y1 - y0) * w;
-            gather_band(&ws.z2, &mut ws.band_out, self.c2, hw, y0 * w, bw);
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut ws.col2[..r2 * bw], r2, bw),
-                Accum::Replace,
-                w2.transpose(),
-                MatRef::from_row_major_slice(&ws.band_out[..self.c2 * bw], self.c2, bw),
-                1.0,
-                par,
-            );
-            col2im_rows_add(&ws.col2, self.c1, h, w, self.k2, y0, y1, &mut ws.z1);
-        }
+        g.backward(
+            w2,
+            self.c1,
+            self.k2,
+            &ws.z2,
+            &mut ws.col2,
+            &mut ws.band_out,
+            &mut ws.z1,
+        );
         for (d, s) in ws.z1.iter_mut().zip(&ws.s1) {
             *d *= s;
         }
-        grad[..2 * hw].fill(0.0);
-        for &(y0, y1) in &bands {
-            let bw = (y1 - y0) * w;
-            gather_band(&ws.z1, &mut ws.band_out, self.c1, hw, y0 * w, bw);
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut ws.col1[..r1 * bw], r1, bw),
-                Accum::Replace,
-                w1.transpose(),
-                MatRef::from_row_major_slice(&ws.band_out[..self.c1 * bw], self.c1, bw),
-                1.0,
-                par,
-            );
-            col2im_rows_add(&ws.col1, 2, h, w, self.k1, y0, y1, grad);
-        }
+        g.backward(w1, 2, self.k1, &ws.z1, &mut ws.col1, &mut ws.band_out, grad);
         energy as f32
     }
 }
