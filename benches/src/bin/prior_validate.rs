@@ -1,7 +1,8 @@
 //! `prior-validate WEIGHTS [--mni FILE] [--out SHIPPED.safetensors]`: prints the Tweedie-vs-TV
 //! table and the ROC AUCs of a prior (weights or a training checkpoint) on MNI152 validation
 //! slices. With `--out`, writes the model as shipped: float32 weights only, the training card
-//! plus these validation results and the typical range of clean slice energies
+//! (with `--set KEY=VALUE` entries added, e.g. the training time of a run stopped at a
+//! checkpoint) plus these validation results and the typical range of clean slice energies
 //! (`score_median`, `score_mad`) against which `basin score` flags slices.
 
 use basin_benches::prior_validation::{
@@ -17,6 +18,7 @@ fn main() {
     let mut weights = None;
     let mut mni = MNI152.to_string();
     let mut out = None;
+    let mut set: Vec<(String, String)> = Vec::new();
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -26,6 +28,12 @@ fn main() {
             }
             "--out" if i + 1 < args.len() => {
                 out = Some(args[i + 1].clone());
+                i += 1;
+            }
+            "--set" if i + 1 < args.len() => {
+                if let Some((k, v)) = args[i + 1].split_once('=') {
+                    set.push((k.to_string(), v.to_string()));
+                }
                 i += 1;
             }
             a if weights.is_none() && !a.starts_with('-') => weights = Some(a.to_string()),
@@ -38,16 +46,21 @@ fn main() {
         i += 1;
     }
     let Some(weights) = weights else {
-        eprintln!("usage: prior-validate WEIGHTS.safetensors [--mni MNI152.nii.gz] [--out SHIPPED.safetensors]");
+        eprintln!("usage: prior-validate WEIGHTS.safetensors [--mni MNI152.nii.gz] [--out SHIPPED.safetensors [--set KEY=VALUE]...]");
         std::process::exit(2);
     };
-    if let Err(e) = run(&weights, &mni, out.as_deref()) {
+    if let Err(e) = run(&weights, &mni, out.as_deref(), &set) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(weights: &str, mni: &str, out: Option<&str>) -> Result<(), String> {
+fn run(
+    weights: &str,
+    mni: &str,
+    out: Option<&str>,
+    set: &[(String, String)],
+) -> Result<(), String> {
     let bytes = std::fs::read(weights).map_err(|e| format!("{weights}: {e}"))?;
     let (model, mut card) =
         basin_prior::weights::from_safetensors(&bytes).map_err(|e| format!("{weights}: {e}"))?;
@@ -98,6 +111,9 @@ fn run(weights: &str, mni: &str, out: Option<&str>) -> Result<(), String> {
             card.remove(k);
         }
         card.insert("validation".into(), report);
+        for (k, v) in set {
+            card.insert(k.clone(), v.clone());
+        }
         card.insert("score_median".into(), format!("{:.6}", typ.median));
         card.insert("score_mad".into(), format!("{:.6}", typ.mad));
         let bytes =
