@@ -1,6 +1,7 @@
 //! The embedded default prior on its validation anatomy (MNI152 2009a, never trained on;
 //! DATA.md): one Tweedie step denoises, the typicality score separates clean slices from
-//! corrupted copies, and the numbers of the model card are what this run measures. The
+//! corrupted copies (ROC AUC ≥ 0.95 for each corruption), and the numbers of the model card are
+//! what this run measures. The
 //! comparison with tuned TV denoising is printed (see benches/RESULTS.md for the record).
 
 use basin_benches::prior_validation::{
@@ -26,10 +27,11 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
             "σ {}: noisy {:.2} dB, Tweedie {:.2} dB, tuned TV {:.2} dB (λ {:.3})",
             r.sigma, r.noisy, r.tweedie, r.tv, r.tv_lambda
         );
-        // One step of the learned score removes a substantial part of the noise: at least
-        // 2 dB (the issue's bar, TV + 0.5 dB, is not met yet: see RESULTS.md).
+        // One step of the learned score removes a substantial part of the noise: at least 4 dB
+        // (measured +6.4 dB at σ = 0.05 and +9.2 dB at σ = 0.1 for the shipped model). The
+        // issue's bar, tuned TV + 0.5 dB, is not met yet (TV is 4 dB better): see RESULTS.md.
         assert!(
-            r.tweedie > r.noisy + 2.0,
+            r.tweedie > r.noisy + 4.0,
             "σ {}: Tweedie {:.2} dB vs noisy {:.2} dB",
             r.sigma,
             r.tweedie,
@@ -45,11 +47,10 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
     for (name, auc) in &aucs {
         eprintln!("ROC AUC clean vs {name}: {auc:.3}");
     }
-    // Noise, aliasing and ghosting are separated (AUC ≥ 0.95); the zipper line is not yet (a
-    // single line barely moves a slice's mean energy) — reported, not asserted.
+    // Every corruption is separated from clean slices with AUC ≥ 0.95 (issue 4; measured 1.000,
+    // 1.000, 0.987 and 0.960 for noise, aliasing, zipper and ghosting).
+    assert_eq!(aucs.len(), 4);
     for (name, auc) in &aucs {
-        if *name != "zipper" {
-            assert!(*auc >= 0.95, "{name}: AUC {auc:.3}");
-        }
+        assert!(*auc >= 0.95, "{name}: AUC {auc:.3}");
     }
 }
