@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use basin_export::geometry::{slice_location, stack_geometry};
-use basin_recon::{protocol::DEFAULT_PROTOCOL, reconstruct_with_progress, Protocol};
+use basin_recon::{protocol::DEFAULT_PROTOCOL, reconstruct_on, Protocol};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Array4, Axis};
@@ -44,6 +44,13 @@ pub struct ReconArgs {
     /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
+    /// Where the EBM solver's iterations run: `auto` picks a hardware GPU when there is one
+    /// (CUDA when built with the `cuda` feature, else a Vulkan/Metal adapter) and the CPU
+    /// otherwise — never a software adapter; `gpu` insists on a GPU and falls back to a software
+    /// adapter (lavapipe; slow) with a warning; `cpu` never touches a GPU. Other solvers run on
+    /// the CPU.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
+    pub backend: basin_gpu::Backend,
     /// ISMRMRD group holding `xml` and `data`.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -103,6 +110,8 @@ struct Summary {
     input: String,
     outputs: Vec<OutputSummary>,
     protocol: String,
+    /// Where the EBM iterations ran ("cpu" or the GPU's description).
+    device: String,
     shape_xyzt: [usize; 4],
     spacing_mm: [f64; 3],
     fallback_geometry: bool,
@@ -154,9 +163,17 @@ pub fn run(a: ReconArgs) -> Result<()> {
         );
         b
     };
-    let result =
-        reconstruct_with_progress(&protocol, &kspace, &|done, _| bar.set_position(done as u64))
-            .context("reconstruction failed")?;
+    let device = basin_gpu::Gpu::open(a.backend)?;
+    let device_name = device
+        .as_ref()
+        .map_or_else(|| "cpu".to_string(), |g| g.description().to_string());
+    if !a.json && !a.quiet {
+        eprintln!("device: {device_name}");
+    }
+    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &|done, _| {
+        bar.set_position(done as u64)
+    })
+    .context("reconstruction failed")?;
     bar.finish_and_clear();
 
     // Stack: volumes grouped by (contrast, repetition, set); within each, slices ordered along
@@ -301,6 +318,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
             })
             .collect(),
         protocol: protocol.name.clone(),
+        device: device_name,
         shape_xyzt: shape,
         spacing_mm: geom.spacing,
         fallback_geometry: geom.fallback,

@@ -123,6 +123,31 @@ fn support(op: &Sense) -> Array3<bool> {
     })
 }
 
+/// Relative-residual tolerance of every CG solve of the EBM solver (the float32 floor).
+pub const DC_TOLERANCE: f64 = 1e-6;
+
+/// The (σ, ρ) of every level: σ geometric from σ_max to σ_min, never below the image-domain
+/// noise per real channel σₙ/√2 (orthonormal FFT, unit-norm maps), and ρ = σₙ²/(2σ²).
+/// `noise_scaled` is σₙ in the p99 = 1 scale. Shared by the CPU and GPU solvers.
+pub fn schedule(p: &EbmParams, noise_scaled: f64) -> Vec<(f64, f32)> {
+    let floor = noise_scaled / std::f64::consts::SQRT_2;
+    let levels = p.levels.max(1);
+    (0..levels)
+        .map(|l| {
+            let f = if levels == 1 {
+                1.0
+            } else {
+                l as f64 / (levels - 1) as f64
+            };
+            let sigma = (p.sigma_max.ln() + f * (p.sigma_min.ln() - p.sigma_max.ln()))
+                .exp()
+                .max(floor);
+            let rho = (noise_scaled * noise_scaled / (2.0 * sigma * sigma)) as f32;
+            (sigma, rho)
+        })
+        .collect()
+}
+
 /// ∇ₓE of every slice of `x` `[z, y, x]` at σ, and the summed energy.
 fn prior_grad(model: &FastPyramid, x: &Array3<C32>, sigma: f32) -> (Array3<C32>, f64) {
     let (nz, ny, nx) = x.dim();
@@ -161,7 +186,7 @@ fn dc_step(
         .and(x0.view().into_dyn())
         .for_each(|r, &a, &zz, &x| *r = *r + (zz - x) * rho - a);
     let mut cg = Cg::new(op, rhs, rho);
-    while !cg.done(1e-6, iters) {
+    while !cg.done(DC_TOLERANCE, iters) {
         cg.update();
     }
     let d =
@@ -184,25 +209,20 @@ pub fn ebm(
     let y = kspace.mapv(|c| c / s).into_dyn();
     let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask()));
     let noise_scaled = noise / s as f64;
-    let (x0, _) =
-        crate::solvers::cg_sense(op, &kspace.mapv(|c| c / s), 0.0, 1e-6, p.init_iterations);
+    let (x0, _) = crate::solvers::cg_sense(
+        op,
+        &kspace.mapv(|c| c / s),
+        0.0,
+        DC_TOLERANCE,
+        p.init_iterations,
+    );
     let mut x = x0;
     let supp = support(op);
-    // The image-domain noise per real channel: σₙ/√2 (orthonormal FFT, unit-norm maps).
-    let floor = noise_scaled / std::f64::consts::SQRT_2;
-    let levels = p.levels.max(1);
+    let levels = schedule(p, noise_scaled);
     let mut iterations = 0;
     let mut sigma = p.sigma_max;
-    for l in 0..levels {
-        let f = if levels == 1 {
-            1.0
-        } else {
-            l as f64 / (levels - 1) as f64
-        };
-        sigma = (p.sigma_max.ln() + f * (p.sigma_min.ln() - p.sigma_max.ln()))
-            .exp()
-            .max(floor);
-        let rho = (noise_scaled * noise_scaled / (2.0 * sigma * sigma)) as f32;
+    for &(sig, rho) in &levels {
+        sigma = sig;
         for _ in 0..p.inner {
             let (g, _) = prior_grad(model, &x, sigma as f32);
             let s2 = (sigma * sigma) as f32;
@@ -232,6 +252,43 @@ pub fn ebm(
             energy,
         },
     )
+}
+
+/// [`ebm`] on a GPU ([`basin_gpu::ebm::run`]): the same scaling, noise level, support and
+/// schedule, computed here on the host and shared with the CPU solver; every iteration runs on
+/// the device. Returns the image (data scale), the report, and the device's own report (copy
+/// counts). Only 2D encoding (slice by slice).
+pub fn ebm_gpu(
+    gpu: &basin_gpu::Gpu,
+    prior: &basin_gpu::prior::GpuPrior,
+    op: &Sense,
+    kspace: &Array4<C32>,
+    p: &EbmParams,
+    noise_std: Option<f64>,
+) -> Result<(Array3<C32>, EbmReport, basin_gpu::ebm::Report), basin_gpu::GpuError> {
+    let s = data_scale(op, kspace);
+    let y = kspace.mapv(|c| c / s);
+    let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask()));
+    let noise_scaled = noise / s as f64;
+    let levels = schedule(p, noise_scaled);
+    let sched = basin_gpu::ebm::Schedule {
+        levels: levels.iter().map(|&(a, b)| (a as f32, b)).collect(),
+        inner: p.inner,
+        cg_iterations: p.cg_iterations,
+        init_iterations: p.init_iterations,
+        tolerance: DC_TOLERANCE,
+    };
+    let (x, rep) = basin_gpu::ebm::run(gpu, prior, op.maps(), op.mask(), &support(op), &y, &sched)?;
+    Ok((
+        x.mapv(|c| c * s),
+        EbmReport {
+            iterations: rep.iterations,
+            noise_std: noise,
+            sigma_final: levels.last().map_or(p.sigma_max, |l| l.0),
+            energy: rep.energy,
+        },
+        rep,
+    ))
 }
 
 /// One posterior sample by annealed Langevin dynamics with the same operators (Jalal et al.

@@ -103,6 +103,30 @@ pub fn reconstruct_with_progress(
     kspace: &KSpace,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
+    reconstruct_on(protocol, kspace, None, progress)
+}
+
+/// As [`reconstruct_with_progress`], running the EBM solver on `device` when given (see
+/// [`basin_gpu::Gpu::open`]); the other solvers, and 3D encoding, run on the CPU.
+pub fn reconstruct_on(
+    protocol: &Protocol,
+    kspace: &KSpace,
+    device: Option<&basin_gpu::Gpu>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ReconResult, ReconError> {
+    if let Some(g) = device {
+        match (&protocol.solver, kspace.three_d) {
+            (Solver::Ebm(_), false) => tracing::info!("EBM iterations run on {}", g.description()),
+            (Solver::Ebm(_), true) => {
+                tracing::warn!("3D encoding: the GPU solver is 2D only; running on the CPU")
+            }
+            _ => tracing::info!(
+                "this protocol's solver runs on the CPU; the GPU is used by the EBM solver only"
+            ),
+        }
+    }
+    let device = device.filter(|_| !kspace.three_d);
+    let mut gpu_prior: Option<basin_gpu::prior::GpuPrior> = None;
     let whitening = match (&kspace.noise, protocol.prewhiten) {
         (Some(noise), true) if noise.shape()[1] > noise.shape()[0] => {
             let cov = prewhiten::noise_covariance(noise);
@@ -165,8 +189,30 @@ pub fn reconstruct_with_progress(
                             what: "the embedded prior".into(),
                             message: e.to_string(),
                         })?;
-                        let (img, rep) =
-                            ebm::ebm(&op, &data, model, p, whitening.as_ref().map(|_| 1.0));
+                        let noise = whitening.as_ref().map(|_| 1.0);
+                        let (img, rep) = match device {
+                            Some(g) => {
+                                let gp = match &mut gpu_prior {
+                                    Some(gp) => gp,
+                                    none => none.insert(basin_gpu::prior::GpuPrior::new(
+                                        g,
+                                        &basin_prior::default_model()
+                                            .map_err(|e| ReconError::Numerical {
+                                                what: "the embedded prior".into(),
+                                                message: e.to_string(),
+                                            })?
+                                            .0,
+                                    )),
+                                };
+                                let (img, rep, _) = ebm::ebm_gpu(g, gp, &op, &data, p, noise)
+                                    .map_err(|e| ReconError::Numerical {
+                                        what: "GPU EBM".into(),
+                                        message: e.to_string(),
+                                    })?;
+                                (img, rep)
+                            }
+                            None => ebm::ebm(&op, &data, model, p, noise),
+                        };
                         energy = Some(rep.energy);
                         (img, rep.iterations)
                     }

@@ -1,0 +1,169 @@
+//! GPU timings for `benches/gpu/run.sh` (METHOD.md of the device entry: warm-up, device
+//! synchronisation around the timed region, median of repeats, fresh random inputs each time).
+//!
+//! `gpu-bench [--quick]`: opens `--backend gpu`'s device, measures the device-to-device copy
+//! bandwidth (the ceiling), then times the prior gradient (256², 320²; one image and 16), batched
+//! centered 2D FFTs (16 × 320², 16 × 368²) and a full EBM reconstruction (256², 8 coils, the
+//! default protocol) per slice and per 160-slice volume, printing achieved GB/s and the fraction
+//! of the ceiling. `--quick` shrinks every size (a smoke test on a software adapter).
+
+use basin_core::rng::Rng;
+use basin_core::C32;
+use basin_gpu::fft::Fft2;
+use basin_gpu::prior::GpuPrior;
+use basin_gpu::{Backend, Gpu};
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `reps` runs of `f` after `warm` runs; `prep` makes fresh inputs outside
+/// the timed region.
+fn time(gpu: &Gpu, warm: usize, reps: usize, mut prep: impl FnMut(), mut f: impl FnMut()) -> f64 {
+    for _ in 0..warm {
+        prep();
+        f();
+    }
+    gpu.sync();
+    let mut t = Vec::new();
+    for _ in 0..reps {
+        prep();
+        gpu.sync();
+        let t0 = Instant::now();
+        f();
+        gpu.sync();
+        t.push(t0.elapsed().as_secs_f64());
+    }
+    median(t)
+}
+
+fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() as f32 * 0.3).collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let gpu = Gpu::open(Backend::Gpu)
+        .expect("a GPU")
+        .expect("--backend gpu always opens a device");
+    println!("device: {}", gpu.description());
+    let mut rng = Rng::new(1);
+    let (reps, warm) = if quick { (3, 1) } else { (20, 3) };
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+
+    // Ceiling: copy kernel over 256 MiB (read + write).
+    let n = if quick { 1 << 20 } else { 1 << 26 };
+    let a = gpu.upload(&random(&mut rng, n));
+    let b = gpu.zeros(n);
+    let t = time(&gpu, warm, reps, || {}, || gpu.copy(&a, &b));
+    let ceiling = 8.0 * n as f64 / t / 1e9;
+    println!(
+        "copy {} MiB: {:.3} ms, {ceiling:.0} GB/s (ceiling)",
+        (4 * n) >> 20,
+        t * 1e3
+    );
+    drop((a, b));
+
+    let (pyr, _) = basin_prior::default_model().expect("embedded model");
+    let prior = GpuPrior::new(&gpu, &pyr);
+    let sizes: &[usize] = if quick { &[32, 40] } else { &[256, 320] };
+    for &s in sizes {
+        for nb in [1usize, 16] {
+            let ws = prior.workspace(&gpu, nb, s, s);
+            let x = std::cell::RefCell::new(gpu.upload(&random(&mut rng, nb * 2 * s * s)));
+            let t = time(
+                &gpu,
+                warm,
+                reps,
+                || *x.borrow_mut() = gpu.upload(&random(&mut rng, nb * 2 * s * s)),
+                || {
+                    gpu.copy(&x.borrow(), ws.input());
+                    prior.energy_grad(&gpu, &ws, 0.02);
+                },
+            );
+            let bytes = prior.bytes_moved(nb, s, s) as f64;
+            let gbs = bytes / t / 1e9;
+            rows.push((format!("prior grad {nb}x{s}²"), t, gbs));
+        }
+    }
+    let ffts: &[(usize, usize)] = if quick {
+        &[(4, 40), (4, 46)]
+    } else {
+        &[(16, 320), (16, 368)]
+    };
+    for &(nb, s) in ffts {
+        let fft = Fft2::new(&gpu, nb, s, s);
+        let d = std::cell::RefCell::new(gpu.upload(&random(&mut rng, 2 * nb * s * s)));
+        let t = time(
+            &gpu,
+            warm,
+            reps,
+            || *d.borrow_mut() = gpu.upload(&random(&mut rng, 2 * nb * s * s)),
+            || fft.run(&gpu, &d.borrow(), false),
+        );
+        // Each Stockham stage reads and writes the batch once.
+        let stages = 2 * basin_gpu::fft::radices(s).len();
+        let bytes = (stages * 2 * 8 * nb * s * s) as f64;
+        rows.push((
+            format!("fft2 {nb}x{s}² ({stages} stages)"),
+            t,
+            bytes / t / 1e9,
+        ));
+    }
+
+    // Full EBM, default protocol, 256² 8 coils (random smooth-free data: timing only).
+    let (m, nc) = if quick { (32, 2) } else { (256, 8) };
+    let p = basin_recon::ebm::EbmParams::default();
+    let maps = ndarray::Array4::from_shape_fn((nc, 1, m, m), |_| rng.complex_normal() * 0.35);
+    let mask = ndarray::Array3::from_shape_fn((1, m, m), |(_, y, _)| {
+        y % 4 == 0 || (y as i64 - m as i64 / 2).abs() < (m as i64 / 25)
+    });
+    let supp = ndarray::Array3::from_elem((1, m, m), true);
+    let y = ndarray::Array4::from_shape_fn((nc, 1, m, m), |(_, _, yy, _)| {
+        if mask[[0, yy, 0]] {
+            rng.complex_normal()
+        } else {
+            C32::new(0.0, 0.0)
+        }
+    });
+    let levels = basin_recon::ebm::schedule(&p, 0.01);
+    let sched = basin_gpu::ebm::Schedule {
+        levels: levels.iter().map(|&(a, b)| (a as f32, b)).collect(),
+        inner: p.inner,
+        cg_iterations: p.cg_iterations,
+        init_iterations: p.init_iterations,
+        tolerance: basin_recon::ebm::DC_TOLERANCE,
+    };
+    let run = || {
+        basin_gpu::ebm::run(&gpu, &prior, &maps, &mask, &supp, &y, &sched).expect("EBM");
+    };
+    let t_slice = time(&gpu, 1, if quick { 2 } else { 5 }, || {}, run);
+    rows.push((format!("EBM {m}² {nc} coils, 1 slice"), t_slice, f64::NAN));
+    let nslices = if quick { 4 } else { 160 };
+    let t0 = Instant::now();
+    for _ in 0..nslices {
+        run();
+    }
+    gpu.sync();
+    let t_vol = t0.elapsed().as_secs_f64();
+    rows.push((
+        format!("EBM {m}² {nc} coils, {nslices} slices"),
+        t_vol,
+        f64::NAN,
+    ));
+
+    println!("\n| what | median ms | GB/s | of ceiling |\n|---|---|---|---|");
+    for (what, t, gbs) in rows {
+        if gbs.is_nan() {
+            println!("| {what} | {:.3} | – | – |", t * 1e3);
+        } else {
+            println!(
+                "| {what} | {:.3} | {gbs:.1} | {:.0} % |",
+                t * 1e3,
+                100.0 * gbs / ceiling
+            );
+        }
+    }
+}

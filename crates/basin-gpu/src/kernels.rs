@@ -1,0 +1,503 @@
+//! The cubecl kernels. Every kernel is written once here and mirrors a plain-Rust operation of
+//! `basin-core` (FFT, SENSE), `basin-recon` (CG) or `basin-prior` (the energy); the parity tests
+//! in `tests/parity.rs` compare each against that reference.
+//!
+//! Conventions: complex arrays are interleaved f32 (`re, im`, the memory layout of `Complex32`),
+//! real arrays are plain f32; one thread computes one output value; sizes come in as `u32`
+//! launch arguments. Kernels are launched with bounds checks (`#[cube(launch)]`).
+
+#![allow(missing_docs)] // the #[cube] macro generates undocumented launch modules
+use cubecl::prelude::*;
+
+/// Threads per cube for element-wise kernels and the width of the reduction tree.
+pub const BLOCK: u32 = 256;
+
+// ---------------------------------------------------------------------------------------------
+// FFT: one radix-p Stockham stage (Bainville's formulation, any radix) along one axis of a batch
+// of lines. Output element o of a line takes p inputs:
+//   y[(o + shift_out) mod n] = scale · Σ_r x[(j + r·n/p + shift_in) mod n] · T[(r·(k + q·ns)·n/(ns·p)) mod n]
+// with q = (o / ns) mod p, k = o mod ns, j = (o / (ns·p))·ns + k and T[t] = exp(∓2πi t/n)
+// (a table of the line length, computed in float64 on the host). `shift_in`/`shift_out` carry
+// the ifftshift of the first stage and the fftshift of the last, `scale` the 1/√n of the last.
+// Line l starts at (l / lines_inner)·batch_stride + (l mod lines_inner)·line_stride and its
+// elements are elem_stride apart; `line_fast` = 1 makes consecutive threads walk along lines
+// (coalesced for column transforms).
+// ---------------------------------------------------------------------------------------------
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn fft_stage(
+    src: &[f32],
+    dst: &mut [f32],
+    tw: &[f32],
+    geom: &[u32],
+    shift_in: u32,
+    shift_out: u32,
+    inverse: u32,
+    scale: f32,
+) {
+    // geom: n, p, ns, lines, lines_inner, line_stride, batch_stride, elem_stride, line_fast
+    let n = geom[0];
+    let p = geom[1];
+    let ns = geom[2];
+    let lines = geom[3];
+    let total = lines * n;
+    let t = ABSOLUTE_POS as u32;
+    if t < total {
+        let lines_inner = geom[4];
+        let line_stride = geom[5];
+        let batch_stride = geom[6];
+        let es = geom[7];
+        let mut line = t / n;
+        let mut o = t % n;
+        if geom[8] == 1 {
+            line = t % lines;
+            o = t / lines;
+        }
+        let base = (line / lines_inner) * batch_stride + (line % lines_inner) * line_stride;
+        let m = n / p;
+        let q = (o / ns) % p;
+        let k = o % ns;
+        let j = (o / (ns * p)) * ns + k;
+        let step = (k + q * ns) * (n / (ns * p));
+        let mut re = 0.0f32;
+        let mut im = 0.0f32;
+        let sgn = select(inverse == 1, -1.0f32, 1.0f32);
+        for r in 0..p {
+            let i = (j + r * m + shift_in) % n;
+            let a = (base + i * es) * 2;
+            let xr = src[a as usize];
+            let xi = src[(a + 1) as usize];
+            let ti = ((r * step) % n) * 2;
+            let wr = tw[ti as usize];
+            let wi = tw[(ti + 1) as usize] * sgn;
+            re += xr * wr - xi * wi;
+            im += xr * wi + xi * wr;
+        }
+        let out = (base + ((o + shift_out) % n) * es) * 2;
+        dst[out as usize] = re * scale;
+        dst[(out + 1) as usize] = im * scale;
+    }
+}
+
+/// dst = src (f32 values).
+#[cube(launch)]
+pub fn copy(src: &[f32], dst: &mut [f32], n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        dst[t as usize] = src[t as usize];
+    }
+}
+
+/// dst = 0 (f32 values).
+#[cube(launch)]
+pub fn fill_zero(dst: &mut [f32], n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        dst[t as usize] = 0.0f32;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SENSE pieces. Images are [nz, h, w] complex, coil arrays [nc, nz, h, w] complex, the mask
+// [nz, h, w] real (1 sampled, 0 not), maps [nc, nz, h, w] complex.
+// ---------------------------------------------------------------------------------------------
+
+/// out[c, p] = maps[c, p] · x[p] (p over nz·h·w pixels).
+#[cube(launch)]
+pub fn coil_expand(x: &[f32], maps: &[f32], out: &mut [f32], npix: u32, ncoil: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < npix * ncoil {
+        let p = t % npix;
+        let sr = maps[(2 * t) as usize];
+        let si = maps[(2 * t + 1) as usize];
+        let xr = x[(2 * p) as usize];
+        let xi = x[(2 * p + 1) as usize];
+        out[(2 * t) as usize] = sr * xr - si * xi;
+        out[(2 * t + 1) as usize] = sr * xi + si * xr;
+    }
+}
+
+/// x[p] = Σ_c conj(maps[c, p]) · k[c, p]  (+ rho · v[p] when rho ≠ 0).
+#[cube(launch)]
+pub fn coil_combine(
+    k: &[f32],
+    maps: &[f32],
+    v: &[f32],
+    x: &mut [f32],
+    npix: u32,
+    ncoil: u32,
+    rho: f32,
+) {
+    let p = ABSOLUTE_POS as u32;
+    if p < npix {
+        let mut re = 0.0f32;
+        let mut im = 0.0f32;
+        if rho != 0.0f32 {
+            re = rho * v[(2 * p) as usize];
+            im = rho * v[(2 * p + 1) as usize];
+        }
+        for c in 0..ncoil {
+            let i = c * npix + p;
+            let sr = maps[(2 * i) as usize];
+            let si = maps[(2 * i + 1) as usize];
+            let kr = k[(2 * i) as usize];
+            let ki = k[(2 * i + 1) as usize];
+            re += sr * kr + si * ki;
+            im += sr * ki - si * kr;
+        }
+        x[(2 * p) as usize] = re;
+        x[(2 * p + 1) as usize] = im;
+    }
+}
+
+/// k[c, p] ·= mask[p] (mask shared by the coils).
+#[cube(launch)]
+pub fn apply_mask(k: &mut [f32], mask: &[f32], npix: u32, ncoil: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < npix * ncoil {
+        let m = mask[(t % npix) as usize];
+        k[(2 * t) as usize] *= m;
+        k[(2 * t + 1) as usize] *= m;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions and the CG recurrences. Scalars live on the device in `scal` (see `slot` in
+// solver.rs) so the iteration never reads back to the host.
+// ---------------------------------------------------------------------------------------------
+
+/// partial[cube] = Σ over this cube's grid-stride share of a[i]·b[i] (f32 values; for complex
+/// interleaved arrays this is Re⟨a, b⟩).
+#[cube(launch)]
+pub fn dot_partial(a: &[f32], b: &[f32], partial: &mut [f32], n: u32, #[comptime] block: u32) {
+    let mut shared = Shared::new_slice(block as usize);
+    let tid = UNIT_POS;
+    let cubes = CUBE_COUNT as u32;
+    let mut acc = 0.0f32;
+    let mut i = (CUBE_POS as u32) * block + tid;
+    while i < n {
+        acc += a[i as usize] * b[i as usize];
+        i += cubes * block;
+    }
+    shared[tid as usize] = acc;
+    sync_cube();
+    let mut s = CUBE_DIM / 2;
+    while s > 0 {
+        if tid < s {
+            let v = shared[(tid + s) as usize];
+            shared[tid as usize] += v;
+        }
+        sync_cube();
+        s /= 2;
+    }
+    if tid == 0 {
+        partial[CUBE_POS] = shared[0];
+    }
+}
+
+/// scal[slot] = Σ partial[0..nparts] (one cube).
+#[cube(launch)]
+pub fn sum_partials(
+    partial: &[f32],
+    scal: &mut [f32],
+    nparts: u32,
+    slot: u32,
+    #[comptime] block: u32,
+) {
+    let mut shared = Shared::new_slice(block as usize);
+    let tid = UNIT_POS;
+    let mut acc = 0.0f32;
+    let mut i = tid;
+    while i < nparts {
+        acc += partial[i as usize];
+        i += block;
+    }
+    shared[tid as usize] = acc;
+    sync_cube();
+    let mut s = CUBE_DIM / 2;
+    while s > 0 {
+        if tid < s {
+            let v = shared[(tid + s) as usize];
+            shared[tid as usize] += v;
+        }
+        sync_cube();
+        s /= 2;
+    }
+    if tid == 0 {
+        scal[slot as usize] = shared[0];
+    }
+}
+
+/// y += sign · scal[slot] · x.
+#[cube(launch)]
+pub fn axpy_slot(x: &[f32], y: &mut [f32], scal: &[f32], slot: u32, sign: f32, n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        y[t as usize] += sign * scal[slot as usize] * x[t as usize];
+    }
+}
+
+/// p = r + scal[slot] · p.
+#[cube(launch)]
+pub fn xpby_slot(r: &[f32], p: &mut [f32], scal: &[f32], slot: u32, n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        p[t as usize] = r[t as usize] + scal[slot as usize] * p[t as usize];
+    }
+}
+
+/// y = a · x + b · y (f32 values, host scalars).
+#[cube(launch)]
+pub fn axpby(x: &[f32], y: &mut [f32], a: f32, b: f32, n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        y[t as usize] = a * x[t as usize] + b * y[t as usize];
+    }
+}
+
+/// CG start: rr = rr0 = scal[RR_NEW]; running flag set when rr > 0.
+/// Slots: 0 rr, 1 rr0, 2 pap, 3 pp, 4 alpha, 5 rr_new, 6 beta, 7 running.
+#[cube(launch)]
+pub fn cg_start(scal: &mut [f32]) {
+    if ABSOLUTE_POS == 0 {
+        let rr = scal[5];
+        scal[0] = rr;
+        scal[1] = rr;
+        scal[4] = 0.0f32;
+        scal[6] = 0.0f32;
+        scal[7] = select(rr > 0.0f32, 1.0f32, 0.0f32);
+    }
+}
+
+/// α = rr / pᴴAp, or 0 (and stop) when the CPU's `Cg::update` would stop: not running,
+/// pᴴAp ≤ 0, or a Rayleigh quotient pᴴAp / pᴴp ≤ 1e-6 (numerical null space).
+#[cube(launch)]
+pub fn cg_alpha(scal: &mut [f32]) {
+    if ABSOLUTE_POS == 0 {
+        let pap = scal[2];
+        let pp = scal[3];
+        let ok = scal[7] > 0.5f32 && pap > 0.0f32 && pap > 1e-6f32 * pp;
+        scal[4] = select(ok, scal[0] / pap, 0.0f32);
+        scal[7] = select(ok, 1.0f32, 0.0f32);
+    }
+}
+
+/// β = rr_new / rr, rr = rr_new; stop once ‖r‖/‖b‖ ≤ tol (tol2 = tol²) or when not running.
+#[cube(launch)]
+pub fn cg_beta(scal: &mut [f32], tol2: f32) {
+    if ABSOLUTE_POS == 0 {
+        let running = scal[7] > 0.5f32;
+        let rr_new = scal[5];
+        let rr = scal[0];
+        let beta = select(running && rr > 0.0f32, rr_new / rr, 0.0f32);
+        scal[6] = beta;
+        scal[0] = select(running, rr_new, rr);
+        let converged = rr_new <= tol2 * scal[1];
+        scal[7] = select(running && !converged && rr_new > 0.0f32, 1.0f32, 0.0f32);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The energy prior (mirrors basin_prior::pyramid / model): images are [nb, c, h, w] planar f32.
+// ---------------------------------------------------------------------------------------------
+
+/// Interleaved complex [nb, h·w] → planar [nb, 2, h·w] (real plane, then imaginary plane).
+#[cube(launch)]
+pub fn to_planar(x: &[f32], out: &mut [f32], hw: u32, nb: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < hw * nb {
+        let b = t / hw;
+        let p = t % hw;
+        out[(b * 2 * hw + p) as usize] = x[(2 * t) as usize];
+        out[(b * 2 * hw + hw + p) as usize] = x[(2 * t + 1) as usize];
+    }
+}
+
+/// Mean over 2×2 blocks: [nb·c, h, w] → [nb·c, h/2, w/2].
+#[cube(launch)]
+pub fn pool2(x: &[f32], out: &mut [f32], h: u32, w: u32, planes: u32) {
+    let hc = h / 2;
+    let wc = w / 2;
+    let t = ABSOLUTE_POS as u32;
+    if t < planes * hc * wc {
+        let pl = t / (hc * wc);
+        let r = t % (hc * wc);
+        let y = r / wc;
+        let xx = r % wc;
+        let b = pl * h * w + 2 * y * w + 2 * xx;
+        out[t as usize] = 0.25f32
+            * (x[b as usize] + x[(b + 1) as usize] + x[(b + w) as usize] + x[(b + w + 1) as usize]);
+    }
+}
+
+/// fine += pool2ᵀ(coarse): each coarse value spread as value/4 over its block.
+#[cube(launch)]
+pub fn pool2_adjoint_add(coarse: &[f32], fine: &mut [f32], h: u32, w: u32, planes: u32) {
+    let hc = h / 2;
+    let wc = w / 2;
+    let t = ABSOLUTE_POS as u32;
+    if t < planes * h * w {
+        let pl = t / (h * w);
+        let r = t % (h * w);
+        let y = r / w;
+        let xx = r % w;
+        let a = y / 2;
+        let bb = xx / 2;
+        if a < hc && bb < wc {
+            fine[t as usize] += 0.25f32 * coarse[(pl * hc * wc + a * wc + bb) as usize];
+        }
+    }
+}
+
+/// Same-size cross-correlation with zero padding plus a per-channel shift:
+/// out[b, o, y, x] = Σ_{i,dy,dx} w[o, i, dy, dx]·inp[b, i, y+dy−r, x+dx−r] + bias[o] + coef[o]·cval.
+/// dims: ci, co, k, h, w, nb.
+#[cube(launch)]
+pub fn conv_same(
+    inp: &[f32],
+    wt: &[f32],
+    bias: &[f32],
+    coef: &[f32],
+    out: &mut [f32],
+    dims: &[u32],
+    cval: f32,
+) {
+    let ci = dims[0];
+    let co = dims[1];
+    let k = dims[2];
+    let h = dims[3];
+    let w = dims[4];
+    let nb = dims[5];
+    let hw = h * w;
+    let t = ABSOLUTE_POS as u32;
+    if t < nb * co * hw {
+        let b = t / (co * hw);
+        let o = (t / hw) % co;
+        let pix = t % hw;
+        let y = pix / w;
+        let x = pix % w;
+        let r = k / 2;
+        let mut acc = bias[o as usize] + coef[o as usize] * cval;
+        for i in 0..ci {
+            let ib = (b * ci + i) * hw;
+            let wb = (o * ci + i) * k * k;
+            for dy in 0..k {
+                // yy = y + dy − r, computed without going negative.
+                let yp = y + dy;
+                if yp >= r && yp - r < h {
+                    let row = ib + (yp - r) * w;
+                    for dx in 0..k {
+                        let xp = x + dx;
+                        if xp >= r && xp - r < w {
+                            acc += wt[(wb + dy * k + dx) as usize] * inp[(row + xp - r) as usize];
+                        }
+                    }
+                }
+            }
+        }
+        out[t as usize] = acc;
+    }
+}
+
+/// The adjoint of [`conv_same`] in its input, as a gather:
+/// out[b, i, y, x] = Σ_{o,dy,dx} w[o, i, dy, dx]·g[b, o, y−dy+r, x−dx+r], then, when `gate` = 1,
+/// multiplied by sigmoid(z[b, i, y, x]) (the softplus derivative of the layer below).
+/// dims: ci, co, k, h, w, nb.
+#[cube(launch)]
+pub fn conv_adjoint(g: &[f32], wt: &[f32], z: &[f32], out: &mut [f32], dims: &[u32], gate: u32) {
+    let ci = dims[0];
+    let co = dims[1];
+    let k = dims[2];
+    let h = dims[3];
+    let w = dims[4];
+    let nb = dims[5];
+    let hw = h * w;
+    let t = ABSOLUTE_POS as u32;
+    if t < nb * ci * hw {
+        let b = t / (ci * hw);
+        let i = (t / hw) % ci;
+        let pix = t % hw;
+        let y = pix / w;
+        let x = pix % w;
+        let r = k / 2;
+        let mut acc = 0.0f32;
+        for o in 0..co {
+            let gb = (b * co + o) * hw;
+            let wb = (o * ci + i) * k * k;
+            for dy in 0..k {
+                // source row y − dy + r
+                let yp = y + r;
+                if yp >= dy && yp - dy < h {
+                    let row = gb + (yp - dy) * w;
+                    for dx in 0..k {
+                        let xp = x + r;
+                        if xp >= dx && xp - dx < w {
+                            acc += wt[(wb + dy * k + dx) as usize] * g[(row + xp - dx) as usize];
+                        }
+                    }
+                }
+            }
+        }
+        if gate == 1 {
+            let zz = z[t as usize];
+            acc *= 1.0f32 / (1.0f32 + (-zz).exp());
+        }
+        out[t as usize] = acc;
+    }
+}
+
+/// h = softplus(z) = max(z, 0) + ln(1 + e^−|z|).
+#[cube(launch)]
+pub fn softplus(z: &[f32], h: &mut [f32], n: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < n {
+        let v = z[t as usize];
+        h[t as usize] = v.max(0.0f32) + (-v.abs()).exp().log1p();
+    }
+}
+
+/// The output layer for one pixel: d2[b, k, p] = (α_k/σ)·sigmoid(z2[b, k, p]) (∂e/∂z₂) and the
+/// energy density e[b, p] = Σ_k (α_k/σ)·softplus(z2[b, k, p]), written or added (`add` = 1).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn head(
+    z2: &[f32],
+    alpha: &[f32],
+    d2: &mut [f32],
+    dens: &mut [f32],
+    c2: u32,
+    hw: u32,
+    nb: u32,
+    inv_sigma: f32,
+) {
+    let t = ABSOLUTE_POS as u32;
+    if t < nb * hw {
+        let b = t / hw;
+        let p = t % hw;
+        let mut e = 0.0f32;
+        for k in 0..c2 {
+            let i = (b * c2 + k) * hw + p;
+            let v = z2[i as usize];
+            let a = alpha[k as usize] * inv_sigma;
+            d2[i as usize] = a / (1.0f32 + (-v).exp());
+            e += a * (v.max(0.0f32) + (-v.abs()).exp().log1p());
+        }
+        dens[t as usize] = e;
+    }
+}
+
+/// The prior step of half-quadratic splitting on interleaved images:
+/// z[b, p] = supp[b, p] · (x[b, p] − s2 · g[b, :, p]) with g planar [nb, 2, hw].
+#[cube(launch)]
+pub fn prior_step(x: &[f32], g: &[f32], supp: &[f32], z: &mut [f32], s2: f32, hw: u32, nb: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < hw * nb {
+        let b = t / hw;
+        let p = t % hw;
+        let m = supp[t as usize];
+        let gr = g[(b * 2 * hw + p) as usize];
+        let gi = g[(b * 2 * hw + hw + p) as usize];
+        z[(2 * t) as usize] = m * (x[(2 * t) as usize] - s2 * gr);
+        z[(2 * t + 1) as usize] = m * (x[(2 * t + 1) as usize] - s2 * gi);
+    }
+}

@@ -1,0 +1,282 @@
+//! The multi-scale energy of `basin_prior::Pyramid` on the device: the same architecture and
+//! weights (converted to f32 and uploaded once), evaluated for a batch of images.
+//!
+//! Per level s (the image mean-pooled s times, at σ/2ˢ): z₁ = W₁∗x + b₁ + a₁ ln σₛ,
+//! h₁ = softplus(z₁), z₂ = W₂∗h₁ + b₂, e = Σ_k (α_k/σₛ) softplus(z₂,k); the gradient runs the
+//! adjoint convolutions back (gated by sigmoid(z₁)), and coarse levels are spread back onto the
+//! finer ones with the adjoint of pooling.
+
+use crate::device::{grid, DBuf, Gpu};
+use crate::kernels;
+use basin_prior::{EnergyModel, Pyramid};
+
+struct Level {
+    c1: usize,
+    k1: usize,
+    c2: usize,
+    k2: usize,
+    w1: DBuf<f32>,
+    b1: DBuf<f32>,
+    a1: DBuf<f32>,
+    w2: DBuf<f32>,
+    b2: DBuf<f32>,
+    alpha: DBuf<f32>,
+    zero2: DBuf<f32>,
+}
+
+fn f32s<'a>(v: impl IntoIterator<Item = &'a f64>) -> Vec<f32> {
+    v.into_iter().map(|&x| x as f32).collect()
+}
+
+impl Level {
+    fn new(gpu: &Gpu, m: &EnergyModel) -> Self {
+        let (c1, _, k1, _) = m.w1.dim();
+        let (c2, _, k2, _) = m.w2.dim();
+        Level {
+            c1,
+            k1,
+            c2,
+            k2,
+            w1: gpu.upload(&f32s(m.w1.iter())),
+            b1: gpu.upload(&f32s(m.b1.iter())),
+            a1: gpu.upload(&f32s(m.a1.iter())),
+            w2: gpu.upload(&f32s(m.w2.iter())),
+            b2: gpu.upload(&f32s(m.b2.iter())),
+            alpha: gpu.upload(&f32s(m.alpha.iter())),
+            zero2: gpu.zeros(c2),
+        }
+    }
+}
+
+/// The energy model on the device.
+pub struct GpuPrior {
+    levels: Vec<Level>,
+}
+
+/// Buffers of one level for a batch size and image size.
+struct LevelWs {
+    h: usize,
+    w: usize,
+    x: DBuf<f32>,
+    z1: DBuf<f32>,
+    h1: DBuf<f32>,
+    z2: DBuf<f32>,
+    d2: DBuf<f32>,
+    dz1: DBuf<f32>,
+    g: DBuf<f32>,
+    dens: DBuf<f32>,
+    dims1: DBuf<u32>,
+    dims2: DBuf<u32>,
+}
+
+/// Device buffers for [`GpuPrior::energy_grad`] on `nb` images of `h`×`w`. The input goes in
+/// [`PriorWorkspace::input`] (planar `[nb, 2, h, w]`); the gradient (same layout) and the energy
+/// density `[nb, h, w]` come out in [`PriorWorkspace::grad`] and [`PriorWorkspace::density`].
+pub struct PriorWorkspace {
+    nb: usize,
+    levels: Vec<LevelWs>,
+}
+
+impl PriorWorkspace {
+    /// The input images, planar `[nb, 2, h, w]`.
+    pub fn input(&self) -> &DBuf<f32> {
+        &self.levels[0].x
+    }
+    /// ∇ₓE, planar `[nb, 2, h, w]`.
+    pub fn grad(&self) -> &DBuf<f32> {
+        &self.levels[0].g
+    }
+    /// The energy density `[nb, h, w]` (coarse levels spread over the pixels they pool).
+    pub fn density(&self) -> &DBuf<f32> {
+        &self.levels[0].dens
+    }
+    /// Images per batch.
+    pub fn batch(&self) -> usize {
+        self.nb
+    }
+}
+
+impl GpuPrior {
+    /// Uploads the weights of `p`.
+    pub fn new(gpu: &Gpu, p: &Pyramid) -> Self {
+        GpuPrior {
+            levels: p.levels.iter().map(|m| Level::new(gpu, m)).collect(),
+        }
+    }
+
+    /// Buffers for `nb` images of `h`×`w` (levels whose pooled image would be empty are
+    /// skipped, as on the CPU).
+    pub fn workspace(&self, gpu: &Gpu, nb: usize, h: usize, w: usize) -> PriorWorkspace {
+        let mut dims = vec![(h, w)];
+        while dims.len() < self.levels.len() {
+            let (a, b) = dims[dims.len() - 1];
+            if a / 2 == 0 || b / 2 == 0 {
+                break;
+            }
+            dims.push((a / 2, b / 2));
+        }
+        let levels = dims
+            .iter()
+            .zip(&self.levels)
+            .map(|(&(h, w), l)| {
+                let hw = h * w;
+                LevelWs {
+                    h,
+                    w,
+                    x: gpu.zeros(nb * 2 * hw),
+                    z1: gpu.zeros(nb * l.c1 * hw),
+                    h1: gpu.zeros(nb * l.c1 * hw),
+                    z2: gpu.zeros(nb * l.c2 * hw),
+                    d2: gpu.zeros(nb * l.c2 * hw),
+                    dz1: gpu.zeros(nb * l.c1 * hw),
+                    g: gpu.zeros(nb * 2 * hw),
+                    dens: gpu.zeros(nb * hw),
+                    dims1: gpu.upload(&[2, l.c1, l.k1, h, w, nb].map(|v| v as u32)),
+                    dims2: gpu.upload(&[l.c1, l.c2, l.k2, h, w, nb].map(|v| v as u32)),
+                }
+            })
+            .collect();
+        PriorWorkspace { nb, levels }
+    }
+
+    /// Bytes [`GpuPrior::energy_grad`] must move through device memory with this kernel
+    /// decomposition (every kernel reading its inputs once and writing its outputs once) for
+    /// `nb` images of `h`×`w`: the numerator of the achieved bandwidth in `gpu-bench`.
+    pub fn bytes_moved(&self, nb: usize, h: usize, w: usize) -> usize {
+        let (mut hh, mut ww) = (h, w);
+        let mut total = 0;
+        for (s, l) in self.levels.iter().enumerate() {
+            if s > 0 {
+                if hh / 2 == 0 || ww / 2 == 0 {
+                    break;
+                }
+                let fine = hh * ww;
+                hh /= 2;
+                ww /= 2;
+                // pool2 (2 planes) and the adjoint pooling of gradient (2) and density (1).
+                total += 2 * fine + 2 * hh * ww + 3 * hh * ww + 2 * 3 * fine;
+            }
+            let hw = hh * ww;
+            let (c1, c2) = (l.c1, l.c2);
+            total += (2 + c1) * hw // conv1
+                + 2 * c1 * hw // softplus
+                + (c1 + c2) * hw // conv2
+                + (2 * c2 + 1) * hw // head
+                + (c2 + 2 * c1) * hw // adjoint 2 (gated)
+                + (c1 + 2) * hw; // adjoint 1
+        }
+        4 * nb * total
+    }
+
+    /// ∇ₓE and the energy density of the images in `ws.input()` at noise level σ.
+    pub fn energy_grad(&self, gpu: &Gpu, ws: &PriorWorkspace, sigma: f32) {
+        let nb = ws.nb;
+        let n = ws.levels.len();
+        let cl = gpu.client();
+        for s in 1..n {
+            let (f, c) = (&ws.levels[s - 1], &ws.levels[s]);
+            let (cc, d) = grid(nb * 2 * c.h * c.w);
+            kernels::pool2::launch(
+                cl,
+                cc,
+                d,
+                f.x.arg(),
+                c.x.arg(),
+                f.h as u32,
+                f.w as u32,
+                (nb * 2) as u32,
+            );
+        }
+        for (s, (lw, l)) in ws.levels.iter().zip(&self.levels).enumerate() {
+            let sig = sigma / (1u32 << s) as f32;
+            let hw = lw.h * lw.w;
+            let (c, d) = grid(nb * l.c1 * hw);
+            kernels::conv_same::launch(
+                cl,
+                c.clone(),
+                d,
+                lw.x.arg(),
+                l.w1.arg(),
+                l.b1.arg(),
+                l.a1.arg(),
+                lw.z1.arg(),
+                lw.dims1.arg(),
+                sig.ln(),
+            );
+            kernels::softplus::launch(
+                cl,
+                c.clone(),
+                d,
+                lw.z1.arg(),
+                lw.h1.arg(),
+                (nb * l.c1 * hw) as u32,
+            );
+            let (c2, d2) = grid(nb * l.c2 * hw);
+            kernels::conv_same::launch(
+                cl,
+                c2,
+                d2,
+                lw.h1.arg(),
+                l.w2.arg(),
+                l.b2.arg(),
+                l.zero2.arg(),
+                lw.z2.arg(),
+                lw.dims2.arg(),
+                0.0,
+            );
+            let (cp, dp) = grid(nb * hw);
+            kernels::head::launch(
+                cl,
+                cp,
+                dp,
+                lw.z2.arg(),
+                l.alpha.arg(),
+                lw.d2.arg(),
+                lw.dens.arg(),
+                l.c2 as u32,
+                hw as u32,
+                nb as u32,
+                1.0 / sig,
+            );
+            kernels::conv_adjoint::launch(
+                cl,
+                c,
+                d,
+                lw.d2.arg(),
+                l.w2.arg(),
+                lw.z1.arg(),
+                lw.dz1.arg(),
+                lw.dims2.arg(),
+                1,
+            );
+            let (cg, dg) = grid(nb * 2 * hw);
+            kernels::conv_adjoint::launch(
+                cl,
+                cg,
+                dg,
+                lw.dz1.arg(),
+                l.w1.arg(),
+                lw.z1.arg(),
+                lw.g.arg(),
+                lw.dims1.arg(),
+                0,
+            );
+        }
+        for s in (1..n).rev() {
+            let (f, c) = (&ws.levels[s - 1], &ws.levels[s]);
+            for (coarse, fine, planes) in [(&c.g, &f.g, nb * 2), (&c.dens, &f.dens, nb)] {
+                let (cc, d) = grid(planes * f.h * f.w);
+                kernels::pool2_adjoint_add::launch(
+                    cl,
+                    cc,
+                    d,
+                    coarse.arg(),
+                    fine.arg(),
+                    f.h as u32,
+                    f.w as u32,
+                    planes as u32,
+                );
+            }
+        }
+    }
+}

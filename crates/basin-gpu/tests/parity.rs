@@ -1,0 +1,207 @@
+//! GPU kernels against the CPU path on random inputs (wgpu; lavapipe in CI). These tests fail,
+//! not skip, when no adapter is found: `.ci/install-deps` installs Mesa's software Vulkan driver.
+
+use basin_core::linop::{LinearOp, Sense};
+use basin_core::rng::Rng;
+use basin_core::C32;
+use basin_gpu::prior::GpuPrior;
+use basin_gpu::sense::{interleave, slot, Reducer, SenseGpu};
+use basin_gpu::{Backend, Gpu};
+use basin_prior::Pyramid;
+use ndarray::{Array3, Array4};
+
+fn gpu() -> Gpu {
+    Gpu::for_tests().expect("the parity tests need a Vulkan adapter (lavapipe in CI)")
+}
+
+fn random_c(rng: &mut Rng, n: usize) -> Vec<C32> {
+    (0..n).map(|_| rng.complex_normal()).collect()
+}
+
+/// ‖a − b‖ / ‖b‖ over f32 values, accumulated in float64.
+fn rel(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    a.iter()
+        .zip(b)
+        .fold(0f64, |m, (x, y)| m.max((x - y).abs() as f64))
+        / scale
+}
+
+#[test]
+fn fft_matches_basin_core_for_every_size() {
+    let g = gpu();
+    let mut rng = Rng::new(7);
+    for &(h, w) in &[
+        (64, 64),
+        (96, 96),
+        (100, 100),
+        (128, 128),
+        (368, 368),
+        (45, 34),
+        (23, 1),
+    ] {
+        let batch = if h * w > 100_000 { 1 } else { 3 };
+        let data = random_c(&mut rng, batch * h * w);
+        let fft = basin_gpu::fft::Fft2::new(&g, batch, h, w);
+        for inverse in [false, true] {
+            let mut reference = Array3::from_shape_vec((batch, h, w), data.clone()).unwrap();
+            if inverse {
+                basin_core::fft::ifftc(reference.view_mut(), &[1, 2]);
+            } else {
+                basin_core::fft::fftc(reference.view_mut(), &[1, 2]);
+            }
+            let d = g.upload(&interleave(data.iter().copied()));
+            fft.run(&g, &d, inverse);
+            let got = g.download(&d);
+            let want = interleave(reference.iter().copied());
+            let (e, m) = (rel(&got, &want), worst(&got, &want));
+            println!("fft {h}x{w} batch {batch} inverse {inverse}: rel {e:.2e}, worst {m:.2e}");
+            assert!(e < 1e-4 && m < 1e-4, "{h}x{w}: rel {e}, worst {m}");
+        }
+    }
+}
+
+fn sense_case(
+    rng: &mut Rng,
+    nc: usize,
+    nz: usize,
+    h: usize,
+    w: usize,
+) -> (Array4<C32>, Array3<bool>) {
+    let maps = Array4::from_shape_fn((nc, nz, h, w), |_| rng.complex_normal() * 0.5);
+    let mask = Array3::from_shape_fn((nz, h, w), |_| rng.uniform() < 0.4);
+    (maps, mask)
+}
+
+#[test]
+fn sense_forward_adjoint_normal_match_the_cpu_operator() {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let (nc, nz, h, w) = (4, 2, 48, 40);
+    let (maps, mask) = sense_case(&mut rng, nc, nz, h, w);
+    let cpu = Sense::new(maps.clone(), mask.clone(), false).unwrap();
+    let dev = SenseGpu::new(&g, &maps, &mask).unwrap();
+    let x = Array3::from_shape_vec((nz, h, w), random_c(&mut rng, nz * h * w)).unwrap();
+    let y = Array4::from_shape_vec((nc, nz, h, w), random_c(&mut rng, nc * nz * h * w)).unwrap();
+    let xd = g.upload(&interleave(x.iter().copied()));
+    let yd = g.upload(&interleave(y.iter().copied()));
+    let kd = g.zeros(2 * nc * nz * h * w);
+    let od = g.zeros(2 * nz * h * w);
+
+    dev.forward(&g, &xd, &kd);
+    let want = cpu.forward(x.view().into_dyn());
+    let e = rel(&g.download(&kd), &interleave(want.iter().copied()));
+    println!("SENSE forward: rel {e:.2e}");
+    assert!(e < 1e-4);
+
+    dev.adjoint(&g, &yd, &od);
+    let want = cpu.adjoint(y.view().into_dyn());
+    let e = rel(&g.download(&od), &interleave(want.iter().copied()));
+    println!("SENSE adjoint: rel {e:.2e}");
+    assert!(e < 1e-4);
+
+    let rho = 0.37f32;
+    dev.normal(&g, &xd, rho, &od);
+    let mut want = cpu.normal(x.view().into_dyn());
+    want.zip_mut_with(&x.view().into_dyn(), |a, &b| *a += b * rho);
+    let e = rel(&g.download(&od), &interleave(want.iter().copied()));
+    println!("SENSE normal + rho: rel {e:.2e}");
+    assert!(e < 1e-4);
+}
+
+#[test]
+fn device_dot_matches_a_float64_loop() {
+    let g = gpu();
+    let mut rng = Rng::new(3);
+    for n in [1usize, 255, 256, 1000, 70_001, 300_000] {
+        let a: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let norm: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+            * b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let red = Reducer::new(&g);
+        red.dot(&g, &g.upload(&a), &g.upload(&b), slot::OUT);
+        let got = red.read(&g)[slot::OUT as usize] as f64;
+        println!("dot n = {n}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * norm.max(1.0),
+            "n = {n}: {got} vs {want}"
+        );
+    }
+}
+
+/// Planar [nb, 2, h, w] f32 → the float64 reference's [2, h, w] per image.
+fn prior_check(p: &Pyramid, nb: usize, h: usize, w: usize, sigma: f64, seed: u64) {
+    let g = gpu();
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = (0..nb * 2 * h * w)
+        .map(|_| (rng.normal() * 0.5) as f32)
+        .collect();
+    let dev = GpuPrior::new(&g, p);
+    let ws = dev.workspace(&g, nb, h, w);
+    let xd = g.upload(&x);
+    g.copy(&xd, ws.input());
+    dev.energy_grad(&g, &ws, sigma as f32);
+    let grad = g.download(ws.grad());
+    let dens = g.download(ws.density());
+    let mut want_g = Vec::new();
+    let mut want_d = Vec::new();
+    for b in 0..nb {
+        let xi = ndarray::Array3::from_shape_fn((2, h, w), |(c, y, xx)| {
+            x[((b * 2 + c) * h + y) * w + xx] as f64
+        });
+        want_g.extend(p.grad_x(xi.view(), sigma).iter().map(|&v| v as f32));
+        want_d.extend(p.energy_density(xi.view(), sigma).iter().map(|&v| v as f32));
+    }
+    let (eg, ed) = (rel(&grad, &want_g), rel(&dens, &want_d));
+    println!(
+        "prior {h}x{w} batch {nb}, {} levels: grad rel {eg:.2e}, density rel {ed:.2e}",
+        p.levels.len()
+    );
+    assert!(eg < 1e-4 && ed < 1e-4, "grad {eg}, density {ed}");
+}
+
+#[test]
+fn prior_energy_and_gradient_match_the_float64_reference() {
+    // Odd sizes exercise the pooled levels' dropped last row/column.
+    prior_check(&Pyramid::random(3, 6, 5, 5, 3, 21), 2, 37, 32, 0.07, 1);
+    prior_check(&Pyramid::random(1, 4, 3, 3, 3, 5), 3, 33, 35, 0.02, 2);
+}
+
+#[test]
+fn shipped_prior_matches_the_float64_reference() {
+    let (p, _) = basin_prior::default_model().unwrap();
+    prior_check(&p, 1, 64, 64, 0.03, 3);
+}
+
+#[test]
+fn backend_choice_never_picks_a_software_adapter_automatically() {
+    let hardware = Gpu::hardware();
+    let auto = Gpu::open(Backend::Auto).unwrap();
+    let forced = Gpu::open(Backend::Gpu)
+        .unwrap()
+        .expect("--backend gpu opens a device");
+    assert!(Gpu::open(Backend::Cpu).unwrap().is_none());
+    match hardware {
+        Some(_) => {
+            assert!(!auto.expect("auto picks the hardware GPU").is_software());
+            assert!(!forced.is_software());
+        }
+        None => {
+            assert!(
+                auto.is_none(),
+                "auto must fall back to the CPU, not to {}",
+                forced.description()
+            );
+            assert!(forced.is_software());
+        }
+    }
+    println!("device for --backend gpu: {}", forced.description());
+}

@@ -1,0 +1,79 @@
+//! The EBM solver on the GPU path (wgpu; lavapipe in CI) against the CPU path on a 64² phantom.
+//! Fails, not skips, without an adapter: `.ci/install-deps` installs Mesa's Vulkan driver.
+
+use basin_core::linop::Sense;
+use basin_core::C32;
+use basin_phantom::{generate, Kind, MaskKind, PhantomSpec};
+use basin_prior::fast::FastPyramid;
+use basin_recon::coils::{espirit_2d, EspiritParams};
+use basin_recon::ebm::{ebm, ebm_gpu, EbmParams};
+use ndarray::{Array3, Array4, Axis};
+
+fn case() -> (Sense, Array4<C32>) {
+    let spec = PhantomSpec {
+        kind: Kind::Brain,
+        matrix: 64,
+        coils: 4,
+        accel: 3.0,
+        center_fraction: 0.12,
+        mask: MaskKind::Equispaced,
+        noise: 0.002,
+        seed: 5,
+    };
+    let p = generate(&spec).unwrap();
+    let mask2 = ndarray::Array2::from_shape_fn((64, 64), |(y, _)| p.lines[y]);
+    let (maps, _) = espirit_2d(p.sampled.view(), mask2.view(), &EspiritParams::default()).unwrap();
+    let op = Sense::new(maps.insert_axis(Axis(1)), mask2.insert_axis(Axis(0)), false).unwrap();
+    (op, p.sampled.clone().insert_axis(Axis(1)))
+}
+
+fn nmse(a: &Array3<C32>, b: &Array3<C32>) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).norm_sqr() as f64)
+        .sum();
+    num / b.iter().map(|y| y.norm_sqr() as f64).sum::<f64>()
+}
+
+#[test]
+fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
+    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
+    let (op, k) = case();
+    let (pyr, _) = basin_prior::default_model().unwrap();
+    let p = EbmParams {
+        levels: 3,
+        inner: 2,
+        cg_iterations: 4,
+        init_iterations: 6,
+        ..EbmParams::default()
+    };
+    let (cpu, cpu_rep) = ebm(&op, &k, &FastPyramid::new(&pyr), &p, None);
+    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
+    let (dev, dev_rep, counts) = ebm_gpu(&gpu, &prior, &op, &k, &p, None).unwrap();
+    let e = nmse(&dev, &cpu);
+    println!(
+        "GPU vs CPU EBM, 64², 4 coils: NMSE {e:.2e}; energy {} vs {}; copies before/after loop {}/{} on {}",
+        dev_rep.energy,
+        cpu_rep.energy,
+        counts.copies_before_loop,
+        counts.copies_after_loop,
+        gpu.description()
+    );
+    assert_eq!(dev_rep.iterations, cpu_rep.iterations);
+    assert!(e < 1e-4, "NMSE between the GPU and CPU reconstructions {e}");
+    assert!(
+        (dev_rep.energy - cpu_rep.energy).abs() <= 1e-3 * cpu_rep.energy.abs().max(1.0),
+        "energy {} vs {}",
+        dev_rep.energy,
+        cpu_rep.energy
+    );
+    assert!(
+        counts.copies_before_loop > 0,
+        "the counter sees the uploads"
+    );
+    assert_eq!(
+        counts.copies_before_loop, counts.copies_after_loop,
+        "no host-device copy inside the iteration loop"
+    );
+}
