@@ -11,11 +11,13 @@ fn recon_backend_gpu_matches_cpu_and_reports_the_device() {
     basin_ok(&[
         "phantom",
         "--matrix",
-        "48",
+        "64",
         "--coils",
         "4",
         "--accel",
         "3",
+        "--center-fraction",
+        "0.15",
         "-o",
         &d("p.h5"),
     ]);
