@@ -9,7 +9,7 @@ use basin_export::nifti_in::read_nifti;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
 use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
-use basin_prior::validate::{slice_score, Typicality, SCORE_SIGMA, Z_THRESHOLD};
+use basin_prior::validate::{planes, Scorer, Typicality, SCORE_SIGMA, Z_THRESHOLD};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
@@ -168,17 +168,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     };
     let mut map = Array3::<f32>::zeros((nz, ny, nx));
     let mut rows = Vec::new();
+    let mut scorer = Scorer::new(&fast, ny, nx);
     for z in 0..nz {
-        let sl = img.index_axis(Axis(0), z);
-        let x = Array3::from_shape_fn((2, ny, nx), |(c, y, xx)| {
-            let v = sl[[y, xx]] * scale;
-            if c == 0 {
-                v.re
-            } else {
-                v.im
-            }
-        });
-        let (d, score) = slice_score(&fast, x.view());
+        let x = planes(img.index_axis(Axis(0), z), scale);
+        let (d, score) = scorer.score(x.view());
         map.index_axis_mut(Axis(0), z).assign(&d);
         // Slices that are mostly background carry too little anatomy to judge.
         let zs = typ

@@ -88,23 +88,87 @@ pub struct SliceScore {
     pub object_fraction: f64,
 }
 
-/// The energy-density map of `x` `[2, h, w]` at [`SCORE_SIGMA`] and its [`SliceScore`].
+/// Scores slices of one size: the workspace and the energy of an empty image (the energy's
+/// additive constant, which depends only on the size) are computed once, not per slice.
+pub struct Scorer<'a> {
+    model: &'a FastPyramid,
+    ws: crate::fast::PyramidWorkspace,
+    h: usize,
+    w: usize,
+    baseline: f64,
+    grad: Vec<f32>,
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer for `h`×`w` slices.
+    pub fn new(model: &'a FastPyramid, h: usize, w: usize) -> Self {
+        let mut s = Scorer {
+            model,
+            ws: model.workspace(h, w),
+            h,
+            w,
+            baseline: 0.0,
+            grad: vec![0.0; 2 * h * w],
+        };
+        let (_, e0) = s.map(Array3::zeros((2, h, w)).view());
+        s.baseline = e0;
+        s
+    }
+
+    /// Energy density `[h, w]` of `x` `[2, h, w]` at [`SCORE_SIGMA`] and the total energy.
+    pub fn map(&mut self, x: ArrayView3<'_, f32>) -> (Array2<f32>, f64) {
+        assert_eq!(x.dim(), (2, self.h, self.w), "Scorer: slice size");
+        let xs = x.as_standard_layout();
+        let mut d = vec![0.0f32; self.h * self.w];
+        let e = self.model.energy_grad(
+            &mut self.ws,
+            xs.as_slice().unwrap_or(&[]),
+            SCORE_SIGMA,
+            &mut self.grad,
+            Some(&mut d),
+        );
+        let map = Array2::from_shape_vec((self.h, self.w), d)
+            .unwrap_or_else(|_| Array2::zeros((self.h, self.w)));
+        (map, e as f64)
+    }
+
+    /// The energy-density map of `x` `[2, h, w]` at [`SCORE_SIGMA`] and its [`SliceScore`].
+    pub fn score(&mut self, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
+        let (d, e) = self.map(x);
+        let (h, w) = (self.h, self.w);
+        let object = (0..h)
+            .flat_map(|y| (0..w).map(move |xx| (y, xx)))
+            .filter(|&(y, xx)| x[[0, y, xx]].hypot(x[[1, y, xx]]) > OBJECT_LEVEL)
+            .count();
+        let n = (h * w).max(1) as f64;
+        (
+            d,
+            SliceScore {
+                energy: (e - self.baseline) / object.max(1) as f64,
+                object_fraction: object as f64 / n,
+            },
+        )
+    }
+}
+
+/// [`Scorer::score`] for a single slice (several slices of one size: use one [`Scorer`]).
 pub fn slice_score(model: &FastPyramid, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
     let (_, h, w) = x.dim();
-    let (d, e) = energy_map(model, x, SCORE_SIGMA);
-    let (_, e0) = energy_map(model, Array3::zeros(x.raw_dim()).view(), SCORE_SIGMA);
-    let object = (0..h)
-        .flat_map(|y| (0..w).map(move |xx| (y, xx)))
-        .filter(|&(y, xx)| x[[0, y, xx]].hypot(x[[1, y, xx]]) > OBJECT_LEVEL)
-        .count();
-    let n = (h * w).max(1) as f64;
-    (
-        d,
-        SliceScore {
-            energy: (e - e0) * n / object.max(1) as f64,
-            object_fraction: object as f64 / n,
-        },
-    )
+    Scorer::new(model, h, w).score(x)
+}
+
+/// A complex slice as the prior's `[2, h, w]` planes (real, imaginary), multiplied by `scale`
+/// (the p99 = 1 convention).
+pub fn planes(slice: ArrayView2<'_, C32>, scale: f32) -> Array3<f32> {
+    let (h, w) = slice.dim();
+    Array3::from_shape_fn((2, h, w), |(c, y, x)| {
+        let v = slice[[y, x]] * scale;
+        if c == 0 {
+            v.re
+        } else {
+            v.im
+        }
+    })
 }
 
 /// The typical range of slice energies of clean images (median and median absolute deviation
@@ -154,17 +218,11 @@ pub fn energy_density_volume(model: &FastPyramid, vol: &Array3<C32>) -> Array3<f
     let scale = crate::data::p99_scale(mags.iter());
     let (nz, ny, nx) = vol.dim();
     let mut out = Array3::zeros((nz, ny, nx));
+    let mut scorer = Scorer::new(model, ny, nx);
     for z in 0..nz {
-        let x = Array3::from_shape_fn((2, ny, nx), |(c, y, xx)| {
-            let v = vol[[z, y, xx]] * scale;
-            if c == 0 {
-                v.re
-            } else {
-                v.im
-            }
-        });
-        let (d, _) = energy_map(model, x.view(), SCORE_SIGMA);
-        out.index_axis_mut(ndarray::Axis(0), z).assign(&d);
+        let x = planes(vol.index_axis(ndarray::Axis(0), z), scale);
+        out.index_axis_mut(ndarray::Axis(0), z)
+            .assign(&scorer.map(x.view()).0);
     }
     out
 }
