@@ -58,3 +58,52 @@ pub fn single_coil(n: usize, noise: f64, seed: u64) -> (Phantom, Sense, Array4<C
     let k = p.sampled.clone().insert_axis(Axis(1));
     (p, op, k, mask)
 }
+
+/// A case without model error: the brain phantom's image times the norm of its true coil maps
+/// (so the coil images are the phantom's), its unit-norm true maps (8 coils, `matrix`²,
+/// equispaced `accel`, 8 % centre). Returns the truth and the operator; see [`noisy_kspace`].
+pub fn exact_case(matrix: usize, accel: f64, seed: u64) -> (Array3<C32>, Sense) {
+    let spec = PhantomSpec {
+        kind: Kind::Brain,
+        matrix,
+        coils: 8,
+        accel,
+        center_fraction: 0.08,
+        mask: MaskKind::Equispaced,
+        noise: 0.0,
+        seed,
+    };
+    let p = generate(&spec).unwrap();
+    let norm = p.maps.map_axis(Axis(0), |v| {
+        v.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt()
+    });
+    let maps = Array4::from_shape_fn((8, 1, matrix, matrix), |(c, _, y, x)| {
+        p.maps[[c, y, x]] / norm[[y, x]].max(1e-12)
+    });
+    let truth = Array3::from_shape_fn((1, matrix, matrix), |(_, y, x)| {
+        C32::new(p.truth[[y, x]] * norm[[y, x]], 0.0)
+    });
+    let mask = Array3::from_shape_fn((1, matrix, matrix), |(_, y, _)| p.lines[y]);
+    (truth, Sense::new(maps, mask, false).unwrap())
+}
+
+/// k-space = A x on the sampled samples + complex Gaussian noise of std `sigma` per sample.
+pub fn noisy_kspace(op: &Sense, x: &Array3<C32>, sigma: f64, seed: u64) -> Array4<C32> {
+    use basin_core::linop::LinearOp;
+    let mut rng = basin_core::rng::Rng::new(seed);
+    let clean = op.forward(x.view().into_dyn());
+    let mask = op.mask();
+    let dims = (
+        clean.shape()[0],
+        clean.shape()[1],
+        clean.shape()[2],
+        clean.shape()[3],
+    );
+    Array4::from_shape_fn(dims, |(c, z, y, xx)| {
+        if mask[[z, y, xx]] {
+            clean[[c, z, y, xx]] + rng.complex_normal() * (sigma as f32 / std::f32::consts::SQRT_2)
+        } else {
+            C32::new(0.0, 0.0)
+        }
+    })
+}
