@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# One run on a machine with an NVIDIA GPU (the device tool's H200): build with CUDA, check parity
-# at full size against the CPU path, then time the kernels (benches/src/bin/gpu_bench.rs).
-# Usage: bash benches/gpu/run.sh   (writes the log to $OUT/gpu.log when $OUT is set)
+# The GPU measurement of issue 6, in two halves because the device machine reaches no network
+# (no crates, no CUDA LLVM bundle):
+#
+#   bash benches/gpu/run.sh build   # here: release-build gpu-bench and the GPU parity tests into
+#                                   # benches/gpu/bin/ (ignored by git; carry it to the device)
+#   bash benches/gpu/run.sh run     # on the device: parity on the hardware adapter at full size,
+#                                   # then copy bandwidth (the ceiling), prior gradient 256²/320²,
+#                                   # batched FFTs 16×320²/16×368², EBM per slice and per
+#                                   # 160-slice volume, with GB/s and the fraction of the ceiling
+#
+# The device runs the wgpu runtime on NVIDIA's Vulkan driver. The `cuda` feature of basin-gpu
+# builds cubecl's CUDA runtime, whose build script downloads an LLVM bundle from the internet:
+# build with `--features cuda` only where that is reachable.
+# With the device tool: run(command="bash benches/gpu/run.sh run", carry=["benches/gpu/bin", ".gl"]);
+# .gl holds the Vulkan loader packages as the device README describes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out="${OUT:-target}"
-mkdir -p "$out"
-export CARGO_TERM_COLOR=never
-nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv || true
-# Parity on the hardware adapter: the same tests CI runs on lavapipe, plus the full EBM.
-BASIN_GPU_HARDWARE=1 cargo test --release -p basin-gpu -p basin-recon --features basin-gpu/cuda \
-  --test parity --test ebm_gpu -- --nocapture 2>&1 | tee "$out/gpu.log" | grep -E "rel|NMSE|test result|device"
-cargo run --release -p basin-benches --features cuda --bin gpu-bench 2>&1 | tee -a "$out/gpu.log" | tail -20
+bin=benches/gpu/bin
+case "${1:-}" in
+build)
+  mkdir -p "$bin"
+  cargo build --release -p basin-benches --bin gpu-bench
+  cp target/release/gpu-bench "$bin/"
+  for t in "basin-gpu parity" "basin-recon ebm_gpu"; do
+    set -- $t
+    exe=$(cargo test --release -p "$1" --test "$2" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)
+    cp "$exe" "$bin/$2"
+  done
+  ls -l "$bin"
+  ;;
+run)
+  out="${OUT:-target}"
+  mkdir -p "$out"
+  if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+  icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
+  nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv || true
+  export BASIN_GPU_HARDWARE=1
+  { "$bin/parity" --nocapture; "$bin/ebm_gpu" --nocapture; } 2>&1 | tee "$out/gpu.log" | grep -E "rel|NMSE|test result|device"
+  "$bin/gpu-bench" 2>&1 | tee -a "$out/gpu.log" | tail -20
+  ;;
+*)
+  echo "usage: bash benches/gpu/run.sh build|run" >&2
+  exit 2
+  ;;
+esac
