@@ -1,31 +1,12 @@
 //! The EBM solver on the GPU path (wgpu; lavapipe in CI) against the CPU path on a 64² phantom.
 //! Fails, not skips, without an adapter: `.ci/install-deps` installs Mesa's Vulkan driver.
 
-use basin_core::linop::Sense;
 use basin_core::C32;
-use basin_phantom::{generate, Kind, MaskKind, PhantomSpec};
 use basin_prior::fast::FastPyramid;
-use basin_recon::coils::{espirit_2d, EspiritParams};
 use basin_recon::ebm::{ebm, ebm_gpu, EbmParams};
-use ndarray::{Array3, Array4, Axis};
+use ndarray::Array3;
 
-fn case() -> (Sense, Array4<C32>) {
-    let spec = PhantomSpec {
-        kind: Kind::Brain,
-        matrix: 64,
-        coils: 4,
-        accel: 3.0,
-        center_fraction: 0.12,
-        mask: MaskKind::Equispaced,
-        noise: 0.002,
-        seed: 5,
-    };
-    let p = generate(&spec).unwrap();
-    let mask2 = ndarray::Array2::from_shape_fn((64, 64), |(y, _)| p.lines[y]);
-    let (maps, _) = espirit_2d(p.sampled.view(), mask2.view(), &EspiritParams::default()).unwrap();
-    let op = Sense::new(maps.insert_axis(Axis(1)), mask2.insert_axis(Axis(0)), false).unwrap();
-    (op, p.sampled.clone().insert_axis(Axis(1)))
-}
+mod common;
 
 fn nmse(a: &Array3<C32>, b: &Array3<C32>) -> f64 {
     let num: f64 = a
@@ -39,7 +20,8 @@ fn nmse(a: &Array3<C32>, b: &Array3<C32>) -> f64 {
 #[test]
 fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
     let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
-    let (op, k) = case();
+    let (truth, op) = common::exact_case(64, 3.0, 5);
+    let k = common::noisy_kspace(&op, &truth, 0.01, 6);
     let (pyr, _) = basin_prior::default_model().unwrap();
     let p = EbmParams {
         levels: 3,
@@ -53,7 +35,7 @@ fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
     let (dev, dev_rep, counts) = ebm_gpu(&gpu, &prior, &op, &k, &p, None).unwrap();
     let e = nmse(&dev, &cpu);
     println!(
-        "GPU vs CPU EBM, 64², 4 coils: NMSE {e:.2e}; energy {} vs {}; copies before/after loop {}/{} on {}",
+        "GPU vs CPU EBM, 64², 8 coils, 3×: NMSE {e:.2e}; energy {} vs {}; copies before/after loop {}/{} on {}",
         dev_rep.energy,
         cpu_rep.energy,
         counts.copies_before_loop,
