@@ -57,6 +57,22 @@ fn recon_backend_gpu_matches_cpu_and_reports_the_device() {
     let nmse: f64 = nmse.trim().parse().unwrap();
     println!("NIfTI magnitude GPU vs CPU: NMSE {nmse:.2e}");
     assert!(nmse < 1e-4, "GPU vs CPU NMSE {nmse}");
+    // Other solvers run on the CPU and say so.
+    let sense = basin(&[
+        "recon",
+        &d("p.h5"),
+        "-o",
+        &d("s.nii"),
+        "--protocol",
+        "sense",
+        "--backend",
+        "gpu",
+        "--json",
+    ]);
+    assert!(sense.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&sense.stdout).unwrap();
+    assert_eq!(summary["device"], "cpu");
+    assert!(String::from_utf8_lossy(&sense.stderr).contains("applies to the EBM solver"));
     let bad = basin(&["recon", &d("p.h5"), "-o", &d("x.nii"), "--backend", "tpu"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");

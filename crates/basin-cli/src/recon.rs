@@ -163,7 +163,18 @@ pub fn run(a: ReconArgs) -> Result<()> {
         );
         b
     };
-    let device = basin_gpu::Gpu::open(a.backend)?;
+    // Only the EBM solver runs on a GPU: other protocols do not open (or probe for) a device.
+    let device = if matches!(protocol.solver, basin_recon::Solver::Ebm(_)) {
+        basin_gpu::Gpu::open(a.backend)?
+    } else {
+        if a.backend == basin_gpu::Backend::Gpu {
+            tracing::warn!(
+                "protocol {} runs on the CPU: --backend gpu applies to the EBM solver",
+                protocol.name
+            );
+        }
+        None
+    };
     let device_name = device
         .as_ref()
         .map_or_else(|| "cpu".to_string(), |g| g.description().to_string());

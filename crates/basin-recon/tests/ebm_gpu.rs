@@ -59,3 +59,31 @@ fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
         "no host-device copy inside the iteration loop"
     );
 }
+
+#[test]
+fn gpu_cg_matches_the_cpu_cg_iteration_for_iteration() {
+    use basin_gpu::sense::{cg, interleave, CgBuffers, Reducer, SenseGpu};
+    use basin_recon::solvers::cg_sense;
+    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
+    let (truth, op) = common::exact_case(48, 2.0, 8);
+    let k = common::noisy_kspace(&op, &truth, 0.02, 9);
+    let dev = SenseGpu::new(&gpu, op.maps(), op.mask()).unwrap();
+    let red = Reducer::new(&gpu);
+    let bufs = CgBuffers::new(&gpu, dev.npix());
+    let yd = gpu.upload(&interleave(k.iter().copied()));
+    let b = gpu.zeros(2 * dev.npix());
+    let x = gpu.zeros(2 * dev.npix());
+    dev.adjoint(&gpu, &yd, &b);
+    for (lambda, iters) in [(0.0f32, 3usize), (0.05, 8), (0.0, 25)] {
+        let (want, _) = cg_sense(&op, &k, lambda, 1e-6, iters);
+        cg(&gpu, &dev, &red, &bufs, &b, &x, lambda, 1e-6, iters);
+        let got = gpu.download(&x);
+        let got = Array3::from_shape_fn(want.raw_dim(), |(z, y, xx)| {
+            let i = 2 * ((z * 48 + y) * 48 + xx);
+            C32::new(got[i], got[i + 1])
+        });
+        let e = nmse(&got, &want);
+        println!("CG λ = {lambda}, {iters} iterations: NMSE GPU vs CPU {e:.2e}");
+        assert!(e < 1e-8, "λ = {lambda}, {iters} iterations: NMSE {e}");
+    }
+}
