@@ -128,14 +128,7 @@ fn main() {
             C32::new(0.0, 0.0)
         }
     });
-    let levels = basin_recon::ebm::schedule(&p, 0.01);
-    let sched = basin_gpu::ebm::Schedule {
-        levels: levels.iter().map(|&(a, b)| (a as f32, b)).collect(),
-        inner: p.inner,
-        cg_iterations: p.cg_iterations,
-        init_iterations: p.init_iterations,
-        tolerance: basin_recon::ebm::DC_TOLERANCE,
-    };
+    let sched = basin_recon::ebm::device_schedule(&p, 0.01);
     let run = || {
         basin_gpu::ebm::run(&gpu, &prior, &maps, &mask, &supp, &y, &sched).expect("EBM");
     };

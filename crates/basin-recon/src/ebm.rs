@@ -123,6 +123,27 @@ fn support(op: &Sense) -> Array3<bool> {
     })
 }
 
+/// The data in the p99 = 1 convention shared by the solvers of this module: the scale s
+/// ([`data_scale`]), the scaled k-space y = k/s, and the complex noise level per sample σₙ
+/// (given, else [`estimate_noise`]) before and after scaling.
+struct Scaled {
+    s: f32,
+    y: Array4<C32>,
+    noise: f64,
+    noise_scaled: f64,
+}
+
+fn scaled(op: &Sense, kspace: &Array4<C32>, noise_std: Option<f64>) -> Scaled {
+    let s = data_scale(op, kspace);
+    let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask()));
+    Scaled {
+        s,
+        y: kspace.mapv(|c| c / s),
+        noise,
+        noise_scaled: noise / s as f64,
+    }
+}
+
 /// Relative-residual tolerance of every CG solve of the EBM solver (the float32 floor).
 pub const DC_TOLERANCE: f64 = 1e-6;
 
@@ -148,6 +169,21 @@ pub fn schedule(p: &EbmParams, noise_scaled: f64) -> Vec<(f64, f32)> {
         .collect()
 }
 
+/// The device solver's [`basin_gpu::ebm::Schedule`] for these parameters: [`schedule`] in
+/// float32, with the same iteration counts and [`DC_TOLERANCE`].
+pub fn device_schedule(p: &EbmParams, noise_scaled: f64) -> basin_gpu::ebm::Schedule {
+    basin_gpu::ebm::Schedule {
+        levels: schedule(p, noise_scaled)
+            .iter()
+            .map(|&(sigma, rho)| (sigma as f32, rho))
+            .collect(),
+        inner: p.inner,
+        cg_iterations: p.cg_iterations,
+        init_iterations: p.init_iterations,
+        tolerance: DC_TOLERANCE,
+    }
+}
+
 /// ∇ₓE of every slice of `x` `[z, y, x]` at σ, and the summed energy.
 fn prior_grad(model: &FastPyramid, x: &Array3<C32>, sigma: f32) -> (Array3<C32>, f64) {
     let (nz, ny, nx) = x.dim();
@@ -169,16 +205,16 @@ fn prior_grad(model: &FastPyramid, x: &Array3<C32>, sigma: f32) -> (Array3<C32>,
     (out, energy)
 }
 
-/// (AᴴA + ρI) x = Aᴴy + ρz by CG warm-started at `x0`, `iters` iterations.
+/// (AᴴA + ρI) x = Aᴴy + ρz by CG warm-started at `x0`, `iters` iterations (`aty` = Aᴴy).
 fn dc_step(
     op: &Sense,
-    y: &ArrayD<C32>,
+    aty: &ArrayD<C32>,
     z: &Array3<C32>,
     x0: &Array3<C32>,
     rho: f32,
     iters: usize,
 ) -> Array3<C32> {
-    let mut rhs = op.adjoint(y.view());
+    let mut rhs = aty.clone();
     let ax0 = op.normal(x0.view().into_dyn());
     Zip::from(&mut rhs)
         .and(&ax0)
@@ -205,20 +241,12 @@ pub fn ebm(
     p: &EbmParams,
     noise_std: Option<f64>,
 ) -> (Array3<C32>, EbmReport) {
-    let s = data_scale(op, kspace);
-    let y = kspace.mapv(|c| c / s).into_dyn();
-    let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask()));
-    let noise_scaled = noise / s as f64;
-    let (x0, _) = crate::solvers::cg_sense(
-        op,
-        &kspace.mapv(|c| c / s),
-        0.0,
-        DC_TOLERANCE,
-        p.init_iterations,
-    );
-    let mut x = x0;
+    let sc = scaled(op, kspace, noise_std);
+    let (mut x, _) = crate::solvers::cg_sense(op, &sc.y, 0.0, DC_TOLERANCE, p.init_iterations);
+    // Aᴴy is the same for every data-consistency step.
+    let aty = op.adjoint(sc.y.view().into_dyn());
     let supp = support(op);
-    let levels = schedule(p, noise_scaled);
+    let levels = schedule(p, sc.noise_scaled);
     let mut iterations = 0;
     let mut sigma = p.sigma_max;
     for &(sig, rho) in &levels {
@@ -238,16 +266,16 @@ pub fn ebm(
                         C32::new(0.0, 0.0)
                     }
                 });
-            x = dc_step(op, &y, &z, &z, rho, p.cg_iterations);
+            x = dc_step(op, &aty, &z, &z, rho, p.cg_iterations);
             iterations += 1;
         }
     }
     let (_, energy) = prior_grad(model, &x, sigma as f32);
     (
-        x.mapv(|c| c * s),
+        x.mapv(|c| c * sc.s),
         EbmReport {
             iterations,
-            noise_std: noise,
+            noise_std: sc.noise,
             sigma_final: sigma,
             energy,
         },
@@ -266,25 +294,25 @@ pub fn ebm_gpu(
     p: &EbmParams,
     noise_std: Option<f64>,
 ) -> Result<(Array3<C32>, EbmReport, basin_gpu::ebm::Report), basin_gpu::GpuError> {
-    let s = data_scale(op, kspace);
-    let y = kspace.mapv(|c| c / s);
-    let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask()));
-    let noise_scaled = noise / s as f64;
-    let levels = schedule(p, noise_scaled);
-    let sched = basin_gpu::ebm::Schedule {
-        levels: levels.iter().map(|&(a, b)| (a as f32, b)).collect(),
-        inner: p.inner,
-        cg_iterations: p.cg_iterations,
-        init_iterations: p.init_iterations,
-        tolerance: DC_TOLERANCE,
-    };
-    let (x, rep) = basin_gpu::ebm::run(gpu, prior, op.maps(), op.mask(), &support(op), &y, &sched)?;
+    let sc = scaled(op, kspace, noise_std);
+    let sched = device_schedule(p, sc.noise_scaled);
+    let (x, rep) = basin_gpu::ebm::run(
+        gpu,
+        prior,
+        op.maps(),
+        op.mask(),
+        &support(op),
+        &sc.y,
+        &sched,
+    )?;
     Ok((
-        x.mapv(|c| c * s),
+        x.mapv(|c| c * sc.s),
         EbmReport {
             iterations: rep.iterations,
-            noise_std: noise,
-            sigma_final: levels.last().map_or(p.sigma_max, |l| l.0),
+            noise_std: sc.noise,
+            sigma_final: schedule(p, sc.noise_scaled)
+                .last()
+                .map_or(p.sigma_max, |l| l.0),
             energy: rep.energy,
         },
         rep,
@@ -310,11 +338,10 @@ pub fn langevin_sample(
     seed: u64,
 ) -> Array3<C32> {
     let mut rng = basin_core::rng::Rng::new(seed);
-    let s = data_scale(op, kspace);
-    let y = kspace.mapv(|c| c / s).into_dyn();
-    let noise = noise_std.unwrap_or_else(|| estimate_noise(kspace, op.mask())) / s as f64;
-    let (mut x, _) =
-        crate::solvers::cg_sense(op, &kspace.mapv(|c| c / s), 0.0, 1e-6, p.init_iterations);
+    let sc = scaled(op, kspace, noise_std);
+    let (s, noise) = (sc.s, sc.noise_scaled);
+    let (mut x, _) = crate::solvers::cg_sense(op, &sc.y, 0.0, 1e-6, p.init_iterations);
+    let y = sc.y.into_dyn();
     let sm = p.sigma_max as f32;
     x.mapv_inplace(|c| c + C32::new(rng.normal() as f32, rng.normal() as f32) * sm);
     let levels = p.levels.max(1);

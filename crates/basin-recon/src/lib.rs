@@ -141,7 +141,9 @@ pub fn reconstruct_on(
     };
     let total = kspace.buckets.len();
     let mut slices = Vec::with_capacity(total);
-    let mut prior: Option<Result<basin_prior::fast::FastPyramid, basin_prior::PriorError>> = None;
+    // The embedded prior, decoded once, and its CPU or device form, built once when first used.
+    let mut pyramid: Option<basin_prior::Pyramid> = None;
+    let mut cpu_prior: Option<basin_prior::fast::FastPyramid> = None;
     for (i, b) in kspace.buckets.iter().enumerate() {
         let t0 = Instant::now();
         let mut data = b.data.clone();
@@ -181,29 +183,22 @@ pub fn reconstruct_on(
                     ),
                     Solver::Tv(p) => cs::tv(&op, &data, p),
                     Solver::Ebm(p) => {
-                        let model = prior.get_or_insert_with(|| {
-                            basin_prior::default_model()
-                                .map(|(m, _)| basin_prior::fast::FastPyramid::new(&m))
-                        });
-                        let model = model.as_ref().map_err(|e| ReconError::Numerical {
-                            what: "the embedded prior".into(),
-                            message: e.to_string(),
-                        })?;
+                        let pyr = match pyramid {
+                            Some(ref m) => m,
+                            None => pyramid.insert(
+                                basin_prior::default_model()
+                                    .map_err(|e| ReconError::Numerical {
+                                        what: "the embedded prior".into(),
+                                        message: e.to_string(),
+                                    })?
+                                    .0,
+                            ),
+                        };
                         let noise = whitening.as_ref().map(|_| 1.0);
                         let (img, rep) = match device {
                             Some(g) => {
-                                let gp = match &mut gpu_prior {
-                                    Some(gp) => gp,
-                                    none => none.insert(basin_gpu::prior::GpuPrior::new(
-                                        g,
-                                        &basin_prior::default_model()
-                                            .map_err(|e| ReconError::Numerical {
-                                                what: "the embedded prior".into(),
-                                                message: e.to_string(),
-                                            })?
-                                            .0,
-                                    )),
-                                };
+                                let gp = gpu_prior
+                                    .get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(g, pyr));
                                 let (img, rep, _) = ebm::ebm_gpu(g, gp, &op, &data, p, noise)
                                     .map_err(|e| ReconError::Numerical {
                                         what: "GPU EBM".into(),
@@ -211,7 +206,12 @@ pub fn reconstruct_on(
                                     })?;
                                 (img, rep)
                             }
-                            None => ebm::ebm(&op, &data, model, p, noise),
+                            None => {
+                                let model = cpu_prior.get_or_insert_with(|| {
+                                    basin_prior::fast::FastPyramid::new(pyr)
+                                });
+                                ebm::ebm(&op, &data, model, p, noise)
+                            }
                         };
                         energy = Some(rep.energy);
                         (img, rep.iterations)
