@@ -57,24 +57,6 @@ pub fn tweedie(model: &FastPyramid, noisy: ArrayView3<'_, f32>, sigma: f32) -> A
     out
 }
 
-/// Energy density `[h, w]` of a complex image at σ, and its mean (the slice score).
-pub fn energy_map(model: &FastPyramid, x: ArrayView3<'_, f32>, sigma: f32) -> (Array2<f32>, f64) {
-    let (_, h, w) = x.dim();
-    let mut ws = model.workspace(h, w);
-    let xs = x.as_standard_layout();
-    let mut g = vec![0.0f32; 2 * h * w];
-    let mut d = vec![0.0f32; h * w];
-    let e = model.energy_grad(
-        &mut ws,
-        xs.as_slice().unwrap_or(&[]),
-        sigma,
-        &mut g,
-        Some(&mut d),
-    );
-    let map = Array2::from_shape_vec((h, w), d).unwrap_or_else(|_| Array2::zeros((h, w)));
-    (map, e as f64 / (h * w).max(1) as f64)
-}
-
 /// Magnitude (in the p99 = 1 convention) above which a pixel counts as part of the object.
 pub const OBJECT_LEVEL: f32 = 0.1;
 
