@@ -160,6 +160,9 @@ pub struct Sense {
     maps: Array4<C32>,
     mask: Array3<bool>,
     axes: Vec<usize>,
+    /// The FFT axes along which the mask varies. Along an axis where it does not (the readout
+    /// of Cartesian data), F⁻¹ M F = M there, so the normal operator transforms only along these.
+    normal_axes: Vec<usize>,
 }
 
 impl Sense {
@@ -174,8 +177,18 @@ impl Sense {
                 got: mask.shape().to_vec(),
             });
         }
-        let axes = if three_d { vec![0, 1, 2] } else { vec![1, 2] };
-        Ok(Sense { maps, mask, axes })
+        let axes: Vec<usize> = if three_d { vec![0, 1, 2] } else { vec![1, 2] };
+        let normal_axes = axes
+            .iter()
+            .copied()
+            .filter(|&a| !constant_along(&mask, a))
+            .collect();
+        Ok(Sense {
+            maps,
+            mask,
+            axes,
+            normal_axes,
+        })
     }
 
     /// The coil sensitivity maps `[c, z, y, x]`.
@@ -258,8 +271,19 @@ impl LinearOp for Sense {
             .fold(
                 || (Array3::zeros(dim), Array3::zeros(dim)),
                 |(mut acc, mut buf), c| {
-                    self.coil_forward(c, x.view(), &mut buf);
-                    ifftc(buf.view_mut(), &self.axes);
+                    // s_c x, then F⁻¹ M F along the axes where the mask varies (exact: the
+                    // transforms along the others cancel because M commutes with them).
+                    Zip::from(&mut buf)
+                        .and(&x)
+                        .and(self.maps.index_axis(Axis(0), c))
+                        .for_each(|o, &x, &s| *o = s * x);
+                    fftc(buf.view_mut(), &self.normal_axes);
+                    Zip::from(&mut buf).and(&self.mask).for_each(|o, &m| {
+                        if !m {
+                            *o = C32::new(0.0, 0.0);
+                        }
+                    });
+                    ifftc(buf.view_mut(), &self.normal_axes);
                     Zip::from(&mut acc)
                         .and(&buf)
                         .and(self.maps.index_axis(Axis(0), c))
@@ -271,6 +295,12 @@ impl LinearOp for Sense {
             .reduce(|| Array3::zeros(dim), |a, b| a + b);
         z.assign(&acc.into_dyn());
     }
+}
+
+/// Whether `mask` is the same at every position along `axis`.
+fn constant_along(mask: &Array3<bool>, axis: usize) -> bool {
+    let first = mask.index_axis(Axis(axis), 0);
+    mask.axis_iter(Axis(axis)).all(|lane| lane == first)
 }
 
 /// Complex inner product ⟨a, b⟩ = Σ conj(a)·b, accumulated in f64.

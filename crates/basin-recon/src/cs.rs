@@ -58,11 +58,11 @@ fn to3(a: ArrayD<C32>) -> Array3<C32> {
     a.into_dimensionality::<Ix3>().expect("Sense domain is 3D")
 }
 
-/// Gradient of the data term Aᴴ(Ax − y).
-fn data_grad(op: &Sense, x: &Array3<C32>, y: &ArrayD<C32>) -> Array3<C32> {
-    let mut r = op.forward(x.view().into_dyn());
-    r -= y;
-    to3(op.adjoint(r.view()))
+/// Gradient of the data term Aᴴ(Ax − y) = AᴴA x − Aᴴy into `g`, with `ahy` = Aᴴy computed once
+/// (the normal operator needs no k-space buffer and skips the readout FFTs of line masks).
+fn data_grad(op: &Sense, x: &Array3<C32>, ahy: &Array3<C32>, g: &mut Array3<C32>) {
+    op.normal_into(x.view().into_dyn(), g.view_mut().into_dyn());
+    *g -= ahy;
 }
 
 /// ½‖Ax − y‖².
@@ -135,11 +135,13 @@ pub fn l1_wavelet(op: &Sense, kspace: &Array4<C32>, p: &L1Params) -> (Array3<C32
     let lev = wavelet::levels_for(ny, nx, levels);
     let shift_max = if p.random_shift { 1usize << lev } else { 1 };
     let mut rng = Rng::new(seed);
-    let mut x = to3(op.adjoint(y.view()));
+    let ahy = to3(op.adjoint(y.view()));
+    let mut x = ahy.clone();
     let mut z = x.clone();
+    let mut g = Array3::zeros(x.dim());
     let mut t = 1.0f32;
     for _ in 0..iterations {
-        let g = data_grad(op, &z, &y);
+        data_grad(op, &z, &ahy, &mut g);
         let mut u = z.clone();
         Zip::from(&mut u).and(&g).for_each(|u, &g| *u -= g / l);
         let (dy, dx) = (
@@ -219,10 +221,12 @@ pub fn tv(op: &Sense, kspace: &Array4<C32>, p: &TvParams) -> (Array3<C32>, usize
     // Condat–Vũ step rule 1/τ − σ‖∇‖² ≥ L/2 with ‖∇‖² ≤ 8.
     let tau = 1.0 / l;
     let sigma = (1.0 / tau - l / 2.0) / 8.0 * 0.95;
-    let mut x = to3(op.adjoint(y.view()));
+    let ahy = to3(op.adjoint(y.view()));
+    let mut x = ahy.clone();
+    let mut g = Array3::zeros(x.dim());
     let mut p = ndarray::Array4::<C32>::zeros((2, x.dim().0, x.dim().1, x.dim().2));
     for _ in 0..iterations {
-        let g = data_grad(op, &x, &y);
+        data_grad(op, &x, &ahy, &mut g);
         let d = div2(&p);
         let mut xn = x.clone();
         Zip::from(&mut xn)
