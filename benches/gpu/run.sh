@@ -27,11 +27,16 @@ build)
     exe=$(cargo test --release -p "$1" --test "$2" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)
     cp "$exe" "$bin/$2"
   done
+  # Line tables make each binary ~150 MB and the device carries at most 64 MiB in all:
+  # stripped and gzipped they are ~8 MB each.
+  strip "$bin"/gpu-bench "$bin"/parity "$bin"/ebm_gpu
+  gzip -f "$bin"/gpu-bench "$bin"/parity "$bin"/ebm_gpu
   ls -l "$bin"
   ;;
 run)
   out="${OUT:-target}"
   mkdir -p "$out"
+  for f in "$bin"/*.gz; do [ -e "$f" ] && gunzip -f "$f" && chmod +x "${f%.gz}"; done
   if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
   icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   [ -f "$icd" ] && export VK_DRIVER_FILES="$icd"

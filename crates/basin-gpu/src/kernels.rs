@@ -349,10 +349,17 @@ pub fn pool2_adjoint_add(coarse: &[f32], fine: &mut [f32], h: u32, w: u32, plane
     }
 }
 
+/// Output (or, for the adjoint, input) channels computed by one thread of the convolutions:
+/// each input value loaded is used for this many channels (register blocking).
+pub const CONV_BLOCK: usize = 4;
+
 /// Same-size cross-correlation with zero padding plus a per-channel shift:
 /// out[b, o, y, x] = Σ_{i,dy,dx} w[o, i, dy, dx]·inp[b, i, y+dy−r, x+dx−r] + bias[o] + coef[o]·cval.
-/// dims: ci, co, k, h, w, nb.
+/// dims: ci, co, k, h, w, nb. One thread computes [`CONV_BLOCK`] = 4 consecutive output channels
+/// of one pixel (launch ⌈co/4⌉·nb·h·w threads); channels past co read the last channel's weights
+/// and are not written.
 #[cube(launch)]
+#[allow(clippy::manual_div_ceil)] // u32::div_ceil is not a cube operation
 pub fn conv_same(
     inp: &[f32],
     wt: &[f32],
@@ -369,18 +376,29 @@ pub fn conv_same(
     let w = dims[4];
     let nb = dims[5];
     let hw = h * w;
+    let cg = (co + 3) / 4;
     let t = ABSOLUTE_POS as u32;
-    if t < nb * co * hw {
-        let b = t / (co * hw);
-        let o = (t / hw) % co;
+    if t < nb * cg * hw {
+        let b = t / (cg * hw);
+        let o0 = ((t / hw) % cg) * 4;
+        let o1 = select(o0 + 1 < co, o0 + 1, co - 1);
+        let o2 = select(o0 + 2 < co, o0 + 2, co - 1);
+        let o3 = select(o0 + 3 < co, o0 + 3, co - 1);
         let pix = t % hw;
         let y = pix / w;
         let x = pix % w;
         let r = k / 2;
-        let mut acc = bias[o as usize] + coef[o as usize] * cval;
+        let kk = k * k;
+        let mut a0 = bias[o0 as usize] + coef[o0 as usize] * cval;
+        let mut a1 = bias[o1 as usize] + coef[o1 as usize] * cval;
+        let mut a2 = bias[o2 as usize] + coef[o2 as usize] * cval;
+        let mut a3 = bias[o3 as usize] + coef[o3 as usize] * cval;
         for i in 0..ci {
             let ib = (b * ci + i) * hw;
-            let wb = (o * ci + i) * k * k;
+            let w0 = (o0 * ci + i) * kk;
+            let w1 = (o1 * ci + i) * kk;
+            let w2 = (o2 * ci + i) * kk;
+            let w3 = (o3 * ci + i) * kk;
             for dy in 0..k {
                 // yy = y + dy − r, computed without going negative.
                 let yp = y + dy;
@@ -389,21 +407,38 @@ pub fn conv_same(
                     for dx in 0..k {
                         let xp = x + dx;
                         if xp >= r && xp - r < w {
-                            acc += wt[(wb + dy * k + dx) as usize] * inp[(row + xp - r) as usize];
+                            let v = inp[(row + xp - r) as usize];
+                            let q = dy * k + dx;
+                            a0 += wt[(w0 + q) as usize] * v;
+                            a1 += wt[(w1 + q) as usize] * v;
+                            a2 += wt[(w2 + q) as usize] * v;
+                            a3 += wt[(w3 + q) as usize] * v;
                         }
                     }
                 }
             }
         }
-        out[t as usize] = acc;
+        let ob = b * co * hw + pix;
+        out[(ob + o0 * hw) as usize] = a0;
+        if o0 + 1 < co {
+            out[(ob + o1 * hw) as usize] = a1;
+        }
+        if o0 + 2 < co {
+            out[(ob + o2 * hw) as usize] = a2;
+        }
+        if o0 + 3 < co {
+            out[(ob + o3 * hw) as usize] = a3;
+        }
     }
 }
 
 /// The adjoint of [`conv_same`] in its input, as a gather:
 /// out[b, i, y, x] = Σ_{o,dy,dx} w[o, i, dy, dx]·g[b, o, y−dy+r, x−dx+r], then, when `gate` = 1,
 /// multiplied by sigmoid(z[b, i, y, x]) (the softplus derivative of the layer below).
-/// dims: ci, co, k, h, w, nb.
+/// dims: ci, co, k, h, w, nb. One thread computes 4 consecutive input channels of one pixel
+/// (launch ⌈ci/4⌉·nb·h·w threads), as [`conv_same`] does for output channels.
 #[cube(launch)]
+#[allow(clippy::manual_div_ceil)] // u32::div_ceil is not a cube operation
 pub fn conv_adjoint(g: &[f32], wt: &[f32], z: &[f32], out: &mut [f32], dims: &[u32], gate: u32) {
     let ci = dims[0];
     let co = dims[1];
@@ -412,18 +447,29 @@ pub fn conv_adjoint(g: &[f32], wt: &[f32], z: &[f32], out: &mut [f32], dims: &[u
     let w = dims[4];
     let nb = dims[5];
     let hw = h * w;
+    let cg = (ci + 3) / 4;
     let t = ABSOLUTE_POS as u32;
-    if t < nb * ci * hw {
-        let b = t / (ci * hw);
-        let i = (t / hw) % ci;
+    if t < nb * cg * hw {
+        let b = t / (cg * hw);
+        let i0 = ((t / hw) % cg) * 4;
+        let i1 = select(i0 + 1 < ci, i0 + 1, ci - 1);
+        let i2 = select(i0 + 2 < ci, i0 + 2, ci - 1);
+        let i3 = select(i0 + 3 < ci, i0 + 3, ci - 1);
         let pix = t % hw;
         let y = pix / w;
         let x = pix % w;
         let r = k / 2;
-        let mut acc = 0.0f32;
+        let kk = k * k;
+        let mut a0 = 0.0f32;
+        let mut a1 = 0.0f32;
+        let mut a2 = 0.0f32;
+        let mut a3 = 0.0f32;
         for o in 0..co {
             let gb = (b * co + o) * hw;
-            let wb = (o * ci + i) * k * k;
+            let w0 = (o * ci + i0) * kk;
+            let w1 = (o * ci + i1) * kk;
+            let w2 = (o * ci + i2) * kk;
+            let w3 = (o * ci + i3) * kk;
             for dy in 0..k {
                 // source row y − dy + r
                 let yp = y + r;
@@ -432,17 +478,38 @@ pub fn conv_adjoint(g: &[f32], wt: &[f32], z: &[f32], out: &mut [f32], dims: &[u
                     for dx in 0..k {
                         let xp = x + r;
                         if xp >= dx && xp - dx < w {
-                            acc += wt[(wb + dy * k + dx) as usize] * g[(row + xp - dx) as usize];
+                            let v = g[(row + xp - dx) as usize];
+                            let q = dy * k + dx;
+                            a0 += wt[(w0 + q) as usize] * v;
+                            a1 += wt[(w1 + q) as usize] * v;
+                            a2 += wt[(w2 + q) as usize] * v;
+                            a3 += wt[(w3 + q) as usize] * v;
                         }
                     }
                 }
             }
         }
+        let ob = b * ci * hw + pix;
+        let s0 = ob + i0 * hw;
+        let s1 = ob + i1 * hw;
+        let s2 = ob + i2 * hw;
+        let s3 = ob + i3 * hw;
         if gate == 1 {
-            let zz = z[t as usize];
-            acc *= 1.0f32 / (1.0f32 + (-zz).exp());
+            a0 *= 1.0f32 / (1.0f32 + (-z[s0 as usize]).exp());
+            a1 *= 1.0f32 / (1.0f32 + (-z[s1 as usize]).exp());
+            a2 *= 1.0f32 / (1.0f32 + (-z[s2 as usize]).exp());
+            a3 *= 1.0f32 / (1.0f32 + (-z[s3 as usize]).exp());
         }
-        out[t as usize] = acc;
+        out[s0 as usize] = a0;
+        if i0 + 1 < ci {
+            out[s1 as usize] = a1;
+        }
+        if i0 + 2 < ci {
+            out[s2 as usize] = a2;
+        }
+        if i0 + 3 < ci {
+            out[s3 as usize] = a3;
+        }
     }
 }
 

@@ -190,11 +190,14 @@ impl GpuPrior {
         for (s, (lw, l)) in ws.levels.iter().zip(&self.levels).enumerate() {
             let sig = sigma / (1u32 << s) as f32;
             let hw = lw.h * lw.w;
+            // Convolution launches: one thread per pixel and CONV_BLOCK channels.
+            let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
             let (c, d) = grid(nb * l.c1 * hw);
+            let (cb1, db1) = grid(blocks(l.c1));
             kernels::conv_same::launch(
                 cl,
-                c.clone(),
-                d,
+                cb1.clone(),
+                db1,
                 lw.x.arg(),
                 l.w1.arg(),
                 l.b1.arg(),
@@ -203,15 +206,8 @@ impl GpuPrior {
                 lw.dims1.arg(),
                 sig.ln(),
             );
-            kernels::softplus::launch(
-                cl,
-                c.clone(),
-                d,
-                lw.z1.arg(),
-                lw.h1.arg(),
-                (nb * l.c1 * hw) as u32,
-            );
-            let (c2, d2) = grid(nb * l.c2 * hw);
+            kernels::softplus::launch(cl, c, d, lw.z1.arg(), lw.h1.arg(), (nb * l.c1 * hw) as u32);
+            let (c2, d2) = grid(blocks(l.c2));
             kernels::conv_same::launch(
                 cl,
                 c2,
@@ -240,8 +236,8 @@ impl GpuPrior {
             );
             kernels::conv_adjoint::launch(
                 cl,
-                c,
-                d,
+                cb1,
+                db1,
                 lw.d2.arg(),
                 l.w2.arg(),
                 lw.z1.arg(),
@@ -249,7 +245,7 @@ impl GpuPrior {
                 lw.dims2.arg(),
                 1,
             );
-            let (cg, dg) = grid(nb * 2 * hw);
+            let (cg, dg) = grid(blocks(2));
             kernels::conv_adjoint::launch(
                 cl,
                 cg,
