@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use basin_mrd::KSpace;
-use basin_recon::coils::acs_region;
+use basin_recon::coils::{acs_lines, acs_region};
 use clap::Args;
 use ndarray::Axis;
 use serde::Serialize;
@@ -63,10 +63,20 @@ fn summarise(k: &KSpace) -> Info {
         .buckets
         .iter()
         .map(|b| {
-            let lines = b.mask.map_axis(Axis(2), |r| r.iter().any(|&v| v));
-            let sampled = lines.iter().filter(|&&v| v).count();
+            // Phase-encoding lines: rows (ISMRMRD) or columns (fastMRI), whichever axis is
+            // undersampled.
+            let rows = b.mask.map_axis(Axis(2), |r| r.iter().any(|&v| v));
+            let cols = b.mask.map_axis(Axis(1), |r| r.iter().any(|&v| v));
+            let count = |l: &ndarray::Array2<bool>| l.iter().filter(|&&v| v).count();
+            let frac = |l: &ndarray::Array2<bool>| count(l) as f64 / l.len().max(1) as f64;
+            let lines = if frac(&cols) < frac(&rows) {
+                cols
+            } else {
+                rows
+            };
+            let sampled = count(&lines);
             let cal2 = b.calib_mask.map_axis(Axis(0), |v| v.iter().any(|&m| m));
-            let (y0, y1, _, _) = acs_region(cal2.view());
+            let calibration_lines = acs_lines(acs_region(cal2.view()));
             BucketInfo {
                 slice: b.key.slice,
                 contrast: b.key.contrast,
@@ -74,7 +84,7 @@ fn summarise(k: &KSpace) -> Info {
                 set: b.key.set,
                 sampled_lines: sampled,
                 acceleration: lines.len() as f64 / sampled.max(1) as f64,
-                calibration_lines: y1 - y0,
+                calibration_lines,
             }
         })
         .collect();

@@ -50,23 +50,38 @@ impl Default for EspiritParams {
     }
 }
 
-/// The largest centred region `[y0..y1) × [x0..x1)` that is fully sampled in `mask` `[y, x]`.
+/// The largest centred region `[y0..y1) × [x0..x1)` that is fully sampled in `mask` `[y, x]`:
+/// a block of full rows around the centre row (phase encoding along y, as ISMRMRD files store
+/// it), else a block of full columns around the centre column (along x, as fastMRI files
+/// store it). Empty (`y0 == y1`, `x0 == x1`) when neither centre line is fully sampled.
 pub fn acs_region(mask: ndarray::ArrayView2<'_, bool>) -> (usize, usize, usize, usize) {
     let (ny, nx) = mask.dim();
-    let row_full = |y: usize| mask.row(y).iter().all(|&m| m);
-    let cy = ny / 2;
-    if !row_full(cy) {
-        return (cy, cy, 0, 0);
+    let full_block = |n: usize, full: &dyn Fn(usize) -> bool| {
+        let c = n / 2;
+        if n == 0 || !full(c) {
+            return None;
+        }
+        let (mut a, mut b) = (c, c + 1);
+        while a > 0 && full(a - 1) {
+            a -= 1;
+        }
+        while b < n && full(b) {
+            b += 1;
+        }
+        Some((a, b))
+    };
+    if let Some((y0, y1)) = full_block(ny, &|y| mask.row(y).iter().all(|&m| m)) {
+        return (y0, y1, 0, nx);
     }
-    let mut y0 = cy;
-    while y0 > 0 && row_full(y0 - 1) {
-        y0 -= 1;
+    if let Some((x0, x1)) = full_block(nx, &|x| mask.column(x).iter().all(|&m| m)) {
+        return (0, ny, x0, x1);
     }
-    let mut y1 = cy + 1;
-    while y1 < ny && row_full(y1) {
-        y1 += 1;
-    }
-    (y0, y1, 0, nx)
+    (ny / 2, ny / 2, nx / 2, nx / 2)
+}
+
+/// Fully sampled phase-encoding lines of an [`acs_region`] (the shorter side of the block).
+pub fn acs_lines(region: (usize, usize, usize, usize)) -> usize {
+    (region.1 - region.0).min(region.3 - region.2)
 }
 
 /// Dominant eigenpair of a small Hermitian PSD matrix (row-major n×n) by power iteration.
@@ -277,16 +292,17 @@ pub fn walsh_2d(
     window: usize,
 ) -> Result<Array3<C32>, ReconError> {
     let (nc, ny, nx) = calib.dim();
-    let (y0, y1, _, _) = acs_region(mask);
-    if y1 - y0 < 4 {
+    let region = acs_region(mask);
+    let (y0, y1, x0, x1) = region;
+    if acs_lines(region) < 4 {
         return Err(ReconError::Calibration(format!(
             "the fully sampled centre is {} lines; Walsh maps need at least 4",
-            y1 - y0
+            acs_lines(region)
         )));
     }
     let mut low = Array3::<C32>::zeros((nc, ny, nx));
-    low.slice_mut(s![.., y0..y1, ..])
-        .assign(&calib.slice(s![.., y0..y1, ..]));
+    low.slice_mut(s![.., y0..y1, x0..x1])
+        .assign(&calib.slice(s![.., y0..y1, x0..x1]));
     ifftc(low.view_mut(), &[1, 2]);
     let h = window / 2;
     let results: Vec<Vec<C64>> = (0..ny * nx)
@@ -322,7 +338,10 @@ pub fn walsh_2d(
 }
 
 /// Coil maps `[c, z, y, x]` for a bucket: 2D estimation per z (for 3D data the calibration is
-/// first transformed along z, so each partition is calibrated in hybrid space).
+/// first transformed along z, so each partition is calibrated in hybrid space). Single-coil
+/// data (fastMRI's single-coil files) get a map of ones: the operator is then the masked FFT,
+/// its data consistency the exact projection onto the measured samples, and no calibration
+/// lines are needed.
 pub fn estimate(
     method: &crate::protocol::Calibration,
     calib: &Array4<C32>,
@@ -330,6 +349,9 @@ pub fn estimate(
     three_d: bool,
 ) -> Result<Array4<C32>, ReconError> {
     let (nc, nz, ny, nx) = calib.dim();
+    if nc == 1 {
+        return Ok(Array4::from_elem((1, nz, ny, nx), C32::new(1.0, 0.0)));
+    }
     let mut hybrid = calib.clone();
     if three_d {
         basin_core::fft::ifftc(hybrid.view_mut(), &[1]);
@@ -351,4 +373,23 @@ pub fn estimate(
         maps.slice_mut(s![.., z, .., ..]).assign(&m);
     }
     Ok(maps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Phase encoding along y (full rows), along x (full columns, fastMRI), and neither.
+    #[test]
+    fn acs_region_finds_full_rows_or_full_columns() {
+        let rows =
+            ndarray::Array2::from_shape_fn((16, 12), |(y, x)| (6..11).contains(&y) || x == 3);
+        assert_eq!(acs_region(rows.view()), (6, 11, 0, 12));
+        assert_eq!(acs_lines(acs_region(rows.view())), 5);
+        let cols = ndarray::Array2::from_shape_fn((16, 12), |(y, x)| (4..9).contains(&x) || y == 2);
+        assert_eq!(acs_region(cols.view()), (0, 16, 4, 9));
+        assert_eq!(acs_lines(acs_region(cols.view())), 5);
+        let none = ndarray::Array2::from_shape_fn((16, 12), |(y, x)| y == 8 && x == 6);
+        assert_eq!(acs_lines(acs_region(none.view())), 0);
+    }
 }
