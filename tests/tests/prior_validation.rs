@@ -41,6 +41,13 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
     // The card's typical range is what the embedded weights give on these data.
     let typ = Typicality::fit(&clean_energies(&f, &validation_slices(vol.view(), 8)));
     let num = |k: &str| card.get(k).and_then(|v| v.parse::<f64>().ok()).expect(k);
+    eprintln!(
+        "clean-slice score: median {} (card {}), MAD {} (card {})",
+        typ.median,
+        num("score_median"),
+        typ.mad,
+        num("score_mad")
+    );
     assert!((num("score_median") - typ.median).abs() <= 1e-5 * typ.median.abs().max(1.0));
     assert!((num("score_mad") - typ.mad).abs() <= 1e-5 * typ.mad.abs().max(1.0));
     let aucs = auc_rows(&f, &slices, &typ, 8);
