@@ -201,12 +201,20 @@ impl Sense {
         &self.mask
     }
 
-    fn coil_forward(&self, c: usize, x: ArrayView3<'_, C32>, out: &mut Array3<C32>) {
+    /// M F (s_c x) with F along `axes` (all FFT axes for the forward operator; the normal
+    /// operator passes only those where the mask varies).
+    fn coil_forward(
+        &self,
+        c: usize,
+        x: ArrayView3<'_, C32>,
+        out: &mut Array3<C32>,
+        axes: &[usize],
+    ) {
         Zip::from(&mut *out)
             .and(&x)
             .and(self.maps.index_axis(Axis(0), c))
             .for_each(|o, &x, &s| *o = s * x);
-        fftc(out.view_mut(), &self.axes);
+        fftc(out.view_mut(), axes);
         Zip::from(&mut *out).and(&self.mask).for_each(|o, &m| {
             if !m {
                 *o = C32::new(0.0, 0.0);
@@ -231,7 +239,7 @@ impl LinearOp for Sense {
             .enumerate()
             .for_each(|(c, mut yc)| {
                 let mut buf = Array3::zeros(x.dim());
-                self.coil_forward(c, x.view(), &mut buf);
+                self.coil_forward(c, x.view(), &mut buf, &self.axes);
                 yc.assign(&buf.into_dyn());
             });
     }
@@ -271,18 +279,9 @@ impl LinearOp for Sense {
             .fold(
                 || (Array3::zeros(dim), Array3::zeros(dim)),
                 |(mut acc, mut buf), c| {
-                    // s_c x, then F⁻¹ M F along the axes where the mask varies (exact: the
-                    // transforms along the others cancel because M commutes with them).
-                    Zip::from(&mut buf)
-                        .and(&x)
-                        .and(self.maps.index_axis(Axis(0), c))
-                        .for_each(|o, &x, &s| *o = s * x);
-                    fftc(buf.view_mut(), &self.normal_axes);
-                    Zip::from(&mut buf).and(&self.mask).for_each(|o, &m| {
-                        if !m {
-                            *o = C32::new(0.0, 0.0);
-                        }
-                    });
+                    // F⁻¹ M F only along the axes where the mask varies (exact: the transforms
+                    // along the others cancel because M commutes with them).
+                    self.coil_forward(c, x.view(), &mut buf, &self.normal_axes);
                     ifftc(buf.view_mut(), &self.normal_axes);
                     Zip::from(&mut acc)
                         .and(&buf)
