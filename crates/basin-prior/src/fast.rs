@@ -196,9 +196,15 @@ fn gather_band(full: &[f32], band: &mut [f32], c: usize, hw: usize, off: usize, 
 /// 3e-7 error did not).
 #[inline]
 fn exp_nonpositive(x: f32) -> f32 {
+    exp_nonpositive_f64(x as f64) as f32
+}
+
+/// e^x for x ≤ 0 in f64 (relative error ~1e-10; see [`exp_nonpositive`]).
+#[inline]
+pub(crate) fn exp_nonpositive_f64(x: f64) -> f64 {
     // Round to nearest by the 1.5·2⁵² trick (no libm call: f64::round is one on baseline x86-64).
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
-    let x = (x as f64).max(-1000.0);
+    let x = x.max(-1000.0);
     let n = (x * std::f64::consts::LOG2_E + SHIFTER) - SHIFTER;
     let r = x - n * std::f64::consts::LN_2;
     let mut p = 1.0 / 362_880.0; // 1/9!
@@ -209,7 +215,52 @@ fn exp_nonpositive(x: f32) -> f32 {
     let ni = n as i64;
     let half = ni >> 1;
     let two = |m: i64| f64::from_bits(((m + 1023) as u64) << 52);
-    (p * two(half) * two(ni - half)) as f32
+    p * two(half) * two(ni - half)
+}
+
+/// e^x for x ≤ 0 in f32 with a relative error below 2e-7 (x below −87 gives 0): for loops
+/// the compiler can vectorise — branch-free, no conversions wider than 32 bits. x = n ln 2 + r,
+/// |r| ≤ ln 2 / 2, e^r by its degree-7 Taylor polynomial, 2ⁿ by the exponent bits.
+#[inline]
+pub(crate) fn exp_nonpositive_f32(x: f32) -> f32 {
+    const SHIFTER: f32 = 12_582_912.0; // 1.5·2²³
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E + SHIFTER) - SHIFTER;
+    let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6;
+    let mut p = 1.0f32 / 5040.0;
+    for c in [
+        1.0f32 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// ln x for finite x > 0 in f64 (relative error ~1e-10): x = m·2ᵉ with m ∈ [√½, √2), ln m =
+/// 2 atanh(u), u = (m − 1)/(m + 1) ∈ [−0.172, 0.172], by the series of [`log1p_unit`]. Written
+/// out for the reason given at [`exp_nonpositive`].
+#[inline]
+pub(crate) fn ln_positive_f64(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let u = (m - 1.0) / (m + 1.0);
+    let u2 = u * u;
+    let mut s = 1.0 / 19.0;
+    for c in ODD_RECIPROCALS {
+        s = c + u2 * s;
+    }
+    2.0 * u * s + e as f64 * std::f64::consts::LN_2
 }
 
 /// 1/k! for k = 0..=8.
@@ -834,6 +885,7 @@ fn pool2_adjoint_add(coarse: &[f32], c: usize, h: usize, w: usize, dst: &mut [f3
 #[derive(Clone, Debug)]
 pub struct FastPyramid {
     levels: Vec<FastModel>,
+    experts: Option<crate::experts::Experts>,
 }
 
 /// The sizes of the non-empty pyramid levels of an `h`×`w` image (at most `n`).
@@ -857,6 +909,7 @@ pub struct PyramidWorkspace {
     gs: Vec<Vec<f32>>,
     ds: Vec<Vec<f32>>,
     ws: Vec<Workspace>,
+    experts: Option<crate::experts::ExpertsWorkspace>,
 }
 
 /// Training buffers of a [`FastPyramid`] for one patch size.
@@ -874,6 +927,15 @@ impl FastPyramid {
     pub fn new(p: &crate::pyramid::Pyramid) -> Self {
         FastPyramid {
             levels: p.levels.iter().map(FastModel::new).collect(),
+            experts: p.experts.clone(),
+        }
+    }
+
+    /// The network alone (β = 1, no experts): what training optimises.
+    pub fn network_only(&self) -> Self {
+        FastPyramid {
+            levels: self.levels.clone(),
+            experts: None,
         }
     }
 
@@ -894,6 +956,7 @@ impl FastPyramid {
                 .zip(&self.levels)
                 .map(|(&(a, b), l)| l.workspace(a, b))
                 .collect(),
+            experts: self.experts.as_ref().map(|e| e.workspace(h, w)),
             dims,
         }
     }
@@ -911,6 +974,40 @@ impl FastPyramid {
     /// Energy of `x` (`[2, h, w]`) at σ; writes ∇ₓE into `grad` and, when given, the energy
     /// density `[h, w]` (coarse levels spread over the pixels they pool).
     pub fn energy_grad(
+        &self,
+        ws: &mut PyramidWorkspace,
+        x: &[f32],
+        sigma: f32,
+        grad: &mut [f32],
+        mut density: Option<&mut [f32]>,
+    ) -> f32 {
+        let beta = self
+            .experts
+            .as_ref()
+            .map_or(1.0, |e| e.weights_at(sigma as f64)[e.len()]);
+        let mut energy = 0.0f64;
+        if beta != 0.0 {
+            energy = beta * self.net_energy_grad(ws, x, sigma, grad, density.as_deref_mut()) as f64;
+            if beta != 1.0 {
+                let b = beta as f32;
+                grad.iter_mut().for_each(|g| *g *= b);
+                if let Some(d) = density.as_deref_mut() {
+                    d.iter_mut().for_each(|v| *v *= b);
+                }
+            }
+        } else {
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            if let Some(d) = density.as_deref_mut() {
+                d.iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+        if let (Some(e), Some(ews)) = (&self.experts, ws.experts.as_mut()) {
+            energy += e.energy_grad_add(ews, x, sigma as f64, grad, density).0;
+        }
+        energy as f32
+    }
+
+    fn net_energy_grad(
         &self,
         ws: &mut PyramidWorkspace,
         x: &[f32],
@@ -1033,6 +1130,35 @@ mod tests {
 
     /// The hand-written softplus and sigmoid against f64 libm over the whole range the layers
     /// see (and past f32's underflow of e^−|z| near −87), including 0.
+    #[test]
+    fn exp_f32_matches_libm() {
+        let mut worst = 0.0f64;
+        let mut x = 0.0f32;
+        while x > -87.0 {
+            let want = (x as f64).exp();
+            worst = worst.max((exp_nonpositive_f32(x) as f64 - want).abs() / want);
+            x -= 0.000_71;
+        }
+        assert!(worst < 2e-7, "relative error {worst}");
+        assert_eq!(exp_nonpositive_f32(-1000.0), (-87.0f64).exp() as f32);
+    }
+
+    #[test]
+    fn ln_positive_matches_libm() {
+        let mut worst = 0.0f64;
+        let mut x = 1e-300f64;
+        while x < 1e300 {
+            for f in [1.0, 1.1, 1.414, 1.5, 1.9999] {
+                let v = x * f;
+                let err = (ln_positive_f64(v) - v.ln()).abs() / v.ln().abs().max(1.0);
+                worst = worst.max(err);
+            }
+            x *= 3.7;
+        }
+        assert!(worst < 1e-12, "relative error {worst}");
+        assert_eq!(ln_positive_f64(1.0), 0.0);
+    }
+
     #[test]
     fn softplus_sigmoid_match_f64() {
         let mut worst = (0.0f64, 0.0f64);

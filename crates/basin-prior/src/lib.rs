@@ -19,6 +19,7 @@
 
 pub mod conv;
 pub mod data;
+pub mod experts;
 pub mod fast;
 pub mod model;
 pub mod pyramid;

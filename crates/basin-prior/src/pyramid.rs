@@ -45,6 +45,9 @@ pub fn pool2_adjoint(y: ArrayView3<'_, f64>, h: usize, w: usize) -> Array3<f64> 
 pub struct Pyramid {
     /// One two-layer energy per level, finest first.
     pub levels: Vec<EnergyModel>,
+    /// The expert field and the weights per σ (the network's energy is then weighted by β(σ));
+    /// `None` while the network is trained.
+    pub experts: Option<crate::experts::Experts>,
 }
 
 /// Gradient of the DSM loss with respect to every parameter of a [`Pyramid`].
@@ -62,6 +65,7 @@ impl Pyramid {
             levels: (0..levels)
                 .map(|s| EnergyModel::random(c1, k1, c2, k2, seed + s as u64))
                 .collect(),
+            experts: None,
         }
     }
 
@@ -69,6 +73,7 @@ impl Pyramid {
     pub fn zeros_like(&self) -> Self {
         Pyramid {
             levels: self.levels.iter().map(EnergyModel::zeros_like).collect(),
+            experts: None,
         }
     }
 
@@ -103,9 +108,48 @@ impl Pyramid {
         out
     }
 
+    /// The network's weight β(σ) (1 without experts).
+    pub fn net_weight(&self, sigma: f64) -> f64 {
+        self.experts
+            .as_ref()
+            .map_or(1.0, |e| e.weights_at(sigma)[e.len()])
+    }
+
     /// Per-pixel energy density `[H, W]`: each level's density spread back over the pixels it
-    /// pooled (so the density sums to the energy).
+    /// pooled (so the density sums to the energy), plus the experts' density.
     pub fn energy_density(&self, x: ArrayView3<'_, f64>, sigma: f64) -> Array2<f64> {
+        let mut d = self.net_energy_density(x, sigma) * self.net_weight(sigma);
+        if let Some(e) = &self.experts {
+            d += &e.density_reference(x, sigma);
+        }
+        d
+    }
+
+    /// The energy E(x; σ).
+    pub fn energy(&self, x: ArrayView3<'_, f64>, sigma: f64) -> f64 {
+        let beta = self.net_weight(sigma);
+        let net = if beta != 0.0 {
+            self.net_energy(x, sigma)
+        } else {
+            0.0
+        };
+        beta * net
+            + self
+                .experts
+                .as_ref()
+                .map_or(0.0, |e| e.density_reference(x, sigma).sum())
+    }
+
+    /// The exact image gradient ∇ₓE `[2, H, W]`.
+    pub fn grad_x(&self, x: ArrayView3<'_, f64>, sigma: f64) -> Array3<f64> {
+        let mut g = self.net_grad_x(x, sigma) * self.net_weight(sigma);
+        if let Some(e) = &self.experts {
+            g += &e.grad_reference(x, sigma);
+        }
+        g
+    }
+
+    fn net_energy_density(&self, x: ArrayView3<'_, f64>, sigma: f64) -> Array2<f64> {
         let imgs = self.images(x);
         let mut acc: Option<Array3<f64>> = None;
         for s in (0..imgs.len()).rev() {
@@ -123,8 +167,7 @@ impl Pyramid {
             .unwrap_or_else(|| Array2::zeros((x.shape()[1], x.shape()[2])))
     }
 
-    /// The energy E(x; σ).
-    pub fn energy(&self, x: ArrayView3<'_, f64>, sigma: f64) -> f64 {
+    fn net_energy(&self, x: ArrayView3<'_, f64>, sigma: f64) -> f64 {
         let imgs = self.images(x);
         imgs.iter()
             .enumerate()
@@ -132,8 +175,7 @@ impl Pyramid {
             .sum()
     }
 
-    /// The exact image gradient ∇ₓE `[2, H, W]`.
-    pub fn grad_x(&self, x: ArrayView3<'_, f64>, sigma: f64) -> Array3<f64> {
+    fn net_grad_x(&self, x: ArrayView3<'_, f64>, sigma: f64) -> Array3<f64> {
         let imgs = self.images(x);
         let mut acc: Option<Array3<f64>> = None;
         for s in (0..imgs.len()).rev() {
@@ -157,7 +199,7 @@ impl Pyramid {
         sigma: f64,
     ) -> (f64, PyramidGradient) {
         let xt = &x + &(&n * sigma);
-        let g = self.grad_x(xt.view(), sigma);
+        let g = self.net_grad_x(xt.view(), sigma);
         let count = g.len() as f64;
         let r = &g * sigma - n;
         let loss = r.iter().map(|v| v * v).sum::<f64>() / count;

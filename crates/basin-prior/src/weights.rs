@@ -49,6 +49,45 @@ pub fn to_safetensors_with(
         bufs.push(t("b2", l.b2.shape(), &mut l.b2.iter()));
         bufs.push(t("alpha", l.alpha.shape(), &mut l.alpha.iter()));
     }
+    let mut card = card.clone();
+    if let Some(e) = &model.experts {
+        let f64_bytes = |v: &mut dyn Iterator<Item = &f64>| -> Vec<u8> {
+            v.flat_map(|x| x.to_le_bytes()).collect()
+        };
+        let (k, j) = e.log_pi.dim();
+        bufs.push((
+            "experts.var".into(),
+            vec![e.var.len()],
+            f64_bytes(&mut e.var.iter()),
+            Dtype::F64,
+        ));
+        bufs.push((
+            "experts.log_pi".into(),
+            vec![k, j],
+            f64_bytes(&mut e.log_pi.iter()),
+            Dtype::F64,
+        ));
+        bufs.push((
+            "experts.log_sigma".into(),
+            vec![e.log_sigma.len()],
+            f64_bytes(&mut e.log_sigma.iter()),
+            Dtype::F64,
+        ));
+        bufs.push((
+            "experts.weights".into(),
+            e.weights.shape().to_vec(),
+            f64_bytes(&mut e.weights.iter()),
+            Dtype::F64,
+        ));
+        card.insert(
+            EXPERT_FILTERS_KEY.into(),
+            e.filters
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
     let views = bufs
         .iter()
         .map(|(n, s, b, d)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
@@ -57,7 +96,7 @@ pub fn to_safetensors_with(
             tensor: "*".into(),
             message: e.to_string(),
         })?;
-    safetensors::serialize(views, Some(card.clone())).map_err(|e| PriorError::Weights {
+    safetensors::serialize(views, Some(card)).map_err(|e| PriorError::Weights {
         tensor: "*".into(),
         message: e.to_string(),
     })
@@ -84,7 +123,101 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Pyramid, HashMap<String, String
             message: "missing: not a basin prior".into(),
         });
     }
-    Ok((Pyramid { levels }, card))
+    let experts = if st.tensor("experts.weights").is_ok() {
+        Some(read_experts(&st, &card)?)
+    } else {
+        None
+    };
+    Ok((Pyramid { levels, experts }, card))
+}
+
+/// Card key listing the expert filters by name (see [`crate::experts::filter_bank`]).
+pub const EXPERT_FILTERS_KEY: &str = "experts_filters";
+
+fn read_experts(
+    st: &SafeTensors<'_>,
+    card: &HashMap<String, String>,
+) -> Result<crate::experts::Experts, PriorError> {
+    let bad = |t: &str, m: String| PriorError::Weights {
+        tensor: t.into(),
+        message: m,
+    };
+    let get = |name: &str, ndim: usize| -> Result<(Vec<usize>, Vec<f64>), PriorError> {
+        let t = st.tensor(name).map_err(|e| bad(name, e.to_string()))?;
+        if t.dtype() != Dtype::F64 {
+            return Err(bad(name, format!("dtype {:?}, expected F64", t.dtype())));
+        }
+        if t.shape().len() != ndim {
+            return Err(bad(
+                name,
+                format!("shape {:?}, expected {ndim} axes", t.shape()),
+            ));
+        }
+        let v: Vec<f64> = t
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(bad(name, "contains NaN or infinite values".into()));
+        }
+        Ok((t.shape().to_vec(), v))
+    };
+    let bank = crate::experts::filter_bank();
+    let names = card.get(EXPERT_FILTERS_KEY).ok_or_else(|| {
+        bad(
+            "header",
+            format!("metadata `{EXPERT_FILTERS_KEY}` missing (names of the expert filters)"),
+        )
+    })?;
+    let filters = names
+        .split(',')
+        .map(|n| {
+            bank.iter()
+                .find(|f| f.name == n)
+                .cloned()
+                .ok_or_else(|| bad("header", format!("unknown expert filter `{n}`")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (_, var) = get("experts.var", 1)?;
+    let (sp, lp) = get("experts.log_pi", 2)?;
+    let (_, log_sigma) = get("experts.log_sigma", 1)?;
+    let (sw, wv) = get("experts.weights", 2)?;
+    if sp != [filters.len(), var.len()] {
+        return Err(bad(
+            "experts.log_pi",
+            format!(
+                "shape {sp:?}, expected [K, J] = [{}, {}]",
+                filters.len(),
+                var.len()
+            ),
+        ));
+    }
+    if sw != [log_sigma.len(), filters.len() + 1] || log_sigma.is_empty() {
+        return Err(bad(
+            "experts.weights",
+            format!(
+                "shape {sw:?}, expected [T, K + 1] = [{}, {}]",
+                log_sigma.len(),
+                filters.len() + 1
+            ),
+        ));
+    }
+    if var.iter().any(|&v| v <= 0.0) {
+        return Err(bad("experts.var", "variances must be positive".into()));
+    }
+    if log_sigma.windows(2).any(|p| p[1] <= p[0]) {
+        return Err(bad("experts.log_sigma", "must increase".into()));
+    }
+    Ok(crate::experts::Experts {
+        filters,
+        var,
+        log_pi: ndarray::Array2::from_shape_vec((sp[0], sp[1]), lp)
+            .map_err(|e| bad("experts.log_pi", e.to_string()))?,
+        log_sigma,
+        weights: ndarray::Array2::from_shape_vec((sw[0], sw[1]), wv)
+            .map_err(|e| bad("experts.weights", e.to_string()))?,
+    })
 }
 
 fn read_level(st: &SafeTensors<'_>, level: usize) -> Result<EnergyModel, PriorError> {
