@@ -1,6 +1,6 @@
 //! The EBM reconstruction on the device, step for step the CPU solver of `basin_recon::ebm`:
 //! CG-SENSE initialisation, then for every (σ, ρ) of the schedule `inner` times a Tweedie prior
-//! step z = supp·(x − σ²∇ₓE(x; σ)) followed by data consistency (AᴴA + ρI) d = Aᴴy − AᴴA z by
+//! step z = supp·(x − λσ²∇ₓE(x; σ)) followed by data consistency (AᴴA + ρI) d = Aᴴy − AᴴA z by
 //! CG, x = z + d. Everything the loop touches lives on the device; the host only launches.
 
 use crate::device::{grid, Gpu, GpuError};
@@ -23,6 +23,8 @@ pub struct Schedule {
     pub init_iterations: usize,
     /// Relative-residual tolerance of every CG solve.
     pub tolerance: f64,
+    /// Weight λ of the prior: the prior step is z = x − λσ²∇ₓE.
+    pub prior_weight: f32,
 }
 
 /// What [`run`] measured.
@@ -111,7 +113,7 @@ pub fn run(
                 ws.grad().arg(),
                 supp.arg(),
                 z.arg(),
-                sigma * sigma,
+                sched.prior_weight * sigma * sigma,
                 hw as u32,
                 nz as u32,
             );

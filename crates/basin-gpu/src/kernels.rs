@@ -568,3 +568,144 @@ pub fn prior_step(x: &[f32], g: &[f32], supp: &[f32], z: &mut [f32], s2: f32, hw
         z[(2 * t + 1) as usize] = m * (x[(2 * t + 1) as usize] - s2 * gi);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The expert field (mirrors basin_prior::experts): one launch per filter. Filter k is
+// c[q] = Σ_t w_t · B_s[q + d_t] with B_s the mean over the s×s block at its top-left pixel (zero
+// outside the image); tap_off[(k·4 + t)·2 ..] = (dy, dx), tap_w[k·4 + t] = w_t for t < ntaps;
+// inv = 1/s². Its mixture has
+// log πₖⱼ = log_pi[k·nj + j] and variances var[j]; noise adds v = σ²‖f_k‖².
+// ---------------------------------------------------------------------------------------------
+
+/// Responses of filter k, their energy ψ (α·ψ added to `dens`) and α·ψ'·c into `dc` (planar
+/// [nb, 2, h, w]).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn expert_response(
+    x: &[f32],
+    tap_off: &[u32],
+    tap_w: &[f32],
+    log_pi: &[f32],
+    var: &[f32],
+    dc: &mut [f32],
+    dens: &mut [f32],
+    dims: &[u32],
+    k: u32,
+    ntaps: u32,
+    scale: u32,
+    inv: f32,
+    v: f32,
+    alpha: f32,
+) {
+    // dims: h, w, nb, nj
+    let h = dims[0];
+    let w = dims[1];
+    let nb = dims[2];
+    let nj = dims[3];
+    let hw = h * w;
+    let t = ABSOLUTE_POS as u32;
+    if t < nb * hw {
+        let b = t / hw;
+        let p = t % hw;
+        let y = p / w;
+        let xx = p % w;
+        let mut re = 0.0f32;
+        let mut im = 0.0f32;
+        for ti in 0..ntaps {
+            let o = (k * 4 + ti) as usize;
+            let yy = y + tap_off[2 * o];
+            let xq = xx + tap_off[2 * o + 1];
+            let wt = tap_w[o];
+            if yy < h && xq < w {
+                let mut sr = 0.0f32;
+                let mut si = 0.0f32;
+                for a in 0..scale {
+                    for c in 0..scale {
+                        if yy + a < h && xq + c < w {
+                            let i = b * 2 * hw + (yy + a) * w + xq + c;
+                            sr += x[i as usize];
+                            si += x[(i + hw) as usize];
+                        }
+                    }
+                }
+                re += wt * sr * inv;
+                im += wt * si * inv;
+            }
+        }
+        let tt = re * re + im * im;
+        let v0 = var[0] + v;
+        let mut m = log_pi[(k * nj) as usize] - v0.ln() - tt * 0.5f32 / v0;
+        for j in 1..nj {
+            let vj = var[j as usize] + v;
+            let l = log_pi[(k * nj + j) as usize] - vj.ln() - tt * 0.5f32 / vj;
+            if l > m {
+                m = l;
+            }
+        }
+        let mut s = 0.0f32;
+        let mut ws = 0.0f32;
+        for j in 0..nj {
+            let vj = var[j as usize] + v;
+            let e = (log_pi[(k * nj + j) as usize] - vj.ln() - tt * 0.5f32 / vj - m).exp();
+            s += e;
+            ws += e / vj;
+        }
+        let d = alpha * ws / s;
+        dc[(b * 2 * hw + p) as usize] = d * re;
+        dc[(b * 2 * hw + hw + p) as usize] = d * im;
+        dens[t as usize] += alpha * (-(m + s.ln()));
+    }
+}
+
+/// g += ∂/∂x of Σ_q ⟨dc[q], c[q]⟩ for filter k: the adjoint of its taps and box means, as a
+/// gather (each thread owns one pixel of both planes).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn expert_adjoint(
+    dc: &[f32],
+    tap_off: &[u32],
+    tap_w: &[f32],
+    g: &mut [f32],
+    dims: &[u32],
+    k: u32,
+    ntaps: u32,
+    scale: u32,
+    inv: f32,
+) {
+    let h = dims[0];
+    let w = dims[1];
+    let nb = dims[2];
+    let hw = h * w;
+    let t = ABSOLUTE_POS as u32;
+    if t < nb * hw {
+        let b = t / hw;
+        let p = t % hw;
+        let y = p / w;
+        let xx = p % w;
+        let mut gr = 0.0f32;
+        let mut gi = 0.0f32;
+        for a in 0..scale {
+            for c in 0..scale {
+                // r = p − (a, c) is a box position containing p.
+                if a <= y && c <= xx {
+                    let ry = y - a;
+                    let rx = xx - c;
+                    for ti in 0..ntaps {
+                        let o = (k * 4 + ti) as usize;
+                        let dy = tap_off[2 * o];
+                        let dx = tap_off[2 * o + 1];
+                        // q = r − d_t is the response that read B[r].
+                        if dy <= ry && dx <= rx {
+                            let q = b * 2 * hw + (ry - dy) * w + rx - dx;
+                            let wt = tap_w[o] * inv;
+                            gr += wt * dc[q as usize];
+                            gi += wt * dc[(q + hw) as usize];
+                        }
+                    }
+                }
+            }
+        }
+        g[(b * 2 * hw + p) as usize] += gr;
+        g[(b * 2 * hw + hw + p) as usize] += gi;
+    }
+}

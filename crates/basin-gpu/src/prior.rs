@@ -48,9 +48,22 @@ impl Level {
     }
 }
 
+/// The expert field on the device: taps `[K, 4, 3]`, log πₖⱼ, the component variances, and
+/// on the host what the launches need per σ.
+struct ExpertsDev {
+    host: basin_prior::experts::Experts,
+    tap_off: DBuf<u32>,
+    tap_w: DBuf<f32>,
+    log_pi: DBuf<f32>,
+    var: DBuf<f32>,
+    /// (taps, box size, ‖f‖²) per filter.
+    shape: Vec<(usize, usize, f64)>,
+}
+
 /// The energy model on the device.
 pub struct GpuPrior {
     levels: Vec<Level>,
+    experts: Option<ExpertsDev>,
 }
 
 /// Buffers of one level for a batch size and image size.
@@ -69,12 +82,19 @@ struct LevelWs {
     dims2: DBuf<u32>,
 }
 
+/// Buffers of the expert field.
+struct ExpertsWs {
+    dc: DBuf<f32>,
+    dims: DBuf<u32>,
+}
+
 /// Device buffers for [`GpuPrior::energy_grad`] on `nb` images of `h`×`w`. The input goes in
 /// [`PriorWorkspace::input`] (planar `[nb, 2, h, w]`); the gradient (same layout) and the energy
 /// density `[nb, h, w]` come out in [`PriorWorkspace::grad`] and [`PriorWorkspace::density`].
 pub struct PriorWorkspace {
     nb: usize,
     levels: Vec<LevelWs>,
+    experts: Option<ExpertsWs>,
 }
 
 impl PriorWorkspace {
@@ -99,8 +119,32 @@ impl PriorWorkspace {
 impl GpuPrior {
     /// Uploads the weights of `p`.
     pub fn new(gpu: &Gpu, p: &Pyramid) -> Self {
+        let experts = p.experts.as_ref().map(|e| {
+            let mut off = vec![0u32; e.len() * 8];
+            let mut tw = vec![0.0f32; e.len() * 4];
+            for (k, f) in e.filters.iter().enumerate() {
+                for (t, &(dy, dx, wt)) in f.taps.iter().take(4).enumerate() {
+                    off[2 * (k * 4 + t)] = dy as u32;
+                    off[2 * (k * 4 + t) + 1] = dx as u32;
+                    tw[k * 4 + t] = wt as f32;
+                }
+            }
+            ExpertsDev {
+                tap_off: gpu.upload(&off),
+                tap_w: gpu.upload(&tw),
+                log_pi: gpu.upload(&f32s(e.log_pi.iter())),
+                var: gpu.upload(&f32s(e.var.iter())),
+                shape: e
+                    .filters
+                    .iter()
+                    .map(|f| (f.taps.len().min(4), f.scale, f.norm2()))
+                    .collect(),
+                host: e.clone(),
+            }
+        });
         GpuPrior {
             levels: p.levels.iter().map(|m| Level::new(gpu, m)).collect(),
+            experts,
         }
     }
 
@@ -136,7 +180,15 @@ impl GpuPrior {
                 }
             })
             .collect();
-        PriorWorkspace { nb, levels }
+        let experts = self.experts.as_ref().map(|e| ExpertsWs {
+            dc: gpu.zeros(nb * 2 * h * w),
+            dims: gpu.upload(&[h, w, nb, e.host.var.len()].map(|v| v as u32)),
+        });
+        PriorWorkspace {
+            nb,
+            levels,
+            experts,
+        }
     }
 
     /// Bytes [`GpuPrior::energy_grad`] must move through device memory with this kernel
@@ -173,6 +225,12 @@ impl GpuPrior {
         let nb = ws.nb;
         let n = ws.levels.len();
         let cl = gpu.client();
+        let wts = self
+            .experts
+            .as_ref()
+            .map(|e| e.host.weights_at(sigma as f64));
+        // The network's weight β(σ) scales its head, hence its gradient and density.
+        let beta = wts.as_ref().map_or(1.0, |w| w[w.len() - 1] as f32);
         for s in 1..n {
             let (f, c) = (&ws.levels[s - 1], &ws.levels[s]);
             let (cc, d) = grid(nb * 2 * c.h * c.w);
@@ -232,7 +290,7 @@ impl GpuPrior {
                 l.c2 as u32,
                 hw as u32,
                 nb as u32,
-                1.0 / sig,
+                beta / sig,
             );
             kernels::conv_adjoint::launch(
                 cl,
@@ -271,6 +329,48 @@ impl GpuPrior {
                     f.h as u32,
                     f.w as u32,
                     planes as u32,
+                );
+            }
+        }
+        if let (Some(e), Some(ew), Some(wts)) = (&self.experts, &ws.experts, &wts) {
+            let l0 = &ws.levels[0];
+            let (cp, dp) = grid(nb * l0.h * l0.w);
+            for (k, &(ntaps, scale, norm2)) in e.shape.iter().enumerate() {
+                if wts[k] == 0.0 {
+                    continue; // zero weight at this σ: no energy, no gradient
+                }
+                kernels::expert_response::launch(
+                    cl,
+                    cp.clone(),
+                    dp,
+                    l0.x.arg(),
+                    e.tap_off.arg(),
+                    e.tap_w.arg(),
+                    e.log_pi.arg(),
+                    e.var.arg(),
+                    ew.dc.arg(),
+                    l0.dens.arg(),
+                    ew.dims.arg(),
+                    k as u32,
+                    ntaps as u32,
+                    scale as u32,
+                    1.0 / (scale * scale) as f32,
+                    (sigma as f64 * sigma as f64 * norm2) as f32,
+                    wts[k] as f32,
+                );
+                kernels::expert_adjoint::launch(
+                    cl,
+                    cp.clone(),
+                    dp,
+                    ew.dc.arg(),
+                    e.tap_off.arg(),
+                    e.tap_w.arg(),
+                    l0.g.arg(),
+                    ew.dims.arg(),
+                    k as u32,
+                    ntaps as u32,
+                    scale as u32,
+                    1.0 / (scale * scale) as f32,
                 );
             }
         }

@@ -176,6 +176,16 @@ fn prior_energy_and_gradient_match_the_float64_reference() {
 }
 
 #[test]
+fn prior_with_expert_field_matches_the_float64_reference() {
+    // The expert field (every filter of the bank, boxes up to 8×8 at the image borders) on top
+    // of a network weighted by β(σ); σ between two rows of the weight table.
+    let mut p = Pyramid::random(2, 4, 3, 4, 3, 31);
+    p.experts = Some(basin_prior::experts::Experts::random(32));
+    prior_check(&p, 2, 29, 34, 0.05, 4);
+    prior_check(&p, 1, 40, 23, 0.012, 5);
+}
+
+#[test]
 fn shipped_prior_matches_the_float64_reference() {
     let (p, _) = basin_prior::default_model().unwrap();
     prior_check(&p, 1, 64, 64, 0.03, 3);
