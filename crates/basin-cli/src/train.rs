@@ -28,7 +28,8 @@ pub struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// Stop after this many steps in total (a shorter run of the same recipe; the learning-rate
-    /// schedule still follows the recipe's step count).
+    /// schedule still follows the recipe's step count, and the recipe's [experts] are fitted
+    /// only when the network has run all of its steps).
     #[arg(long)]
     steps: Option<usize>,
     /// Overwrite OUT (and start over instead of refusing when OUT.ckpt exists).
@@ -40,6 +41,10 @@ pub struct TrainArgs {
     /// Print a JSON summary (steps, losses, seconds) on stdout.
     #[arg(long)]
     json: bool,
+    /// Skip the network's training: take the network of these weights (an earlier `basin
+    /// train` of the same [model]) and only fit the recipe's [experts] on top of it.
+    #[arg(long, value_name = "FILE")]
+    network: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -50,6 +55,17 @@ struct Recipe {
     training: TrainingSec,
     data: DataSec,
     augment: AugmentSec,
+    experts: Option<ExpertsSec>,
+}
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ExpertsSec {
+    n_sigma: usize,
+    em_images: usize,
+    em_samples: usize,
+    fit_images: usize,
+    with_network: bool,
+    seed: u64,
 }
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +139,14 @@ fn load_recipe(path: &Path) -> Result<(Recipe, String)> {
             "{}: [training] needs steps, batch, checkpoint_every ≥ 1, patch ≥ 8 and lr > 0",
             path.display()
         );
+    }
+    if let Some(e) = &r.experts {
+        if e.n_sigma == 0 || e.em_images == 0 || e.em_samples == 0 || e.fit_images == 0 {
+            bail!(
+                "{}: [experts] needs n_sigma, em_images, em_samples and fit_images ≥ 1",
+                path.display()
+            );
+        }
     }
     if r.data.sources.is_empty() {
         bail!("{}: [data] sources is empty", path.display());
@@ -204,6 +228,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             "no slice of the sources has enough tissue (min_tissue = {})",
             recipe.data.min_tissue
         );
+    }
+    if let Some(net) = &a.network {
+        return fit_only(&a, net, &recipe, &cfg, &slices);
     }
     let mut trainer = if a.resume {
         let bytes =
@@ -302,7 +329,26 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "final_loss".into(),
         format!("{:.5} (mean of the last 50 steps)", tail_mean(&losses, 50)),
     );
-    write_bytes(&a.out, &to_safetensors(trainer.model(), &card)?, a.force)?;
+    let mut model = trainer.model().clone();
+    match &recipe.experts {
+        // The experts are fitted on the finished network; a shorter run (--steps) writes the
+        // network alone.
+        Some(e) if trainer.step_count() >= cfg.steps => {
+            fit_experts(&mut model, &mut card, e, &cfg, &slices, a.quiet)?
+        }
+        Some(_) => {
+            card.insert(
+                "experts".into(),
+                format!(
+                    "not fitted: the network stopped at step {} of {} (--steps)",
+                    trainer.step_count(),
+                    cfg.steps
+                ),
+            );
+        }
+        None => {}
+    }
+    write_bytes(&a.out, &to_safetensors(&model, &card)?, a.force)?;
     if a.json {
         println!(
             "{}",
@@ -316,6 +362,118 @@ pub fn run(a: TrainArgs) -> Result<()> {
             tail_mean(&losses, 50)
         );
     }
+    Ok(())
+}
+
+/// `--network`: the network of `net` as trained, the recipe's experts fitted on top.
+fn fit_only(
+    a: &TrainArgs,
+    net: &Path,
+    recipe: &Recipe,
+    cfg: &TrainConfig,
+    slices: &[ndarray::Array2<f32>],
+) -> Result<()> {
+    let Some(e) = &recipe.experts else {
+        bail!(
+            "--network fits the recipe's [experts] on a trained network, and {} has no [experts] section",
+            a.config.display()
+        );
+    };
+    let bytes = std::fs::read(net).with_context(|| format!("{}: cannot read", net.display()))?;
+    let (mut model, mut card) = basin_prior::weights::from_safetensors(&bytes)
+        .with_context(|| format!("{}: not basin prior weights", net.display()))?;
+    let want = (cfg.levels, cfg.c1, cfg.k1, cfg.c2, cfg.k2);
+    let have = model.levels.first().map(|l| {
+        let (c1, _, k1, _) = l.w1.dim();
+        let (c2, _, k2, _) = l.w2.dim();
+        (model.levels.len(), c1, k1, c2, k2)
+    });
+    if have != Some(want) {
+        bail!(
+            "{}: the network has (levels, c1, k1, c2, k2) = {have:?}, the recipe's [model] {want:?}",
+            net.display()
+        );
+    }
+    model.experts = None;
+    card.retain(|k, _| !k.starts_with("experts") && k != "validation" && !k.starts_with("score_"));
+    card.insert(
+        "recipe".into(),
+        std::fs::read_to_string(&a.config).unwrap_or_default(),
+    );
+    card.insert(
+        "network_from".into(),
+        format!(
+            "{} (its network as trained; `basin train --network` fitted the experts)",
+            net.display()
+        ),
+    );
+    fit_experts(&mut model, &mut card, e, cfg, slices, a.quiet)?;
+    write_bytes(&a.out, &to_safetensors(&model, &card)?, a.force)?;
+    if !a.quiet {
+        eprintln!("wrote {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// Fits the expert field of `e` on top of `model`'s network and records it in the card.
+fn fit_experts(
+    model: &mut basin_prior::Pyramid,
+    card: &mut HashMap<String, String>,
+    e: &ExpertsSec,
+    cfg: &TrainConfig,
+    slices: &[ndarray::Array2<f32>],
+    quiet: bool,
+) -> Result<()> {
+    let start = Instant::now();
+    let fc = basin_prior::experts::FitConfig {
+        sigma_min: cfg.sigma_min,
+        sigma_max: cfg.sigma_max,
+        n_sigma: e.n_sigma,
+        em_images: e.em_images,
+        em_samples: e.em_samples,
+        fit_images: e.fit_images,
+        with_network: e.with_network,
+        seed: e.seed,
+        augment: cfg.augment,
+    };
+    let net = basin_prior::fast::FastPyramid::new(model).network_only();
+    let (experts, report) = basin_prior::experts::fit(&net, slices, &fc, |m| {
+        if !quiet {
+            eprintln!("experts: {m}");
+        }
+    });
+    let mut table =
+        String::from("| σ | DSM loss, network alone | DSM loss, fitted energy |\n|---|---|---|\n");
+    for (s, a, b) in &report.rows {
+        table.push_str(&format!("| {s:.4} | {a:.4} | {b:.4} |\n"));
+    }
+    if !quiet {
+        eprint!("{table}");
+    }
+    card.insert("experts_fit".into(), table);
+    card.insert(
+        "experts_fit_time".into(),
+        format!(
+            "{:.0} s on {} threads",
+            start.elapsed().as_secs_f64(),
+            rayon::current_num_threads()
+        ),
+    );
+    card.insert(
+        "format".into(),
+        "basin-prior pyramid v1 + experts v1".into(),
+    );
+    card.insert(
+        "architecture".into(),
+        format!(
+            "{}; plus a field of {} Gaussian-scale-mixture experts on fixed Haar filters, exactly smoothed by the noise, E = sum_k alpha_k(sigma) sum_p psi_k(|f_k * x|^2) + beta(sigma) E_net",
+            card.get("architecture")
+                .map(|a| a.split("; plus a field").next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+            experts.len()
+        ),
+    );
+    model.experts = Some(experts);
     Ok(())
 }
 
