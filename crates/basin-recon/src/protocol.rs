@@ -202,6 +202,9 @@ impl Protocol {
                             .into(),
                     );
                 }
+                if !(p.prior_weight.is_finite() && p.prior_weight > 0.0) {
+                    return bad("solver.prior_weight needs a finite value > 0".into());
+                }
                 for (name, v) in [
                     ("levels", p.levels),
                     ("inner", p.inner),

@@ -6,7 +6,8 @@
 //!
 //! Asserted: the EBM keeps on average at least as much contrast as L1-wavelet. Issue 5's absolute
 //! bars (≥ 90 % at 4×, ≥ 75 % at 8×) are printed next to the measurement and are not met yet
-//! (about 50 % and 41 %; L1-wavelet 47 % and 35 %): see benches/RESULTS.md.
+//! (48 % and 39 % with the shipped prior weight 0.2; L1-wavelet 47 % and 35 %; with prior weight
+//! 1 the EBM keeps only 33 % and 28 %): see benches/RESULTS.md.
 
 use basin_core::C32;
 use basin_recon::cs::{l1_wavelet, L1Params};
