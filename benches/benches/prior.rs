@@ -53,6 +53,22 @@ fn benches(c: &mut Criterion) {
         "pyramid 3 levels energy+grad 256x256 (elements = MACs)",
         |b| b.iter(|| fp.energy_grad(&mut pws, &x, 0.1, &mut g, None)),
     );
+    // The shipped model: the expert field plus the network weighted by β(σ), at a σ of the
+    // EBM schedule (elements = pixels: the experts are not multiply-accumulates).
+    let (shipped, _) = basin_prior::default_model().expect("embedded model");
+    let sp = basin_prior::fast::FastPyramid::new(&shipped);
+    let mut sws = sp.workspace(h, w);
+    grp.throughput(Throughput::Elements((h * w) as u64));
+    grp.bench_function(
+        "shipped prior energy+grad 256x256 at sigma 0.02 (elements = pixels)",
+        |b| b.iter(|| sp.energy_grad(&mut sws, &x, 0.02, &mut g, None)),
+    );
+    let net = sp.network_only();
+    let mut nws = net.workspace(h, w);
+    grp.bench_function(
+        "shipped network alone 256x256 at sigma 0.02 (elements = pixels)",
+        |b| b.iter(|| net.energy_grad(&mut nws, &x, 0.02, &mut g, None)),
+    );
     grp.finish();
     let mut grp = c.benchmark_group("prior-training");
     grp.sample_size(10);

@@ -27,15 +27,17 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
             "σ {}: noisy {:.2} dB, Tweedie {:.2} dB, tuned TV {:.2} dB (λ {:.3})",
             r.sigma, r.noisy, r.tweedie, r.tv, r.tv_lambda
         );
-        // One step of the learned score removes a substantial part of the noise: at least 4 dB
-        // (measured +6.4 dB at σ = 0.05 and +9.2 dB at σ = 0.1 for the shipped model). The
-        // issue's bar, tuned TV + 0.5 dB, is not met yet (TV is 4 dB better): see RESULTS.md.
+        // Issue 4's bar is one Tweedie step ≥ tuned TV + 0.5 dB. The shipped energy (network +
+        // expert field) gains +0.76 dB over tuned TV at σ = 0.05 (bar met) and +0.08 dB at
+        // σ = 0.1 (bar not met; see RESULTS.md). Asserted: the bar at 0.05, not worse than TV at
+        // 0.1 (the network alone was 4.3 and 3.8 dB below TV).
+        let margin = if r.sigma < 0.075 { 0.5 } else { 0.0 };
         assert!(
-            r.tweedie > r.noisy + 4.0,
-            "σ {}: Tweedie {:.2} dB vs noisy {:.2} dB",
+            r.tweedie >= r.tv + margin,
+            "σ {}: Tweedie {:.2} dB vs tuned TV {:.2} dB (+{margin} required)",
             r.sigma,
             r.tweedie,
-            r.noisy
+            r.tv
         );
     }
     // The card's typical range is what the embedded weights give on these data.
