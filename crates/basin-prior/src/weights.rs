@@ -51,34 +51,29 @@ pub fn to_safetensors_with(
     }
     let mut card = card.clone();
     if let Some(e) = &model.experts {
-        let f64_bytes = |v: &mut dyn Iterator<Item = &f64>| -> Vec<u8> {
-            v.flat_map(|x| x.to_le_bytes()).collect()
-        };
         let (k, j) = e.log_pi.dim();
-        bufs.push((
-            "experts.var".into(),
-            vec![e.var.len()],
-            f64_bytes(&mut e.var.iter()),
-            Dtype::F64,
-        ));
-        bufs.push((
-            "experts.log_pi".into(),
-            vec![k, j],
-            f64_bytes(&mut e.log_pi.iter()),
-            Dtype::F64,
-        ));
-        bufs.push((
-            "experts.log_sigma".into(),
-            vec![e.log_sigma.len()],
-            f64_bytes(&mut e.log_sigma.iter()),
-            Dtype::F64,
-        ));
-        bufs.push((
-            "experts.weights".into(),
-            e.weights.shape().to_vec(),
-            f64_bytes(&mut e.weights.iter()),
-            Dtype::F64,
-        ));
+        let tensors: [(&str, Vec<usize>, Vec<f64>); 4] = [
+            ("experts.var", vec![e.var.len()], e.var.clone()),
+            (
+                "experts.log_pi",
+                vec![k, j],
+                e.log_pi.iter().copied().collect(),
+            ),
+            (
+                "experts.log_sigma",
+                vec![e.log_sigma.len()],
+                e.log_sigma.clone(),
+            ),
+            (
+                "experts.weights",
+                e.weights.shape().to_vec(),
+                e.weights.iter().copied().collect(),
+            ),
+        ];
+        for (name, shape, v) in tensors {
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            bufs.push((name.into(), shape, bytes, Dtype::F64));
+        }
         card.insert(
             EXPERT_FILTERS_KEY.into(),
             e.filters
