@@ -230,7 +230,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     if let Some(net) = &a.network {
-        return fit_only(&a, net, &recipe, &cfg, &slices);
+        return fit_only(&a, net, &recipe, &text, &cfg, &slices);
     }
     let mut trainer = if a.resume {
         let bytes =
@@ -370,6 +370,7 @@ fn fit_only(
     a: &TrainArgs,
     net: &Path,
     recipe: &Recipe,
+    text: &str,
     cfg: &TrainConfig,
     slices: &[ndarray::Array2<f32>],
 ) -> Result<()> {
@@ -396,10 +397,7 @@ fn fit_only(
     }
     model.experts = None;
     card.retain(|k, _| !k.starts_with("experts") && k != "validation" && !k.starts_with("score_"));
-    card.insert(
-        "recipe".into(),
-        std::fs::read_to_string(&a.config).unwrap_or_default(),
-    );
+    card.insert("recipe".into(), text.to_string());
     card.insert(
         "network_from".into(),
         format!(

@@ -103,6 +103,11 @@ pub fn component_sds() -> Vec<f64> {
         .collect()
 }
 
+/// The component variances sⱼ² of [`component_sds`].
+pub fn component_vars() -> Vec<f64> {
+    component_sds().iter().map(|s| s * s).collect()
+}
+
 /// The expert field: filters, mixtures, and the weights per σ.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Experts {
@@ -154,6 +159,20 @@ fn box_means(x: &[f32], h: usize, w: usize, s: usize, tmp: &mut [f64], out: &mut
             }
         }
     }
+}
+
+/// The filter's complex response at (y, x) from its box-mean planes `boxed` (`[2, h, w]`).
+#[inline]
+fn response(f: &Filter, boxed: &[f64], h: usize, w: usize, y: usize, x: usize) -> (f64, f64) {
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for &(dy, dx, wt) in &f.taps {
+        let (yy, xq) = (y + dy, x + dx);
+        if yy < h && xq < w {
+            re += wt * boxed[yy * w + xq];
+            im += wt * boxed[h * w + yy * w + xq];
+        }
+    }
+    (re, im)
 }
 
 /// Adjoint of [`box_means`]: adds Bᵀg (`g` on the box grid, `[2, h, w]`) into `out` `[2, h, w]`.
@@ -229,7 +248,7 @@ impl Experts {
     pub fn random(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let filters = filter_bank();
-        let var: Vec<f64> = component_sds().iter().map(|s| s * s).collect();
+        let var = component_vars();
         let k = filters.len();
         let log_pi = Array2::from_shape_fn((k, var.len()), |_| rng.normal());
         let weights = Array2::from_shape_fn((3, k + 1), |_| 0.05 + 0.2 * rng.uniform());
@@ -334,14 +353,7 @@ impl Experts {
                     // Responses of the row, then the mixture component by component over the
                     // whole row (loops the compiler can keep in registers and unroll).
                     for xx in 0..w {
-                        let (mut re, mut im) = (0.0f64, 0.0f64);
-                        for &(dy, dx, wt) in &f.taps {
-                            let (yy, xq) = (y + dy, xx + dx);
-                            if yy < h && xq < w {
-                                re += wt * buf.boxed[yy * w + xq];
-                                im += wt * buf.boxed[n + yy * w + xq];
-                            }
-                        }
+                        let (re, im) = response(f, &buf.boxed, h, w, y, xx);
                         rows.re[xx] = re;
                         rows.im[xx] = im;
                         rows.t[xx] = (re * re + im * im) as f32;
@@ -350,13 +362,12 @@ impl Experts {
                         rows.ws[xx] = 0.0;
                     }
                     // The mixture in f32 (ψ to ~1e-6 relative; sums stay f64).
-                    let consts32: &Vec<(f32, f32)> = &consts32;
-                    for &(a, b) in consts32 {
+                    for &(a, b) in &consts32 {
                         for (m, &t) in rows.m.iter_mut().zip(&rows.t) {
                             *m = m.max(a - t * b);
                         }
                     }
-                    for &(a, b) in consts32 {
+                    for &(a, b) in &consts32 {
                         let b2 = 2.0 * b;
                         for ((s, ws), (&t, &m)) in rows
                             .s
@@ -392,44 +403,42 @@ impl Experts {
             .collect()
     }
 
+    /// β(σ), the weight of the network's energy.
+    pub fn net_weight(&self, sigma: f64) -> f64 {
+        self.weights_at(sigma)[self.len()]
+    }
+
     /// Energy Σₖ αₖ(σ) Σ_p ψₖ of `x` (`[2, h, w]`), with ∇ₓ added into `grad` and, when given,
     /// the density added into `density` `[h, w]` (each response counted at its filter's anchor).
-    /// Returns the energy and β(σ), the weight of the network's energy.
     pub fn energy_grad_add(
         &self,
         ws: &mut ExpertsWorkspace,
         x: &[f32],
         sigma: f64,
         grad: &mut [f32],
-        density: Option<&mut [f32]>,
-    ) -> (f64, f64) {
+        mut density: Option<&mut [f32]>,
+    ) -> f64 {
         let wts = self.weights_at(sigma);
         // Experts of weight zero at this σ (non-negative least squares zeroes some) cost nothing.
         let active: Vec<bool> = wts.iter().map(|&a| a != 0.0).collect();
         let energies = self.per_filter(ws, x, sigma, &active);
         let mut e = 0.0;
         for (k, buf) in ws.per_filter.iter().enumerate() {
-            let a = wts[k];
-            if a == 0.0 {
+            if !active[k] {
                 continue;
             }
+            let a = wts[k];
             e += a * energies[k];
             for (g, v) in grad.iter_mut().zip(&buf.grad) {
                 *g += (a as f32) * v;
             }
-        }
-        if let Some(d) = density {
-            for (k, buf) in ws.per_filter.iter().enumerate() {
-                let a = wts[k] as f32;
-                if a == 0.0 {
-                    continue;
-                }
+            if let Some(d) = density.as_deref_mut() {
                 for (o, v) in d.iter_mut().zip(&buf.density) {
-                    *o += a * v;
+                    *o += (a as f32) * v;
                 }
             }
         }
-        (e, wts[self.filters.len()])
+        e
     }
 
     /// The unit-weight gradients of every expert for `x` at σ, each `[2, h, w]` (the columns of
@@ -505,7 +514,7 @@ pub fn fit_mixtures(
     per_filter: usize,
     rng: &mut Rng,
 ) -> Array2<f64> {
-    let var: Vec<f64> = component_sds().iter().map(|s| s * s).collect();
+    let var = component_vars();
     let j = var.len();
     let mut log_pi = Array2::zeros((filters.len(), j));
     for (k, f) in filters.iter().enumerate() {
@@ -518,13 +527,7 @@ pub fn fit_mixtures(
             box_means(xs, h, w, f.scale, &mut tmp, &mut boxed);
             for y in 0..h {
                 for xx in 0..w {
-                    let (mut re, mut im) = (0.0f64, 0.0f64);
-                    for &(dy, dx, wt) in &f.taps {
-                        if y + dy < h && xx + dx < w {
-                            re += wt * boxed[(y + dy) * w + xx + dx];
-                            im += wt * boxed[h * w + (y + dy) * w + xx + dx];
-                        }
-                    }
+                    let (re, im) = response(f, &boxed, h, w, y, xx);
                     ts.push(re * re + im * im);
                 }
             }
@@ -715,7 +718,7 @@ pub fn fit(
     let filters = filter_bank();
     progress("mixtures (EM)");
     let log_pi = fit_mixtures(&filters, &em, cfg.em_samples, &mut rng);
-    let var: Vec<f64> = component_sds().iter().map(|s| s * s).collect();
+    let var = component_vars();
     let nt = cfg.n_sigma.max(1);
     let log_sigma: Vec<f64> = (0..nt)
         .map(|i| {

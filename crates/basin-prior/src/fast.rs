@@ -984,7 +984,7 @@ impl FastPyramid {
         let beta = self
             .experts
             .as_ref()
-            .map_or(1.0, |e| e.weights_at(sigma as f64)[e.len()]);
+            .map_or(1.0, |e| e.net_weight(sigma as f64));
         let mut energy = 0.0f64;
         if beta != 0.0 {
             energy = beta * self.net_energy_grad(ws, x, sigma, grad, density.as_deref_mut()) as f64;
@@ -1002,7 +1002,7 @@ impl FastPyramid {
             }
         }
         if let (Some(e), Some(ews)) = (&self.experts, ws.experts.as_mut()) {
-            energy += e.energy_grad_add(ews, x, sigma as f64, grad, density).0;
+            energy += e.energy_grad_add(ews, x, sigma as f64, grad, density);
         }
         energy as f32
     }

@@ -110,9 +110,7 @@ impl Pyramid {
 
     /// The network's weight β(σ) (1 without experts).
     pub fn net_weight(&self, sigma: f64) -> f64 {
-        self.experts
-            .as_ref()
-            .map_or(1.0, |e| e.weights_at(sigma)[e.len()])
+        self.experts.as_ref().map_or(1.0, |e| e.net_weight(sigma))
     }
 
     /// Per-pixel energy density `[H, W]`: each level's density spread back over the pixels it

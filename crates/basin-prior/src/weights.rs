@@ -137,27 +137,7 @@ fn read_experts(
         tensor: t.into(),
         message: m,
     };
-    let get = |name: &str, ndim: usize| -> Result<(Vec<usize>, Vec<f64>), PriorError> {
-        let t = st.tensor(name).map_err(|e| bad(name, e.to_string()))?;
-        if t.dtype() != Dtype::F64 {
-            return Err(bad(name, format!("dtype {:?}, expected F64", t.dtype())));
-        }
-        if t.shape().len() != ndim {
-            return Err(bad(
-                name,
-                format!("shape {:?}, expected {ndim} axes", t.shape()),
-            ));
-        }
-        let v: Vec<f64> = t
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err(bad(name, "contains NaN or infinite values".into()));
-        }
-        Ok((t.shape().to_vec(), v))
-    };
+    let get = |name: &str, ndim: usize| read_tensor(st, name, ndim, Dtype::F64);
     let bank = crate::experts::filter_bank();
     let names = card.get(EXPERT_FILTERS_KEY).ok_or_else(|| {
         bad(
@@ -215,29 +195,45 @@ fn read_experts(
     })
 }
 
-fn read_level(st: &SafeTensors<'_>, level: usize) -> Result<EnergyModel, PriorError> {
-    let get = |short: &str, ndim: usize| -> Result<(Vec<usize>, Vec<f64>), PriorError> {
-        let name = format!("level{level}.{short}");
-        let bad = |m: String| PriorError::Weights {
-            tensor: name.clone(),
-            message: m,
-        };
-        let t = st.tensor(&name).map_err(|e| bad(e.to_string()))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(bad(format!("dtype {:?}, expected F32", t.dtype())));
-        }
-        if t.shape().len() != ndim {
-            return Err(bad(format!("shape {:?}, expected {ndim} axes", t.shape())));
-        }
-        let v: Vec<f64> = t
-            .data()
+/// Tensor `name` with `ndim` axes stored as `dtype` (F32 or F64), as float64 values, checked
+/// finite; errors name the tensor.
+fn read_tensor(
+    st: &SafeTensors<'_>,
+    name: &str,
+    ndim: usize,
+    dtype: Dtype,
+) -> Result<(Vec<usize>, Vec<f64>), PriorError> {
+    let bad = |m: String| PriorError::Weights {
+        tensor: name.into(),
+        message: m,
+    };
+    let t = st.tensor(name).map_err(|e| bad(e.to_string()))?;
+    if t.dtype() != dtype {
+        return Err(bad(format!("dtype {:?}, expected {dtype:?}", t.dtype())));
+    }
+    if t.shape().len() != ndim {
+        return Err(bad(format!("shape {:?}, expected {ndim} axes", t.shape())));
+    }
+    let v: Vec<f64> = if dtype == Dtype::F64 {
+        t.data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    } else {
+        t.data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect();
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err(bad("contains NaN or infinite values".into()));
-        }
-        Ok((t.shape().to_vec(), v))
+            .collect()
+    };
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(bad("contains NaN or infinite values".into()));
+    }
+    Ok((t.shape().to_vec(), v))
+}
+
+fn read_level(st: &SafeTensors<'_>, level: usize) -> Result<EnergyModel, PriorError> {
+    let get = |short: &str, ndim: usize| {
+        read_tensor(st, &format!("level{level}.{short}"), ndim, Dtype::F32)
     };
     let shape_err = |name: &str, m: String| PriorError::Weights {
         tensor: format!("level{level}.{name}"),

@@ -33,7 +33,7 @@ fn fast_path_matches_dense_float64_reference() {
         let mut ws = e.workspace(h, w);
         let mut g = vec![0.0f32; 2 * h * w];
         let mut d = vec![0.0f32; h * w];
-        let (en, _) = e.energy_grad_add(&mut ws, &xf, sigma, &mut g, Some(&mut d));
+        let en = e.energy_grad_add(&mut ws, &xf, sigma, &mut g, Some(&mut d));
         let dref = e.density_reference(x64.view(), sigma);
         let gref = e.grad_reference(x64.view(), sigma);
         let scale = dref.iter().map(|v| v.abs()).sum::<f64>();
