@@ -41,6 +41,20 @@ pub struct ReconArgs {
     /// image implausible (see `basin score`).
     #[arg(long, value_name = "NIFTI")]
     pub energy_map: Option<PathBuf>,
+    /// Posterior samples per slice (EBM protocols): annealed Langevin chains started from the
+    /// EBM image; the image written is their mean. Each sample costs about one more EBM
+    /// reconstruction of CPU time (samples run in parallel on the CPU cores, also when a GPU is
+    /// present). 0: no sampling.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub samples: usize,
+    /// Also write the per-pixel standard deviation of the samples' magnitude (same scale as the
+    /// image) as NIfTI: where it is high the data and the prior leave the image uncertain.
+    /// Needs --samples 2 or more.
+    #[arg(long, value_name = "NIFTI")]
+    pub uncertainty: Option<PathBuf>,
+    /// Seed of the posterior samples (the same seed gives the same samples).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
@@ -112,6 +126,8 @@ struct Summary {
     protocol: String,
     /// Where the EBM iterations ran ("cpu" or the GPU's description).
     device: String,
+    /// Posterior samples per slice (0: none); with samples the image is their mean.
+    samples: usize,
     shape_xyzt: [usize; 4],
     spacing_mm: [f64; 3],
     fallback_geometry: bool,
@@ -129,13 +145,24 @@ pub fn run(a: ReconArgs) -> Result<()> {
     let mut paths: Vec<&PathBuf> = outputs.iter().map(|(p, _)| p).collect();
     paths.extend(a.preview.iter());
     paths.extend(a.energy_map.iter());
-    if let Some(e) = &a.energy_map {
-        if format_of(e) != Format::Nifti {
-            bail!(
-                "{}: the energy map is written as NIfTI (.nii or .nii.gz)",
-                e.display()
-            );
+    paths.extend(a.uncertainty.iter());
+    for (what, p) in [
+        ("energy map", &a.energy_map),
+        ("uncertainty map", &a.uncertainty),
+    ] {
+        if let Some(e) = p {
+            if format_of(e) != Format::Nifti {
+                bail!(
+                    "{}: the {what} is written as NIfTI (.nii or .nii.gz)",
+                    e.display()
+                );
+            }
         }
+    }
+    if a.uncertainty.is_some() && a.samples < 2 {
+        bail!(
+            "--uncertainty needs --samples 2 or more (it is the standard deviation over the samples)"
+        );
     }
     for (i, p) in paths.iter().enumerate() {
         if p.exists() && !a.force {
@@ -149,6 +176,12 @@ pub fn run(a: ReconArgs) -> Result<()> {
         basin_export::dicom::validate_uid_root(r)?;
     }
     let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
+    if a.samples > 0 && !matches!(protocol.solver, basin_recon::Solver::Ebm(_)) {
+        bail!(
+            "--samples needs an EBM protocol; {} uses another solver",
+            protocol.name
+        );
+    }
     let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
     let total = kspace.buckets.len();
     let bar = if a.quiet || a.json {
@@ -181,7 +214,11 @@ pub fn run(a: ReconArgs) -> Result<()> {
     if !a.json && !a.quiet {
         eprintln!("device: {device_name}");
     }
-    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &|done, _| {
+    let options = basin_recon::ReconOptions {
+        samples: a.samples,
+        seed: a.seed,
+    };
+    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &options, &|done, _| {
         bar.set_position(done as u64)
     })
     .context("reconstruction failed")?;
@@ -207,6 +244,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
     let mut cvols: Vec<Array3<basin_core::C32>> = Vec::new();
     let mut geom = None;
     let mut first_cvol: Option<Array3<basin_core::C32>> = None;
+    let mut first_sd: Option<Array3<f32>> = None;
     for slices in groups.values_mut() {
         slices.sort_by(|a, b| {
             slice_location(&a.geometry)
@@ -218,6 +256,14 @@ pub fn run(a: ReconArgs) -> Result<()> {
         let vol = cvol.mapv(|v| v.norm());
         if first_cvol.is_none() && a.energy_map.is_some() {
             first_cvol = Some(cvol.clone());
+        }
+        if first_sd.is_none() && a.uncertainty.is_some() {
+            let sds = slices
+                .iter()
+                .map(|s| s.uncertainty.as_ref().map(|u| u.view()))
+                .collect::<Option<Vec<_>>>()
+                .context("a slice has no uncertainty map")?;
+            first_sd = Some(ndarray::concatenate(Axis(0), &sds)?);
         }
         if a.complex {
             cvols.push(cvol);
@@ -319,6 +365,15 @@ pub fn run(a: ReconArgs) -> Result<()> {
             a.force,
         )?;
     }
+    if let (Some(p), Some(sd)) = (&a.uncertainty, &first_sd) {
+        basin_export::nifti_out::write_nifti(
+            p,
+            sd,
+            &geom,
+            &format!("basin posterior sd, {} samples", a.samples),
+            a.force,
+        )?;
+    }
     let summary = Summary {
         input: a.input.display().to_string(),
         outputs: outputs
@@ -330,6 +385,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
             .collect(),
         protocol: protocol.name.clone(),
         device: device_name,
+        samples: a.samples,
         shape_xyzt: shape,
         spacing_mm: geom.spacing,
         fallback_geometry: geom.fallback,

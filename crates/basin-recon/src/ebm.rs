@@ -335,11 +335,14 @@ pub fn ebm_gpu(
 /// 2021): for σ from σ_max to σ_min, `inner` steps of
 ///
 /// ```text
-/// x ← x − α (∇ₓE(x; σ) + Aᴴ(Ax − y) / (σₙ² + 2σ²)) + √(2α) ξ,   α = step · σ²
+/// x ← x − α (λ∇ₓE(x; σ) + Aᴴ(Ax − y) / (σₙ² + 2σ²)) + √(2α) ξ,   α = step · σ²
 /// ```
 ///
-/// (the data term's variance grows with σ so noise-free data stay tractable), starting from the
-/// CG-SENSE image plus noise of level σ_max. Returns the sample in the data's scale.
+/// (the data term's variance grows with σ so noise-free data stay tractable), starting from
+/// `start` (data scale; the EBM image in [`posterior`]) plus noise of level σ_max. Pixels outside
+/// the support of the coil maps are held at zero, as in [`ebm`]. Returns the sample in the
+/// data's scale.
+#[allow(clippy::too_many_arguments)]
 pub fn langevin_sample(
     op: &Sense,
     kspace: &Array4<C32>,
@@ -348,22 +351,17 @@ pub fn langevin_sample(
     noise_std: Option<f64>,
     step: f64,
     seed: u64,
+    start: &Array3<C32>,
 ) -> Array3<C32> {
     let mut rng = basin_core::rng::Rng::new(seed);
     let sc = scaled(op, kspace, noise_std);
     let (s, noise) = (sc.s, sc.noise_scaled);
-    let (mut x, _) = crate::solvers::cg_sense(op, &sc.y, 0.0, 1e-6, p.init_iterations);
+    let supp = support(op);
+    let mut x = start.mapv(|c| c / s);
     let y = sc.y.into_dyn();
     let sm = p.sigma_max as f32;
     x.mapv_inplace(|c| c + C32::new(rng.normal() as f32, rng.normal() as f32) * sm);
-    let levels = p.levels.max(1);
-    for l in 0..levels {
-        let f = if levels == 1 {
-            1.0
-        } else {
-            l as f64 / (levels - 1) as f64
-        };
-        let sigma = (p.sigma_max.ln() + f * (p.sigma_min.ln() - p.sigma_max.ln())).exp();
+    for &(sigma, _) in &schedule(p, noise) {
         let alpha = step * sigma * sigma;
         let w = (1.0 / (noise * noise + 2.0 * sigma * sigma)) as f32;
         let amp = (2.0 * alpha).sqrt() as f32;
@@ -384,13 +382,38 @@ pub fn langevin_sample(
                     *x -= (g * p.prior_weight as f32 + d * w) * alpha as f32;
                     *x += xi * amp;
                 });
+            Zip::from(&mut x).and(&supp).for_each(|x, &inside| {
+                if !inside {
+                    *x = C32::new(0.0, 0.0)
+                }
+            });
         }
     }
     x.mapv(|c| c * s)
 }
 
-/// `n` posterior samples ([`langevin_sample`], seeds `seed`, `seed + 1`, …, in parallel):
-/// their mean and the per-pixel standard deviation of the magnitude.
+/// Posterior samples of [`posterior`], summarised.
+#[derive(Clone, Debug)]
+pub struct Posterior {
+    /// The samples' mean (data scale): the image basin writes.
+    pub mean: Array3<C32>,
+    /// Per-pixel standard deviation of the samples' magnitude (data scale): the uncertainty map.
+    pub sd: Array3<f32>,
+    /// The EBM run that started the chains; `energy` is that of the mean, `iterations` counts
+    /// the prior steps of the EBM run and of every chain.
+    pub report: EbmReport,
+}
+
+/// Step size of the Langevin chains, in units of σ² (the step that is stable for a prior whose
+/// curvature is at most 1/σ², the noise-smoothed energy's).
+pub const LANGEVIN_STEP: f64 = 0.5;
+
+/// `n` posterior samples (n ≥ 1; seeds `seed`, `seed + 1`, …, in parallel): the EBM image
+/// ([`ebm`], with the protocol's prior weight) is computed once, and each chain
+/// ([`langevin_sample`]) anneals from it through the protocol's σ schedule, sampling the plain
+/// posterior ∝ likelihood × prior (prior weight 1: a weight λ < 1 flattens the prior, and chains
+/// of likelihood × prior^λ spread by the injected noise alone — their spread was measured
+/// uncorrelated with the error, benches/RESULTS.md).
 pub fn posterior(
     op: &Sense,
     kspace: &Array4<C32>,
@@ -399,11 +422,27 @@ pub fn posterior(
     noise_std: Option<f64>,
     n: usize,
     seed: u64,
-) -> (Array3<C32>, Array3<f32>) {
+) -> Posterior {
     use rayon::prelude::*;
+    let (start, mut report) = ebm(op, kspace, model, p, noise_std);
+    let plain = EbmParams {
+        prior_weight: 1.0,
+        ..*p
+    };
     let samples: Vec<Array3<C32>> = (0..n.max(1))
         .into_par_iter()
-        .map(|i| langevin_sample(op, kspace, model, p, noise_std, 0.5, seed + i as u64))
+        .map(|i| {
+            langevin_sample(
+                op,
+                kspace,
+                model,
+                &plain,
+                noise_std,
+                LANGEVIN_STEP,
+                seed.wrapping_add(i as u64),
+                &start,
+            )
+        })
         .collect();
     let k = samples.len() as f32;
     let mut mean = Array3::<C32>::zeros(samples[0].raw_dim());
@@ -425,5 +464,13 @@ pub fn posterior(
             .for_each(|v, c, &m| *v += (c.norm() - m).powi(2));
     }
     let denom = (k - 1.0).max(1.0);
-    (mean, var.mapv(|v| (v / denom).sqrt()))
+    let s = data_scale(op, kspace);
+    let (_, energy) = prior_grad(model, &mean.mapv(|c| c / s), report.sigma_final as f32);
+    report.energy = energy;
+    report.iterations += samples.len() * p.levels.max(1) * p.inner;
+    Posterior {
+        mean,
+        sd: var.mapv(|v| (v / denom).sqrt()),
+        report,
+    }
 }

