@@ -1,6 +1,7 @@
 //! Shared set-up for basin's benchmarks: the 256², 8-coil analytic brain phantom at 4×
 //! (fastMRI equispaced, 8 % centre), its ESPIRiT maps, and BART `.cfl` I/O for comparisons.
 
+pub mod cases;
 pub mod prior_validation;
 
 use basin_core::C32;

@@ -87,3 +87,35 @@ pub fn ssim_2d(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, data_range: f64) 
     }
     total / count as f64
 }
+
+/// Pearson correlation coefficient of two equally long series (f64, two passes); NaN when
+/// either is constant or they are empty.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "pearson: series of different lengths");
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[cfg(test)]
+mod pearson_tests {
+    use super::pearson;
+
+    /// x = 1..5, y = (2, 4, 5, 4, 5): cov = 6, var x = 10, var y = 6, r = 6/√60 by hand.
+    #[test]
+    fn matches_the_hand_computed_value_and_its_symmetries() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [2.0, 4.0, 5.0, 4.0, 5.0];
+        let r = pearson(&x, &y);
+        assert!((r - 6.0 / 60f64.sqrt()).abs() < 1e-12, "{r}");
+        assert!((pearson(&y, &x) - r).abs() < 1e-15);
+        let affine: Vec<f64> = y.iter().map(|v| 3.0 * v - 7.0).collect();
+        assert!((pearson(&x, &affine) - r).abs() < 1e-12);
+        let neg: Vec<f64> = x.iter().map(|v| -v).collect();
+        assert!((pearson(&x, &neg) + 1.0).abs() < 1e-12);
+        assert!(pearson(&x, &[1.0; 5]).is_nan());
+    }
+}

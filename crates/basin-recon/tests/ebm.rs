@@ -97,16 +97,6 @@ fn prior_weight_is_read_and_checked() {
     }
 }
 
-/// Pearson correlation of two equally long series.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
-    cov / (va * vb).sqrt()
-}
-
 /// Issue 5's "uncertainty is informative", measured on the 64² 8-coil brain phantom with its
 /// true maps and noise of 1 % of the peak, at 2×, 4× and 8× equispaced: the posterior spread
 /// inside the object grows as fewer lines are measured, and the per-pixel standard deviation
@@ -114,6 +104,7 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 /// printed next to the measurement and is not met (benches/RESULTS.md).
 #[test]
 fn posterior_spread_grows_with_undersampling_and_tracks_the_error() {
+    use basin_core::metrics::pearson;
     use basin_recon::ebm::posterior;
     let m = model();
     let mut spreads = Vec::new();

@@ -1,0 +1,160 @@
+//! The validation cases of issue 5's quality benchmark: MNI152 2009a axial slices (never used
+//! to train the prior), simulated at twice the target resolution (bilinear 2× upsampling to
+//! 0.5 mm on a 512² grid) with 8 smooth birdcage-like coils and a smooth phase, k-space cropped
+//! to 256² (1 mm), complex Gaussian noise (1 % of the p99 image magnitude per sample), then
+//! undersampled 4× equispaced (8 % centre) and 8× random (4 % centre). Shared by the `quality`
+//! and `uncertainty` commands.
+
+use basin_core::fft::{fftc, ifftc};
+use basin_core::linop::Sense;
+use basin_core::C32;
+use basin_phantom::mask::{sampling_mask, MaskKind};
+use basin_phantom::{coil_coefficients, coil_value};
+use basin_recon::coils::{espirit_2d, EspiritParams};
+use ndarray::{s, Array2, Array3, Axis};
+
+/// Matrix of the cases.
+pub const N: usize = 256;
+const HI: usize = 512;
+
+/// One validation case.
+pub struct Case {
+    /// The fully sampled, noise-free 256² magnitude `[1, y, x]`.
+    pub truth: Array3<f32>,
+    /// Undersampled noisy k-space `[coil, 1, y, x]`.
+    pub kspace: ndarray::Array4<C32>,
+    /// Sampling mask `[y, x]`.
+    pub mask: Array2<bool>,
+    /// "4x" or "8x".
+    pub label: String,
+}
+
+impl Case {
+    /// The case's ESPIRiT maps `[coil, y, x]` (default parameters) and its SENSE operator.
+    pub fn operator(&self) -> Result<(Array3<C32>, Sense), String> {
+        let (maps, _) = espirit_2d(
+            self.kspace.index_axis(Axis(1), 0),
+            self.mask.view(),
+            &EspiritParams::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let op = Sense::new(
+            maps.clone().insert_axis(Axis(1)),
+            self.mask.clone().insert_axis(Axis(0)),
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((maps, op))
+    }
+}
+
+/// One case from a 1 mm slice.
+pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> Case {
+    // Upsample the 1 mm slice 2× (bilinear) and place it on a 512² canvas (0.5 mm), p99 = 1.
+    let (h0, w0) = slice.dim();
+    let (h, w) = (2 * h0, 2 * w0);
+    let at = |y: f64, x: f64| {
+        let (y0, x0) = (y.floor().max(0.0) as usize, x.floor().max(0.0) as usize);
+        let (y1, x1) = ((y0 + 1).min(h0 - 1), (x0 + 1).min(w0 - 1));
+        let (fy, fx) = ((y - y0 as f64) as f32, (x - x0 as f64) as f32);
+        let a = slice[[y0, x0]] * (1.0 - fx) + slice[[y0, x1]] * fx;
+        let b = slice[[y1, x0]] * (1.0 - fx) + slice[[y1, x1]] * fx;
+        a * (1.0 - fy) + b * fy
+    };
+    let up = Array2::from_shape_fn((h, w), |(y, x)| {
+        at(
+            ((y as f64 - 0.5) / 2.0).clamp(0.0, (h0 - 1) as f64),
+            ((x as f64 - 0.5) / 2.0).clamp(0.0, (w0 - 1) as f64),
+        )
+    });
+    let slice = &up;
+    let mut hi = Array2::<f32>::zeros((HI, HI));
+    let (oy, ox) = ((HI - h.min(HI)) / 2, (HI - w.min(HI)) / 2);
+    for y in 0..h.min(HI) {
+        for x in 0..w.min(HI) {
+            hi[[oy + y, ox + x]] = slice[[y, x]];
+        }
+    }
+    let scale = basin_prior::data::p99_scale(hi.iter());
+    hi.mapv_inplace(|v| v * scale);
+    let coef = coil_coefficients(8);
+    let coord = |i: usize| (i as f64 - (HI / 2) as f64) * 2.0 / HI as f64;
+    let phase = |y: usize, x: usize| {
+        let (u, v) = (coord(x), coord(y));
+        0.4 + 0.8 * u - 0.5 * v + 0.6 * (std::f64::consts::PI * u * v).cos()
+    };
+    let crop = |img: &Array2<C32>| -> Array2<C32> {
+        let mut k = img.clone();
+        fftc(k.view_mut(), &[0, 1]);
+        let o = (HI - N) / 2;
+        let mut c = k.slice(s![o..o + N, o..o + N]).to_owned();
+        ifftc(c.view_mut(), &[0, 1]);
+        // Orthonormal FFTs: the same object at half the matrix keeps its pixel values when the
+        // cropped spectrum is scaled by N/HI.
+        c.mapv_inplace(|v| v * (HI as f32 / N as f32));
+        c
+    };
+    let obj = Array2::from_shape_fn((HI, HI), |(y, x)| {
+        C32::from_polar(hi[[y, x]], phase(y, x) as f32)
+    });
+    let truth = crop(&obj).mapv(|c| c.norm()).insert_axis(Axis(0));
+    let (lines, _) =
+        sampling_mask(kind, N, accel, if accel > 5.0 { 0.04 } else { 0.08 }, seed).expect("mask");
+    let sigma = 0.01f32;
+    let mut rng = basin_core::rng::Rng::new(seed + 100);
+    let mut k = ndarray::Array4::<C32>::zeros((8, 1, N, N));
+    for c in 0..8 {
+        let img = Array2::from_shape_fn((HI, HI), |(y, x)| {
+            let s = coil_value(&coef[c], coord(x), -coord(y));
+            obj[[y, x]] * C32::new(s.re as f32, s.im as f32)
+        });
+        let mut kc = crop(&img);
+        fftc(kc.view_mut(), &[0, 1]);
+        for ((y, x), v) in kc.indexed_iter() {
+            if lines[y] {
+                k[[c, 0, y, x]] = *v + rng.complex_normal() * sigma;
+            }
+        }
+    }
+    let mask = Array2::from_shape_fn((N, N), |(y, _)| lines[y]);
+    Case {
+        truth,
+        kspace: k,
+        mask,
+        label: format!("{accel}x"),
+    }
+}
+
+/// |x| scaled by least squares to the truth (metrics compare magnitudes on the truth's scale).
+pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
+    let m = x.mapv(|c| c.norm());
+    let a = m
+        .iter()
+        .zip(truth)
+        .map(|(p, q)| (p * q) as f64)
+        .sum::<f64>()
+        / m.iter().map(|p| (p * p) as f64).sum::<f64>().max(1e-30);
+    m.mapv(|v| v * a as f32)
+}
+
+/// The six cases of the benchmark: axial slices 70, 85 and 100 of the MNI152 volume at `path`,
+/// each at 4× and 8×.
+pub fn mni_cases(path: &std::path::Path) -> Result<Vec<Case>, String> {
+    let vol = basin_export::nifti_in::read_nifti_volume(path).map_err(|e| e.to_string())?;
+    let mut cases = Vec::new();
+    for (i, &z) in [70usize, 85, 100].iter().enumerate() {
+        if z >= vol.dim().2 {
+            return Err(format!(
+                "{}: fewer than {} axial slices",
+                path.display(),
+                z + 1
+            ));
+        }
+        // Axial slices (third NIfTI axis), transposed to [y, x] with anterior up.
+        let mut s = vol.index_axis(Axis(2), z).t().to_owned();
+        s.invert_axis(Axis(0));
+        cases.push(make_case(&s, 4.0, MaskKind::Equispaced, 10 + i as u64));
+        cases.push(make_case(&s, 8.0, MaskKind::Random, 20 + i as u64));
+    }
+    Ok(cases)
+}
