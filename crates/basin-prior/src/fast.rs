@@ -468,7 +468,7 @@ impl FastModel {
         x: &[f32],
         sigma: f32,
         grad: &mut [f32],
-        mut density: Option<&mut [f32]>,
+        density: Option<&mut [f32]>,
     ) -> f32 {
         let (h, w) = (ws.h, ws.w);
         let hw = h * w;
@@ -527,30 +527,57 @@ impl FastModel {
             &mut ws.groups,
             &mut ws.z2,
         );
-        if let Some(d) = density.as_deref_mut() {
-            d[..hw].fill(0.0);
-        }
-        let mut energy = 0.0f64;
-        for k in 0..self.c2 {
+        // Output layer, channels in parallel: each channel's energy is summed over its pixels in
+        // order and the channels' sums are added in channel order, so the result does not
+        // depend on the number of threads. The density (scoring only) adds across channels per
+        // pixel and stays serial.
+        let channel = |k: usize, z: &mut [f32], mut d: Option<&mut [f32]>| -> f64 {
             let a = self.alpha[k] / sigma;
             let b = self.b2[k];
             let mut ek = 0.0f32;
-            for (p, zv) in ws.z2[k * hw..(k + 1) * hw].iter_mut().enumerate() {
+            for (p, zv) in z.iter_mut().enumerate() {
                 let (sp, sg) = softplus_sigmoid(*zv + b);
                 let e = a * sp;
                 ek += e;
-                if let Some(d) = density.as_deref_mut() {
+                if let Some(d) = d.as_deref_mut() {
                     d[p] += e;
                 }
                 *zv = a * sg; // z2 now holds ∂E/∂z2
             }
-            energy += ek as f64;
-        }
+            ek as f64
+        };
+        let z2 = &mut ws.z2[..self.c2 * hw];
+        let energy: f64 = match density {
+            Some(d) => {
+                d[..hw].fill(0.0);
+                z2.chunks_mut(hw)
+                    .enumerate()
+                    .map(|(k, z)| channel(k, z, Some(&mut d[..hw])))
+                    .sum()
+            }
+            None => {
+                use rayon::prelude::*;
+                let per: Vec<f64> = z2
+                    .par_chunks_mut(hw)
+                    .enumerate()
+                    .map(|(k, z)| channel(k, z, None))
+                    .collect();
+                per.iter().sum()
+            }
+        };
         // Backward: ∂E/∂h1 = col2im(W2ᵀ · δ2), ∂E/∂z1 = ∂E/∂h1 ⊙ s(z1), ∇ₓE = col2im(W1ᵀ · δ1).
         // z1 (h1 is no longer needed) accumulates ∂E/∂h1.
         g.backward(w2, self.c1, self.k2, &ws.z2, &mut ws.groups, &mut ws.z1);
-        for (d, s) in ws.z1.iter_mut().zip(&ws.s1) {
-            *d *= s;
+        {
+            use rayon::prelude::*;
+            ws.z1
+                .par_chunks_mut(hw)
+                .zip(ws.s1.par_chunks(hw))
+                .for_each(|(d, s)| {
+                    for (d, s) in d.iter_mut().zip(s) {
+                        *d *= s;
+                    }
+                });
         }
         g.backward(w1, 2, self.k1, &ws.z1, &mut ws.groups, grad);
         energy as f32

@@ -20,7 +20,7 @@ use crate::cs::data_scale;
 use crate::solvers::Cg;
 use basin_core::linop::{LinearOp, Sense};
 use basin_core::C32;
-use basin_prior::fast::FastPyramid;
+use basin_prior::fast::{FastPyramid, PyramidWorkspace};
 use ndarray::{Array3, Array4, ArrayD, Axis, Ix3, Zip};
 
 /// Parameters of [`ebm`] (the `[solver]` table of an `ebm` protocol).
@@ -196,25 +196,45 @@ pub fn device_schedule(p: &EbmParams, noise_scaled: f64) -> basin_gpu::ebm::Sche
     }
 }
 
-/// ∇ₓE of every slice of `x` `[z, y, x]` at σ, and the summed energy.
-fn prior_grad(model: &FastPyramid, x: &Array3<C32>, sigma: f32) -> (Array3<C32>, f64) {
-    let (nz, ny, nx) = x.dim();
-    let mut ws = model.workspace(ny, nx);
-    let mut out = Array3::zeros((nz, ny, nx));
-    let mut buf = vec![0.0f32; 2 * ny * nx];
-    let mut g = vec![0.0f32; 2 * ny * nx];
-    let mut energy = 0.0;
-    for z in 0..nz {
-        for (i, c) in x.index_axis(Axis(0), z).iter().enumerate() {
-            buf[i] = c.re;
-            buf[ny * nx + i] = c.im;
-        }
-        energy += model.energy_grad(&mut ws, &buf, sigma, &mut g, None) as f64;
-        for (i, o) in out.index_axis_mut(Axis(0), z).iter_mut().enumerate() {
-            *o = C32::new(g[i], g[ny * nx + i]);
+/// The prior's gradient for images of one size, its buffers kept across calls (allocated per
+/// call they cost a page fault per touched page on every step).
+struct PriorEval<'m> {
+    model: &'m FastPyramid,
+    ws: PyramidWorkspace,
+    buf: Vec<f32>,
+    g: Vec<f32>,
+}
+
+impl<'m> PriorEval<'m> {
+    fn new(model: &'m FastPyramid, ny: usize, nx: usize) -> Self {
+        PriorEval {
+            model,
+            ws: model.workspace(ny, nx),
+            buf: vec![0.0; 2 * ny * nx],
+            g: vec![0.0; 2 * ny * nx],
         }
     }
-    (out, energy)
+
+    /// ∇ₓE of every slice of `x` `[z, y, x]` at σ, and the summed energy.
+    fn grad(&mut self, x: &Array3<C32>, sigma: f32) -> (Array3<C32>, f64) {
+        let (nz, ny, nx) = x.dim();
+        let mut out = Array3::zeros((nz, ny, nx));
+        let mut energy = 0.0;
+        for z in 0..nz {
+            for (i, c) in x.index_axis(Axis(0), z).iter().enumerate() {
+                self.buf[i] = c.re;
+                self.buf[ny * nx + i] = c.im;
+            }
+            energy += self
+                .model
+                .energy_grad(&mut self.ws, &self.buf, sigma, &mut self.g, None)
+                as f64;
+            for (i, o) in out.index_axis_mut(Axis(0), z).iter_mut().enumerate() {
+                *o = C32::new(self.g[i], self.g[ny * nx + i]);
+            }
+        }
+        (out, energy)
+    }
 }
 
 /// (AᴴA + ρI) x = Aᴴy + ρz by CG warm-started at `x0`, `iters` iterations (`aty` = Aᴴy).
@@ -261,10 +281,12 @@ pub fn ebm(
     let levels = schedule(p, sc.noise_scaled);
     let mut iterations = 0;
     let mut sigma = p.sigma_max;
+    let (_, ny, nx) = x.dim();
+    let mut prior = PriorEval::new(model, ny, nx);
     for &(sig, rho) in &levels {
         sigma = sig;
         for _ in 0..p.inner {
-            let (g, _) = prior_grad(model, &x, sigma as f32);
+            let (g, _) = prior.grad(&x, sigma as f32);
             let s2 = (p.prior_weight * sigma * sigma) as f32;
             let mut z = x.clone();
             // Outside the support the data say nothing and the image is zero.
@@ -282,7 +304,7 @@ pub fn ebm(
             iterations += 1;
         }
     }
-    let (_, energy) = prior_grad(model, &x, sigma as f32);
+    let (_, energy) = prior.grad(&x, sigma as f32);
     (
         x.mapv(|c| c * sc.s),
         EbmReport {
@@ -358,6 +380,8 @@ pub fn langevin_sample(
     let (s, noise) = (sc.s, sc.noise_scaled);
     let supp = support(op);
     let mut x = start.mapv(|c| c / s);
+    let (_, ny, nx) = x.dim();
+    let mut prior = PriorEval::new(model, ny, nx);
     let y = sc.y.into_dyn();
     let sm = p.sigma_max as f32;
     x.mapv_inplace(|c| c + C32::new(rng.normal() as f32, rng.normal() as f32) * sm);
@@ -366,7 +390,7 @@ pub fn langevin_sample(
         let w = (1.0 / (noise * noise + 2.0 * sigma * sigma)) as f32;
         let amp = (2.0 * alpha).sqrt() as f32;
         for _ in 0..p.inner {
-            let (g, _) = prior_grad(model, &x, sigma as f32);
+            let (g, _) = prior.grad(&x, sigma as f32);
             let mut r = op.forward(x.view().into_dyn());
             r -= &y;
             let d = op.adjoint(r.view());
@@ -465,7 +489,9 @@ pub fn posterior(
     }
     let denom = (k - 1.0).max(1.0);
     let s = data_scale(op, kspace);
-    let (_, energy) = prior_grad(model, &mean.mapv(|c| c / s), report.sigma_final as f32);
+    let (_, ny, nx) = mean.dim();
+    let (_, energy) =
+        PriorEval::new(model, ny, nx).grad(&mean.mapv(|c| c / s), report.sigma_final as f32);
     report.energy = energy;
     report.iterations += samples.len() * p.levels.max(1) * p.inner;
     Posterior {
