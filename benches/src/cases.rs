@@ -125,16 +125,23 @@ pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> 
     }
 }
 
-/// |x| scaled by least squares to the truth (metrics compare magnitudes on the truth's scale).
-pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
-    let m = x.mapv(|c| c.norm());
-    let a = m
+/// The least-squares factor a minimising ‖a|x| − truth‖ (metrics compare magnitudes on the
+/// truth's scale).
+pub fn ls_factor(x: &Array3<C32>, truth: &Array3<f32>) -> f32 {
+    let (num, den) = x
         .iter()
         .zip(truth)
-        .map(|(p, q)| (p * q) as f64)
-        .sum::<f64>()
-        / m.iter().map(|p| (p * p) as f64).sum::<f64>().max(1e-30);
-    m.mapv(|v| v * a as f32)
+        .fold((0.0f64, 0.0f64), |(n, d), (p, &q)| {
+            let m = p.norm();
+            (n + (m * q) as f64, d + (m * m) as f64)
+        });
+    (num / den.max(1e-30)) as f32
+}
+
+/// |x| scaled by [`ls_factor`] to the truth.
+pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
+    let a = ls_factor(x, truth);
+    x.mapv(|c| c.norm() * a)
 }
 
 /// The six cases of the benchmark: axial slices 70, 85 and 100 of the MNI152 volume at `path`,

@@ -6,7 +6,7 @@
 //! the mean's PSNR/SSIM (fastMRI definitions, magnitudes scaled to the truth) and seconds.
 //! Prints one row per case and a Markdown table of means per acceleration.
 
-use basin_benches::cases::{mni_cases, scaled_mag};
+use basin_benches::cases::{ls_factor, mni_cases, scaled_mag};
 use basin_core::metrics::{pearson, psnr, ssim};
 use basin_recon::protocol::{Protocol, Solver};
 use std::time::Instant;
@@ -53,7 +53,7 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let m = scaled_mag(&post.mean, &c.truth);
         // The SD on the truth's scale: the same least-squares factor as the mean's.
-        let factor = m.iter().sum::<f32>() / post.mean.iter().map(|v| v.norm()).sum::<f32>();
+        let factor = ls_factor(&post.mean, &c.truth);
         let peak = c.truth.iter().cloned().fold(0.0f32, f32::max);
         let (mut err, mut sd) = (Vec::new(), Vec::new());
         for ((t, v), s) in c.truth.iter().zip(&m).zip(&post.sd) {

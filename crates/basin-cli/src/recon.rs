@@ -176,12 +176,12 @@ pub fn run(a: ReconArgs) -> Result<()> {
         basin_export::dicom::validate_uid_root(r)?;
     }
     let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
-    if a.samples > 0 && !matches!(protocol.solver, basin_recon::Solver::Ebm(_)) {
-        bail!(
-            "--samples needs an EBM protocol; {} uses another solver",
-            protocol.name
-        );
-    }
+    let options = basin_recon::ReconOptions {
+        samples: a.samples,
+        seed: a.seed,
+    };
+    // Before reading the data: --samples with a protocol that cannot sample.
+    options.check(&protocol)?;
     let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
     let total = kspace.buckets.len();
     let bar = if a.quiet || a.json {
@@ -214,10 +214,6 @@ pub fn run(a: ReconArgs) -> Result<()> {
     if !a.json && !a.quiet {
         eprintln!("device: {device_name}");
     }
-    let options = basin_recon::ReconOptions {
-        samples: a.samples,
-        seed: a.seed,
-    };
     let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &options, &|done, _| {
         bar.set_position(done as u64)
     })

@@ -99,6 +99,20 @@ pub struct ReconOptions {
     pub seed: u64,
 }
 
+impl ReconOptions {
+    /// Whether these options fit `protocol`: posterior samples need an EBM protocol. Checked by
+    /// [`reconstruct_on`]; callers may check earlier, before reading their data.
+    pub fn check(&self, protocol: &Protocol) -> Result<(), ReconError> {
+        if self.samples > 0 && !matches!(protocol.solver, Solver::Ebm(_)) {
+            return Err(ReconError::Protocol {
+                origin: protocol.name.clone(),
+                message: "posterior samples need an EBM protocol (solver kind = \"ebm\")".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The result of a reconstruction.
 #[derive(Clone, Debug)]
 pub struct ReconResult {
@@ -130,12 +144,7 @@ pub fn reconstruct_on(
     options: &ReconOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
-    if options.samples > 0 && !matches!(protocol.solver, Solver::Ebm(_)) {
-        return Err(ReconError::Protocol {
-            origin: protocol.name.clone(),
-            message: "posterior samples need an EBM protocol (solver kind = \"ebm\")".into(),
-        });
-    }
+    options.check(protocol)?;
     if options.samples > 0 && device.is_some() {
         tracing::info!("posterior sampling runs on the CPU");
     }
@@ -222,23 +231,7 @@ pub fn reconstruct_on(
                         };
                         let noise = whitening.as_ref().map(|_| 1.0);
                         let (img, rep) = match device {
-                            _ if options.samples > 0 => {
-                                let model = cpu_prior.get_or_insert_with(|| {
-                                    basin_prior::fast::FastPyramid::new(pyr)
-                                });
-                                let post = ebm::posterior(
-                                    &op,
-                                    &data,
-                                    model,
-                                    p,
-                                    noise,
-                                    options.samples,
-                                    options.seed.wrapping_add(1000 * i as u64),
-                                );
-                                uncertainty = Some(post.sd);
-                                (post.mean, post.report)
-                            }
-                            Some(g) => {
+                            Some(g) if options.samples == 0 => {
                                 let gp = gpu_prior
                                     .get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(g, pyr));
                                 let (img, rep, _) = ebm::ebm_gpu(g, gp, &op, &data, p, noise)
@@ -248,11 +241,25 @@ pub fn reconstruct_on(
                                     })?;
                                 (img, rep)
                             }
-                            None => {
+                            _ => {
                                 let model = cpu_prior.get_or_insert_with(|| {
                                     basin_prior::fast::FastPyramid::new(pyr)
                                 });
-                                ebm::ebm(&op, &data, model, p, noise)
+                                if options.samples > 0 {
+                                    let post = ebm::posterior(
+                                        &op,
+                                        &data,
+                                        model,
+                                        p,
+                                        noise,
+                                        options.samples,
+                                        options.seed.wrapping_add(1000 * i as u64),
+                                    );
+                                    uncertainty = Some(post.sd);
+                                    (post.mean, post.report)
+                                } else {
+                                    ebm::ebm(&op, &data, model, p, noise)
+                                }
                             }
                         };
                         energy = Some(rep.energy);
