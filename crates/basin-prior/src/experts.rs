@@ -124,6 +124,7 @@ pub struct Experts {
 }
 
 /// Box means B_s of the two planes of `x` (`[2, h, w]`, row-major) into `out`.
+#[inline(always)]
 fn box_means(x: &[f32], h: usize, w: usize, s: usize, tmp: &mut [f64], out: &mut [f64]) {
     let inv = 1.0 / (s * s) as f64;
     for c in 0..2 {
@@ -162,7 +163,7 @@ fn box_means(x: &[f32], h: usize, w: usize, s: usize, tmp: &mut [f64], out: &mut
 }
 
 /// The filter's complex response at (y, x) from its box-mean planes `boxed` (`[2, h, w]`).
-#[inline]
+#[inline(always)]
 fn response(f: &Filter, boxed: &[f64], h: usize, w: usize, y: usize, x: usize) -> (f64, f64) {
     let (mut re, mut im) = (0.0f64, 0.0f64);
     for &(dy, dx, wt) in &f.taps {
@@ -176,6 +177,7 @@ fn response(f: &Filter, boxed: &[f64], h: usize, w: usize, y: usize, x: usize) -
 }
 
 /// Adjoint of [`box_means`]: adds Bᵀg (`g` on the box grid, `[2, h, w]`) into `out` `[2, h, w]`.
+#[inline(always)]
 fn box_means_adjoint(g: &[f64], h: usize, w: usize, s: usize, tmp: &mut [f64], out: &mut [f32]) {
     let inv = 1.0 / (s * s) as f64;
     for c in 0..2 {
@@ -203,6 +205,74 @@ fn box_means_adjoint(g: &[f64], h: usize, w: usize, s: usize, tmp: &mut [f64], o
             }
         }
     }
+}
+
+/// One expert's energy with unit weight over `x` (`[2, h, w]`), its gradient into `buf.grad` and
+/// its density into `buf.density`.
+#[inline(always)]
+fn filter_energy_grad(
+    f: &Filter,
+    consts32: &[(f32, f32)],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    buf: &mut FilterBuffers,
+) -> f64 {
+    box_means(x, h, w, f.scale, &mut buf.tmp, &mut buf.boxed);
+    buf.g.iter_mut().for_each(|v| *v = 0.0);
+    let mut energy = 0.0f64;
+    let n = h * w;
+    let rows = &mut buf.rows;
+    for y in 0..h {
+        // Responses of the row, then the mixture component by component over the
+        // whole row (loops the compiler can keep in registers and unroll).
+        for xx in 0..w {
+            let (re, im) = response(f, &buf.boxed, h, w, y, xx);
+            rows.re[xx] = re;
+            rows.im[xx] = im;
+            rows.t[xx] = (re * re + im * im) as f32;
+            rows.m[xx] = f32::NEG_INFINITY;
+            rows.s[xx] = 0.0;
+            rows.ws[xx] = 0.0;
+        }
+        // The mixture in f32 (ψ to ~1e-6 relative; sums stay f64).
+        for &(a, b) in consts32 {
+            for (m, &t) in rows.m.iter_mut().zip(&rows.t) {
+                *m = m.max(a - t * b);
+            }
+        }
+        for &(a, b) in consts32 {
+            let b2 = 2.0 * b;
+            for ((s, ws), (&t, &m)) in rows
+                .s
+                .iter_mut()
+                .zip(rows.ws.iter_mut())
+                .zip(rows.t.iter().zip(&rows.m))
+            {
+                let e = crate::fast::exp_nonpositive_f32(a - t * b - m);
+                *s += e;
+                *ws += e * b2;
+            }
+        }
+        for xx in 0..w {
+            let sv = rows.s[xx] as f64;
+            let e = -(rows.m[xx] as f64 + crate::fast::ln_positive_f64(sv));
+            let d = rows.ws[xx] as f64 / sv;
+            energy += e;
+            buf.density[y * w + xx] = e as f32;
+            let (re, im) = (rows.re[xx], rows.im[xx]);
+            for &(dy, dx, wt) in &f.taps {
+                let (yy, xq) = (y + dy, xx + dx);
+                if yy < h && xq < w {
+                    buf.g[yy * w + xq] += wt * d * re;
+                    buf.g[n + yy * w + xq] += wt * d * im;
+                }
+            }
+        }
+    }
+    buf.grad.iter_mut().for_each(|v| *v = 0.0);
+    box_means_adjoint(&buf.g, h, w, f.scale, &mut buf.tmp, &mut buf.grad);
+    energy
 }
 
 /// Per-σ constants of one expert's mixture: aⱼ = log πⱼ − ln(sⱼ² + v), bⱼ = 1/(2(sⱼ² + v)).
@@ -344,61 +414,13 @@ impl Experts {
                 );
                 let consts32: Vec<(f32, f32)> =
                     consts.iter().map(|&(a, b)| (a as f32, b as f32)).collect();
-                box_means(x, h, w, f.scale, &mut buf.tmp, &mut buf.boxed);
-                buf.g.iter_mut().for_each(|v| *v = 0.0);
-                let mut energy = 0.0f64;
-                let n = h * w;
-                let rows = &mut buf.rows;
-                for y in 0..h {
-                    // Responses of the row, then the mixture component by component over the
-                    // whole row (loops the compiler can keep in registers and unroll).
-                    for xx in 0..w {
-                        let (re, im) = response(f, &buf.boxed, h, w, y, xx);
-                        rows.re[xx] = re;
-                        rows.im[xx] = im;
-                        rows.t[xx] = (re * re + im * im) as f32;
-                        rows.m[xx] = f32::NEG_INFINITY;
-                        rows.s[xx] = 0.0;
-                        rows.ws[xx] = 0.0;
-                    }
-                    // The mixture in f32 (ψ to ~1e-6 relative; sums stay f64).
-                    for &(a, b) in &consts32 {
-                        for (m, &t) in rows.m.iter_mut().zip(&rows.t) {
-                            *m = m.max(a - t * b);
-                        }
-                    }
-                    for &(a, b) in &consts32 {
-                        let b2 = 2.0 * b;
-                        for ((s, ws), (&t, &m)) in rows
-                            .s
-                            .iter_mut()
-                            .zip(rows.ws.iter_mut())
-                            .zip(rows.t.iter().zip(&rows.m))
-                        {
-                            let e = crate::fast::exp_nonpositive_f32(a - t * b - m);
-                            *s += e;
-                            *ws += e * b2;
-                        }
-                    }
-                    for xx in 0..w {
-                        let sv = rows.s[xx] as f64;
-                        let e = -(rows.m[xx] as f64 + crate::fast::ln_positive_f64(sv));
-                        let d = rows.ws[xx] as f64 / sv;
-                        energy += e;
-                        buf.density[y * w + xx] = e as f32;
-                        let (re, im) = (rows.re[xx], rows.im[xx]);
-                        for &(dy, dx, wt) in &f.taps {
-                            let (yy, xq) = (y + dy, xx + dx);
-                            if yy < h && xq < w {
-                                buf.g[yy * w + xq] += wt * d * re;
-                                buf.g[n + yy * w + xq] += wt * d * im;
-                            }
-                        }
-                    }
-                }
-                buf.grad.iter_mut().for_each(|v| *v = 0.0);
-                box_means_adjoint(&buf.g, h, w, f.scale, &mut buf.tmp, &mut buf.grad);
-                energy
+                // Compiled for the widest SIMD the CPU has (pulp's runtime dispatch): the loops
+                // are element-wise or sequential sums and never fused, so the results are the
+                // same on every instruction set.
+                pulp::Arch::new().dispatch(
+                    #[inline(always)]
+                    || filter_energy_grad(f, &consts32, x, h, w, buf),
+                )
             })
             .collect()
     }

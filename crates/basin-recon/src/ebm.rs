@@ -227,8 +227,7 @@ impl<'m> PriorEval<'m> {
             }
             energy += self
                 .model
-                .energy_grad(&mut self.ws, &self.buf, sigma, &mut self.g, None)
-                as f64;
+                .energy_grad(&mut self.ws, &self.buf, sigma, &mut self.g, None);
             for (i, o) in out.index_axis_mut(Axis(0), z).iter_mut().enumerate() {
                 *o = C32::new(self.g[i], self.g[ny * nx + i]);
             }
