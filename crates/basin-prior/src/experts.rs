@@ -207,6 +207,27 @@ fn box_means_adjoint(g: &[f64], h: usize, w: usize, s: usize, tmp: &mut [f64], o
     }
 }
 
+/// [`filter_energy_grad`] as a pulp operation, so that it is compiled inside the
+/// target-feature function pulp dispatches to (a closure here was compiled out of line, for the
+/// baseline instruction set: the profile showed no AVX and a scalar exponential).
+struct FilterPass<'a> {
+    f: &'a Filter,
+    consts32: &'a [(f32, f32)],
+    x: &'a [f32],
+    h: usize,
+    w: usize,
+    buf: &'a mut FilterBuffers,
+}
+
+impl pulp::WithSimd for FilterPass<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        filter_energy_grad(self.f, self.consts32, self.x, self.h, self.w, self.buf)
+    }
+}
+
 /// One expert's energy with unit weight over `x` (`[2, h, w]`), its gradient into `buf.grad` and
 /// its density into `buf.density`.
 #[inline(always)]
@@ -224,16 +245,39 @@ fn filter_energy_grad(
     let n = h * w;
     let rows = &mut buf.rows;
     for y in 0..h {
-        // Responses of the row, then the mixture component by component over the
-        // whole row (loops the compiler can keep in registers and unroll).
-        for xx in 0..w {
-            let (re, im) = response(f, &buf.boxed, h, w, y, xx);
-            rows.re[xx] = re;
-            rows.im[xx] = im;
-            rows.t[xx] = (re * re + im * im) as f32;
-            rows.m[xx] = f32::NEG_INFINITY;
-            rows.s[xx] = 0.0;
-            rows.ws[xx] = 0.0;
+        // Every step runs over the whole row (loops that vectorise): the responses tap by
+        // tap (per pixel the same additions in the same order as a per-pixel loop), the
+        // mixture component by component, then ψ and its derivative, and the gradient
+        // scattered back tap by tap.
+        rows.re.fill(0.0);
+        rows.im.fill(0.0);
+        for &(dy, dx, wt) in &f.taps {
+            let yy = y + dy;
+            if yy >= h || dx >= w {
+                continue;
+            }
+            let len = w - dx;
+            let src_re = &buf.boxed[yy * w + dx..yy * w + w];
+            let src_im = &buf.boxed[n + yy * w + dx..n + yy * w + w];
+            for ((r, i), (&br, &bi)) in rows.re[..len]
+                .iter_mut()
+                .zip(rows.im[..len].iter_mut())
+                .zip(src_re.iter().zip(src_im))
+            {
+                *r += wt * br;
+                *i += wt * bi;
+            }
+        }
+        for ((t, m), ((s, ws), (&re, &im))) in rows.t.iter_mut().zip(rows.m.iter_mut()).zip(
+            rows.s
+                .iter_mut()
+                .zip(rows.ws.iter_mut())
+                .zip(rows.re.iter().zip(&rows.im)),
+        ) {
+            *t = (re * re + im * im) as f32;
+            *m = f32::NEG_INFINITY;
+            *s = 0.0;
+            *ws = 0.0;
         }
         // The mixture in f32 (ψ to ~1e-6 relative; sums stay f64).
         for &(a, b) in consts32 {
@@ -254,19 +298,37 @@ fn filter_energy_grad(
                 *ws += e * b2;
             }
         }
-        for xx in 0..w {
-            let sv = rows.s[xx] as f64;
-            let e = -(rows.m[xx] as f64 + crate::fast::ln_positive_f64(sv));
-            let d = rows.ws[xx] as f64 / sv;
+        // ψ = −(m + ln s) and ψ'/|r|·… = ws / s per pixel; the energy summed in pixel order.
+        for ((e, d), ((&s, &ws), &m)) in rows
+            .e
+            .iter_mut()
+            .zip(rows.d.iter_mut())
+            .zip(rows.s.iter().zip(&rows.ws).zip(&rows.m))
+        {
+            let sv = s as f64;
+            *e = -(m as f64 + crate::fast::ln_positive_f64(sv));
+            *d = ws as f64 / sv;
+        }
+        for (o, &e) in buf.density[y * w..(y + 1) * w].iter_mut().zip(&rows.e) {
             energy += e;
-            buf.density[y * w + xx] = e as f32;
-            let (re, im) = (rows.re[xx], rows.im[xx]);
-            for &(dy, dx, wt) in &f.taps {
-                let (yy, xq) = (y + dy, xx + dx);
-                if yy < h && xq < w {
-                    buf.g[yy * w + xq] += wt * d * re;
-                    buf.g[n + yy * w + xq] += wt * d * im;
-                }
+            *o = e as f32;
+        }
+        for &(dy, dx, wt) in &f.taps {
+            let yy = y + dy;
+            if yy >= h || dx >= w {
+                continue;
+            }
+            let len = w - dx;
+            let (g_re, g_im) = buf.g.split_at_mut(n);
+            let dst_re = &mut g_re[yy * w + dx..yy * w + w];
+            let dst_im = &mut g_im[yy * w + dx..yy * w + w];
+            for ((gr, gi), (&d, (&re, &im))) in dst_re.iter_mut().zip(dst_im.iter_mut()).zip(
+                rows.d[..len]
+                    .iter()
+                    .zip(rows.re[..len].iter().zip(&rows.im[..len])),
+            ) {
+                *gr += wt * d * re;
+                *gi += wt * d * im;
             }
         }
     }
@@ -296,6 +358,9 @@ pub struct ExpertsWorkspace {
 struct RowBuffers {
     re: Vec<f64>,
     im: Vec<f64>,
+    /// ψ and its derivative factor per pixel of the row.
+    e: Vec<f64>,
+    d: Vec<f64>,
     t: Vec<f32>,
     m: Vec<f32>,
     s: Vec<f32>,
@@ -374,6 +439,8 @@ impl Experts {
                     rows: RowBuffers {
                         re: vec![0.0; w],
                         im: vec![0.0; w],
+                        e: vec![0.0; w],
+                        d: vec![0.0; w],
                         t: vec![0.0f32; w],
                         m: vec![0.0; w],
                         s: vec![0.0; w],
@@ -417,10 +484,14 @@ impl Experts {
                 // Compiled for the widest SIMD the CPU has (pulp's runtime dispatch): the loops
                 // are element-wise or sequential sums and never fused, so the results are the
                 // same on every instruction set.
-                pulp::Arch::new().dispatch(
-                    #[inline(always)]
-                    || filter_energy_grad(f, &consts32, x, h, w, buf),
-                )
+                pulp::Arch::new().dispatch(FilterPass {
+                    f,
+                    consts32: &consts32,
+                    x,
+                    h,
+                    w,
+                    buf,
+                })
             })
             .collect()
     }

@@ -244,23 +244,25 @@ pub(crate) fn exp_nonpositive_f32(x: f32) -> f32 {
 
 /// ln x for finite x > 0 in f64 (relative error ~1e-10): x = m·2ᵉ with m ∈ [√½, √2), ln m =
 /// 2 atanh(u), u = (m − 1)/(m + 1) ∈ [−0.172, 0.172], by the series of [`log1p_unit`]. Written
-/// out for the reason given at [`exp_nonpositive`].
-#[inline]
+/// out for the reason given at [`exp_nonpositive`]; branch-free, with the exponent read as a
+/// float by the 2⁵² trick (AVX2 has no 64-bit integer-to-float conversion), so that a loop over
+/// it vectorises.
+#[inline(always)]
 pub(crate) fn ln_positive_f64(x: f64) -> f64 {
+    const TWO52: f64 = 4_503_599_627_370_496.0;
     let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
+    let biased = f64::from_bits(0x4330_0000_0000_0000 | ((bits >> 52) & 0x7ff)) - TWO52;
+    let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let big = m > std::f64::consts::SQRT_2;
+    let m = if big { m * 0.5 } else { m };
+    let e = biased - 1023.0 + if big { 1.0 } else { 0.0 };
     let u = (m - 1.0) / (m + 1.0);
     let u2 = u * u;
     let mut s = 1.0 / 19.0;
     for c in ODD_RECIPROCALS {
         s = c + u2 * s;
     }
-    2.0 * u * s + e as f64 * std::f64::consts::LN_2
+    2.0 * u * s + e * std::f64::consts::LN_2
 }
 
 /// 1/k! for k = 0..=8.
