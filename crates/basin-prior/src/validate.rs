@@ -117,7 +117,7 @@ impl Scorer {
         );
         let map = Array2::from_shape_vec((self.h, self.w), d)
             .unwrap_or_else(|_| Array2::zeros((self.h, self.w)));
-        (map, e as f64)
+        (map, e)
     }
 
     /// The energy-density map of `x` `[2, h, w]` at [`SCORE_SIGMA`] and its [`SliceScore`].

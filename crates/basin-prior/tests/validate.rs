@@ -6,6 +6,22 @@ use basin_prior::validate::{Scorer, OBJECT_LEVEL, SCORE_SIGMA};
 use basin_prior::Pyramid;
 use ndarray::Array3;
 
+/// The slice score by the float64 reference: the energy of `x` above the empty image at
+/// [`SCORE_SIGMA`], per object pixel.
+fn reference_score(p: &Pyramid, x: &Array3<f32>) -> f64 {
+    let (_, h, w) = x.dim();
+    let s = SCORE_SIGMA as f64;
+    let x64 = x.mapv(|v| v as f64);
+    let e = p.energy(x64.view(), s) - p.energy(Array3::zeros((2, h, w)).view(), s);
+    let object = x
+        .index_axis(ndarray::Axis(0), 0)
+        .iter()
+        .zip(x.index_axis(ndarray::Axis(0), 1).iter())
+        .filter(|(a, b)| a.hypot(**b) > OBJECT_LEVEL)
+        .count();
+    e / object as f64
+}
+
 #[test]
 fn scorer_matches_the_reference_energy_above_the_empty_image() {
     let p = Pyramid::random(3, 4, 5, 4, 3, 9);
@@ -17,22 +33,13 @@ fn scorer_matches_the_reference_energy_above_the_empty_image() {
     for _ in 0..3 {
         let x = Array3::from_shape_fn((2, h, w), |_| rng.normal() as f32 * 0.3);
         let (map, score) = scorer.score(x.view());
-        let x64 = x.mapv(|v| v as f64);
-        let s = SCORE_SIGMA as f64;
-        let e = p.energy(x64.view(), s) - p.energy(Array3::zeros((2, h, w)).view(), s);
-        let object = x
-            .index_axis(ndarray::Axis(0), 0)
-            .iter()
-            .zip(x.index_axis(ndarray::Axis(0), 1).iter())
-            .filter(|(a, b)| a.hypot(**b) > OBJECT_LEVEL)
-            .count();
-        let want = e / object as f64;
+        let want = reference_score(&p, &x);
         assert!(
             (score.energy - want).abs() <= 1e-3 * want.abs().max(1.0),
             "{} vs {want}",
             score.energy
         );
-        let want_map = p.energy_density(x64.view(), s);
+        let want_map = p.energy_density(x.mapv(|v| v as f64).view(), SCORE_SIGMA as f64);
         let err = map
             .iter()
             .zip(want_map.iter())
@@ -45,8 +52,8 @@ fn scorer_matches_the_reference_energy_above_the_empty_image() {
 /// The shipped model's slice score on a 192² anatomy-sized image against the float64 reference
 /// (the network's energy: the score leaves the expert field out). The score is the energy above
 /// the empty image per object pixel: ~2e-3 of the total energy (a sum over ~10⁶ activations), so
-/// it is only as good as that sum. Summed in float32 the score
-/// was off by ~2 % on the MNI152 validation slices (card median 1.2526 vs 1.2295 with float64
+/// it is only as good as that sum. Summed in float32 the score was off by ~2 % on the MNI152
+/// validation slices (card median 1.2526 vs 1.2295 with float64
 /// sums). Measured on this image: 2.2e-3 with float32 sums, 1.0e-4 now (the float32
 /// activations and GEMMs); asserted: 3e-4.
 #[test]
@@ -72,16 +79,7 @@ fn shipped_model_score_matches_the_reference_on_a_full_size_slice() {
     .mapv(|a| a + 0.01 * rng.normal() as f32);
     let mut scorer = Scorer::new(&fast, h, w);
     let (_, score) = scorer.score(x.view());
-    let x64 = x.mapv(|v| v as f64);
-    let s = SCORE_SIGMA as f64;
-    let e = p.energy(x64.view(), s) - p.energy(Array3::zeros((2, h, w)).view(), s);
-    let object = x
-        .index_axis(ndarray::Axis(0), 0)
-        .iter()
-        .zip(x.index_axis(ndarray::Axis(0), 1).iter())
-        .filter(|(a, b)| a.hypot(**b) > OBJECT_LEVEL)
-        .count();
-    let want = e / object as f64;
+    let want = reference_score(&p, &x);
     eprintln!(
         "score {} vs float64 {want} (relative {:.2e})",
         score.energy,
