@@ -7,8 +7,8 @@ use basin_core::rng::Rng;
 use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{
-    add_noise, complex_of, corrupt, psnr_complex, roc_auc, slice_score, tweedie, Corruption,
-    Typicality,
+    add_noise, complex_of, corrupt, psnr_complex, roc_auc, tweedie, Corruption, ScoreTypicality,
+    Scorer, SliceScore,
 };
 use basin_recon::tv::tv_denoise;
 use ndarray::{Array2, ArrayView3, Axis};
@@ -107,12 +107,28 @@ pub fn corruptions() -> Vec<(&'static str, Corruption)> {
     ]
 }
 
-/// Slice energies ([`slice_score`]) of clean slices.
-pub fn clean_energies(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<f64> {
+/// Scores of slices (one [`Scorer`] per slice size).
+pub fn slice_scores(
+    model: &FastPyramid,
+    slices: impl IntoIterator<Item = ndarray::Array3<f32>>,
+) -> Vec<SliceScore> {
+    let mut scorer: Option<((usize, usize), Scorer)> = None;
     slices
-        .iter()
-        .map(|s| slice_score(model, complex_of(s.view()).view()).1.energy)
+        .into_iter()
+        .map(|x| {
+            let (_, h, w) = x.dim();
+            if scorer.as_ref().map(|s| s.0) != Some((h, w)) {
+                scorer = Some(((h, w), Scorer::new(model, h, w)));
+            }
+            let s = &mut scorer.as_mut().expect("set above").1;
+            s.score(x.view()).1
+        })
         .collect()
+}
+
+/// Scores ([`Scorer::score`]) of clean slices.
+pub fn clean_scores(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<SliceScore> {
+    slice_scores(model, slices.iter().map(|s| complex_of(s.view())))
 }
 
 /// ROC AUC of clean against corrupted slices for each corruption, scoring each slice by its
@@ -120,24 +136,26 @@ pub fn clean_energies(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<f64> {
 pub fn auc_rows(
     model: &FastPyramid,
     slices: &[Array2<f32>],
-    typ: &Typicality,
+    typ: &ScoreTypicality,
     seed: u64,
 ) -> Vec<(&'static str, f64)> {
-    let clean: Vec<f64> = clean_energies(model, slices)
-        .into_iter()
-        .map(|e| typ.z(e))
+    let clean: Vec<f64> = clean_scores(model, slices)
+        .iter()
+        .map(|s| typ.z(s))
         .collect();
     let mut rng = Rng::new(seed);
     corruptions()
         .into_iter()
         .map(|(name, c)| {
-            let bad: Vec<f64> = slices
-                .iter()
-                .map(|s| {
-                    let x = corrupt(complex_of(s.view()).view(), c, &mut rng);
-                    typ.z(slice_score(model, x.view()).1.energy)
-                })
-                .collect();
+            let bad: Vec<f64> = slice_scores(
+                model,
+                slices
+                    .iter()
+                    .map(|s| corrupt(complex_of(s.view()).view(), c, &mut rng)),
+            )
+            .iter()
+            .map(|s| typ.z(s))
+            .collect();
             (name, roc_auc(&clean, &bad))
         })
         .collect()

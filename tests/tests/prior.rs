@@ -97,12 +97,16 @@ nib.save(nib.Nifti1Image((v + 0.05 * p99 * rng.standard_normal(v.shape)).astype(
 }
 
 fn scores(json: &str) -> Vec<f64> {
+    field(json, "energy")
+}
+
+fn field(json: &str, key: &str) -> Vec<f64> {
     let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
     v["slices"]
         .as_array()
         .expect("slices")
         .iter()
-        .map(|s| s["energy"].as_f64().expect("energy"))
+        .map(|s| s[key].as_f64().expect(key))
         .collect()
 }
 
@@ -112,12 +116,18 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
     let (clean, noisy) = mni_pair(dir.path());
     let map = dir.path().join("energy.nii.gz");
     let m = map.to_str().unwrap();
-    let sc = scores(&basin_ok(&["score", &clean, "-o", m, "--json"]));
-    let sn = scores(&basin_ok(&["score", &noisy, "--json"]));
-    assert_eq!(sc.len(), 5);
-    assert_eq!(sn.len(), 5);
-    for (c, n) in sc.iter().zip(&sn) {
-        assert!(n > c, "noisy slice scored {n}, clean {c}");
+    let (jc, jn) = (
+        basin_ok(&["score", &clean, "-o", m, "--json"]),
+        basin_ok(&["score", &noisy, "--json"]),
+    );
+    // Both energies (the network's and the whole prior's) rank the noisy slices higher.
+    for key in ["energy", "prior_energy"] {
+        let (sc, sn) = (field(&jc, key), field(&jn, key));
+        assert_eq!(sc.len(), 5);
+        assert_eq!(sn.len(), 5);
+        for (c, n) in sc.iter().zip(&sn) {
+            assert!(n > c, "{key}: noisy slice scored {n}, clean {c}");
+        }
     }
     let chk = python(
         r#"

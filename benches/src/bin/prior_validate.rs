@@ -2,14 +2,15 @@
 //! table and the ROC AUCs of a prior (weights or a training checkpoint) on MNI152 validation
 //! slices. With `--out`, writes the model as shipped: float32 weights only, the training card
 //! (with `--set KEY=VALUE` entries added, e.g. the training time of a run stopped at a
-//! checkpoint) plus these validation results and the typical range of clean slice energies
-//! (`score_median`, `score_mad`) against which `basin score` flags slices.
+//! checkpoint) plus these validation results and the typical ranges of the clean slices' two
+//! scores (`score_median`, `score_mad` for the network's energy; `prior_score_median`,
+//! `prior_score_mad` for the whole prior's) against which `basin score` flags slices.
 
 use basin_benches::prior_validation::{
-    auc_rows, clean_energies, tweedie_vs_tv, validation_slices, MNI152,
+    auc_rows, clean_scores, tweedie_vs_tv, validation_slices, MNI152,
 };
 use basin_prior::fast::FastPyramid;
-use basin_prior::validate::Typicality;
+use basin_prior::validate::ScoreTypicality;
 use std::path::Path;
 use std::time::Instant;
 
@@ -92,11 +93,15 @@ fn run(
         );
     }
     // The typical range of clean slice energies from 24 slices (8 per axis), the AUCs on 15.
-    let typ = Typicality::fit(&clean_energies(&f, &validation_slices(vol.view(), 8)));
+    let typ = ScoreTypicality::fit(&clean_scores(&f, &validation_slices(vol.view(), 8)));
     report += &format!(
-        "slice energy per object pixel at sigma 0.02: median {:.4}, MAD {:.4} (24 slices); AUC of the robust z:\n",
-        typ.median, typ.mad
+        "slice energy per object pixel at sigma 0.02 (24 slices): network median {:.4}, MAD {:.4}",
+        typ.network.median, typ.network.mad
     );
+    if let Some(p) = typ.prior {
+        report += &format!("; whole prior median {:.4}, MAD {:.4}", p.median, p.mad);
+    }
+    report += ". AUC of the larger robust z:\n";
     for (name, auc) in auc_rows(&f, &slices, &typ, 8) {
         report += &format!("ROC AUC clean vs {name}: {auc:.3}\n");
     }
@@ -114,8 +119,15 @@ fn run(
         for (k, v) in set {
             card.insert(k.clone(), v.clone());
         }
-        card.insert("score_median".into(), format!("{:.6}", typ.median));
-        card.insert("score_mad".into(), format!("{:.6}", typ.mad));
+        for k in [
+            "score_median",
+            "score_mad",
+            "prior_score_median",
+            "prior_score_mad",
+        ] {
+            card.remove(k);
+        }
+        typ.to_card(&mut card);
         let bytes =
             basin_prior::weights::to_safetensors(&model, &card).map_err(|e| e.to_string())?;
         let tmp = format!("{out}.tmp");

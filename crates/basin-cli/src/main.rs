@@ -40,15 +40,16 @@ enum Command {
     /// Score how plausible an image is under the prior: per-pixel energy-density map and
     /// per-slice scores, flagged against the model's validation statistics.
     ///
-    /// Images are scaled so that the 99th percentile of the magnitude is 1, then each slice's
-    /// energy E(x; σ = 0.02) is computed with the embedded default prior (or --model). A slice's
-    /// energy is its energy above that of an empty image, per object pixel (magnitude > 0.1).
-    /// Clean anatomy has energies in a typical range (median and MAD of clean validation slices,
-    /// in the model card); a slice whose robust z-score |E − median| / (1.4826 MAD) exceeds 3.5
-    /// is flagged ATYPICAL — too rough (noise, spikes) or too smooth (blurring, aliasing and
-    /// ghosting spread over the background). Slices with less than 5 % object are not flagged.
-    /// The map is the per-pixel energy density; where it is high, the prior finds the image
-    /// implausible.
+    /// Images are scaled so that the 99th percentile of the magnitude is 1, then each slice gets
+    /// two energies at σ = 0.02 from the embedded default prior (or --model): the learned
+    /// network's and the whole prior's (network plus expert field, what reconstruction uses),
+    /// each above that of an empty image, per object pixel (magnitude > 0.1). Clean anatomy has
+    /// energies in a typical range (median and MAD of clean validation slices, in the model
+    /// card); a slice whose robust z-score |E − median| / (1.4826 MAD) exceeds 3.5 for either
+    /// energy is flagged ATYPICAL — too rough (noise, spikes) or too smooth (blurring, aliasing
+    /// and ghosting spread over the background). Slices with less than 5 % object are not
+    /// flagged. The map is the network's per-pixel energy density; where it is high, the prior
+    /// finds the image implausible.
     Score(score::ScoreArgs),
 }
 

@@ -9,7 +9,7 @@ use basin_export::nifti_in::read_nifti;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
 use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
-use basin_prior::validate::{planes, Scorer, Typicality, SCORE_SIGMA, Z_THRESHOLD};
+use basin_prior::validate::{planes, ScoreTypicality, Scorer, SCORE_SIGMA, Z_THRESHOLD};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
@@ -150,11 +150,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     // The shared convention: the 99th percentile of the magnitude is 1.
     let mags: Vec<f32> = img.iter().map(|c| c.norm()).collect();
     let scale = p99_scale(mags.iter());
-    let num = |k: &str| card.get(k).and_then(|v| v.parse::<f64>().ok());
-    let typ = match (num("score_median"), num("score_mad")) {
-        (Some(median), Some(mad)) if mad > 0.0 => Some(Typicality { median, mad }),
-        _ => None,
-    };
+    let typ = ScoreTypicality::from_card(&card);
     let fast = FastPyramid::new(&model);
     let bar = if a.quiet || nz < 4 {
         ProgressBar::hidden()
@@ -176,9 +172,9 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         // Slices that are mostly background carry too little anatomy to judge.
         let zs = typ
             .filter(|_| score.object_fraction >= MIN_OBJECT)
-            .map(|t| t.z(score.energy));
+            .map(|t| t.z(&score));
         let flagged = zs.is_some_and(|v| v > Z_THRESHOLD);
-        rows.push((z, score.energy, score.object_fraction, zs, flagged));
+        rows.push((z, score, zs, flagged));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -195,18 +191,29 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             )?,
         }
     }
-    let flagged: Vec<usize> = rows.iter().filter(|r| r.4).map(|r| r.0).collect();
+    let flagged: Vec<usize> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
+    let range = |t: &basin_prior::validate::Typicality| serde_json::json!({"median": t.median, "mad": t.mad});
     if a.json {
         let slices: Vec<_> = rows
             .iter()
-            .map(|(z, s, t, zs, f)| serde_json::json!({"slice": z, "energy": s, "object_fraction": t, "z": zs, "implausible": f}))
+            .map(|(z, s, zs, f)| {
+                serde_json::json!({
+                    "slice": z,
+                    "energy": s.energy,
+                    "prior_energy": s.prior_energy,
+                    "object_fraction": s.object_fraction,
+                    "z": zs,
+                    "implausible": f,
+                })
+            })
             .collect();
         println!(
             "{}",
             serde_json::json!({
                 "input": a.input,
                 "sigma": SCORE_SIGMA as f64,
-                "typical": typ.map(|t| serde_json::json!({"median": t.median, "mad": t.mad})),
+                "typical": typ.map(|t| range(&t.network)),
+                "typical_prior": typ.and_then(|t| t.prior).map(|p| range(&p)),
                 "z_threshold": Z_THRESHOLD,
                 "slices": slices,
                 "implausible": flagged,
@@ -214,21 +221,24 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             })
         );
     } else {
-        println!("slice  energy/object pixel  object   robust z  flag");
-        for (z, s, t, zs, f) in &rows {
+        println!("slice  energy/object pixel  (whole prior)  object   robust z  flag");
+        for (z, s, zs, f) in &rows {
             let zt = zs.map_or("        -".to_string(), |v| format!("{v:9.2}"));
             println!(
-                "{z:5}  {s:18.4}  {:5.1}%  {zt}  {}",
-                t * 100.0,
+                "{z:5}  {:18.4}  {:13.4}  {:5.1}%  {zt}  {}",
+                s.energy,
+                s.prior_energy,
+                s.object_fraction * 100.0,
                 if *f { "ATYPICAL" } else { "" }
             );
         }
         match typ {
             Some(t) => println!(
-                "{} of {nz} slices atypical (robust z > {Z_THRESHOLD} against the model's clean validation slices, median {:.4}, MAD {:.4}){}",
+                "{} of {nz} slices atypical (the larger robust z of the two energies > {Z_THRESHOLD} against the model's clean validation slices: network median {:.4}, MAD {:.4}{}){}",
                 flagged.len(),
-                t.median,
-                t.mad,
+                t.network.median,
+                t.network.mad,
+                t.prior.map_or(String::new(), |p| format!("; whole prior median {:.4}, MAD {:.4}", p.median, p.mad)),
                 if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
             ),
             None => println!("the model card has no validation statistics: slices are not flagged"),

@@ -1047,6 +1047,11 @@ impl FastPyramid {
         }
     }
 
+    /// Whether the energy has an expert field besides the network.
+    pub fn has_experts(&self) -> bool {
+        self.experts.is_some()
+    }
+
     /// Number of parameters.
     pub fn num_params(&self) -> usize {
         self.levels.iter().map(FastModel::num_params).sum()
