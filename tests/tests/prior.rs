@@ -241,8 +241,12 @@ print(e.shape == r.shape, np.allclose(e.affine, r.affine), bool(np.allclose(a, b
 
 /// `basin train --network` fits the recipe's expert field on a trained network (a small
 /// [experts] stage so the test is quick): the output keeps the network's tensors bit for bit,
-/// adds finite, non-negative expert weights, and is a model `basin score` accepts. A recipe
-/// without [experts] is refused with a clear message.
+/// adds finite, non-negative expert weights fitted on the [experts] stage's own sources (recorded
+/// in the card), and is a model `basin score` accepts. A recipe without [experts] is refused
+/// with a clear message.
+/// Colin27's 0.5 mm skull-stripped volume (mricron-data), which the shipped experts also fit.
+const CH2BETTER: &str = "/usr/share/mricron/templates/ch2better.nii.gz";
+
 #[test]
 fn train_network_fits_experts_on_a_trained_network() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,7 +256,7 @@ fn train_network_fits_experts_on_a_trained_network() {
     std::fs::write(
         &small,
         format!(
-            "{head}[experts]\nn_sigma = 2\nem_images = 2\nem_samples = 3000\nfit_images = 1\nwith_network = true\nseed = 3\n"
+            "{head}[experts]\nn_sigma = 2\nem_images = 2\nem_samples = 3000\nfit_images = 1\nwith_network = true\nseed = 3\nsources = [\"{CH2BETTER}\"]\n"
         ),
     )
     .unwrap();
@@ -283,13 +287,13 @@ h0, t0 = load(sys.argv[1]); h1, t1 = load(sys.argv[2])
 same = all(t1[k] == t0[k] for k in t0 if k.startswith('level'))
 w = np.frombuffer(t1['experts.weights'], dtype=np.float64).reshape(h1['experts.weights']['shape'])
 names = h1['__metadata__']['experts_filters'].split(',')
-print(same, w.shape[0], w.shape[1] == len(names) + 1, bool(np.all(np.isfinite(w)) and np.all(w >= 0) and w.max() > 0))
+print(same, w.shape[0], w.shape[1] == len(names) + 1, bool(np.all(np.isfinite(w)) and np.all(w >= 0) and w.max() > 0), 'ch2better' in h1['__metadata__']['experts_data'])
 "#,
         &[net, o],
     );
     assert_eq!(
         report.split_whitespace().collect::<Vec<_>>(),
-        ["True", "2", "True", "True"],
+        ["True", "2", "True", "True", "True"],
         "{report}"
     );
     // Without [experts] --network has nothing to do.

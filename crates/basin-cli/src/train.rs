@@ -66,6 +66,10 @@ struct ExpertsSec {
     fit_images: usize,
     with_network: bool,
     seed: u64,
+    /// The expert field's own training anatomy (default: the [data] sources); the slices are
+    /// chosen by [data] min_tissue.
+    #[serde(default)]
+    sources: Option<Vec<PathBuf>>,
 }
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -204,33 +208,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     // Training data: tissue slices of every source, in all three orientations.
-    let mut slices = Vec::new();
-    for src in &recipe.data.sources {
-        let vol = read_nifti_volume(src).with_context(|| {
-            format!(
-                "training source {} (Colin27 comes with Debian's mricron-data; .ci/install-deps installs it)",
-                src.display()
-            )
-        })?;
-        let s = tissue_slices(vol.view(), recipe.data.min_tissue);
-        if !a.quiet {
-            eprintln!(
-                "{}: {:?} voxels, {} tissue slices",
-                src.display(),
-                vol.shape(),
-                s.len()
-            );
-        }
-        slices.extend(s);
-    }
-    if slices.is_empty() {
-        bail!(
-            "no slice of the sources has enough tissue (min_tissue = {})",
-            recipe.data.min_tissue
-        );
-    }
+    let slices = load_slices(&recipe.data.sources, recipe.data.min_tissue, a.quiet)?;
+    // The expert field's, when the recipe names its own sources.
+    let expert_slices = match recipe.experts.as_ref().and_then(|e| e.sources.as_ref()) {
+        Some(src) => Some(load_slices(src, recipe.data.min_tissue, a.quiet)?),
+        None => None,
+    };
+    let expert_slices = expert_slices.as_deref().unwrap_or(&slices);
     if let Some(net) = &a.network {
-        return fit_only(&a, net, &recipe, &text, &cfg, &slices);
+        return fit_only(&a, net, &recipe, &text, &cfg, expert_slices);
     }
     let mut trainer = if a.resume {
         let bytes =
@@ -334,7 +320,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         // The experts are fitted on the finished network; a shorter run (--steps) writes the
         // network alone.
         Some(e) if trainer.step_count() >= cfg.steps => {
-            fit_experts(&mut model, &mut card, e, &cfg, &slices, a.quiet)?
+            fit_experts(&mut model, &mut card, e, &cfg, expert_slices, a.quiet)?
         }
         Some(_) => {
             card.insert(
@@ -396,7 +382,12 @@ fn fit_only(
         );
     }
     model.experts = None;
-    card.retain(|k, _| !k.starts_with("experts") && k != "validation" && !k.starts_with("score_"));
+    card.retain(|k, _| {
+        !k.starts_with("experts")
+            && k != "validation"
+            && !k.starts_with("score_")
+            && !k.starts_with("prior_score_")
+    });
     card.insert("recipe".into(), text.to_string());
     card.insert(
         "network_from".into(),
@@ -411,6 +402,37 @@ fn fit_only(
         eprintln!("wrote {}", a.out.display());
     }
     Ok(())
+}
+
+/// Tissue slices (all three orientations) of every source volume.
+fn load_slices(
+    sources: &[PathBuf],
+    min_tissue: f64,
+    quiet: bool,
+) -> Result<Vec<ndarray::Array2<f32>>> {
+    let mut slices = Vec::new();
+    for src in sources {
+        let vol = read_nifti_volume(src).with_context(|| {
+            format!(
+                "training source {} (Colin27 comes with Debian's mricron-data; .ci/install-deps installs it)",
+                src.display()
+            )
+        })?;
+        let s = tissue_slices(vol.view(), min_tissue);
+        if !quiet {
+            eprintln!(
+                "{}: {:?} voxels, {} tissue slices",
+                src.display(),
+                vol.shape(),
+                s.len()
+            );
+        }
+        slices.extend(s);
+    }
+    if slices.is_empty() {
+        bail!("no slice of the sources has enough tissue (min_tissue = {min_tissue})");
+    }
+    Ok(slices)
 }
 
 /// Fits the expert field of `e` on top of `model`'s network and records it in the card.
@@ -449,6 +471,21 @@ fn fit_experts(
         eprint!("{table}");
     }
     card.insert("experts_fit".into(), table);
+    card.insert(
+        "experts_data".into(),
+        format!(
+            "{} tissue slices from {} (Colin27, Debian mricron-data; MNI152 never used)",
+            slices.len(),
+            match &e.sources {
+                Some(src) => src
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "the [data] sources".to_string(),
+            }
+        ),
+    );
     card.insert(
         "experts_fit_time".into(),
         format!(
