@@ -131,20 +131,39 @@ pub fn clean_scores(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<SliceSco
     slice_scores(model, slices.iter().map(|s| complex_of(s.view())))
 }
 
-/// ROC AUC of clean against corrupted slices for each corruption, scoring each slice by its
+/// Typicality z-scores of clean slices and of their corrupted copies.
+pub struct CorruptionZ {
+    /// z of each clean slice.
+    pub clean: Vec<f64>,
+    /// Per corruption (in the order of [`corruptions`]), its name and the z of each corrupted
+    /// slice.
+    pub corrupted: Vec<(&'static str, Vec<f64>)>,
+}
+
+impl CorruptionZ {
+    /// ROC AUC of clean against corrupted slices for each corruption.
+    pub fn aucs(&self) -> Vec<(&'static str, f64)> {
+        self.corrupted
+            .iter()
+            .map(|(name, bad)| (*name, roc_auc(&self.clean, bad)))
+            .collect()
+    }
+}
+
+/// Scores clean slices and corrupted copies of them (random draws from `seed`) by their
 /// typicality z against `typ`.
-pub fn auc_rows(
+pub fn corruption_zs(
     model: &FastPyramid,
     slices: &[Array2<f32>],
     typ: &ScoreTypicality,
     seed: u64,
-) -> Vec<(&'static str, f64)> {
+) -> CorruptionZ {
     let clean: Vec<f64> = clean_scores(model, slices)
         .iter()
         .map(|s| typ.z(s))
         .collect();
     let mut rng = Rng::new(seed);
-    corruptions()
+    let corrupted = corruptions()
         .into_iter()
         .map(|(name, c)| {
             let bad: Vec<f64> = slice_scores(
@@ -156,7 +175,8 @@ pub fn auc_rows(
             .iter()
             .map(|s| typ.z(s))
             .collect();
-            (name, roc_auc(&clean, &bad))
+            (name, bad)
         })
-        .collect()
+        .collect();
+    CorruptionZ { clean, corrupted }
 }

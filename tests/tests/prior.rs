@@ -239,14 +239,15 @@ print(e.shape == r.shape, np.allclose(e.affine, r.affine), bool(np.allclose(a, b
     );
 }
 
+/// Colin27's 0.5 mm skull-stripped volume (mricron-data): other anatomy than the recipe's
+/// [data] sources, for the [experts] stage's own `sources`.
+const CH2BETTER: &str = "/usr/share/mricron/templates/ch2better.nii.gz";
+
 /// `basin train --network` fits the recipe's expert field on a trained network (a small
 /// [experts] stage so the test is quick): the output keeps the network's tensors bit for bit,
 /// adds finite, non-negative expert weights fitted on the [experts] stage's own sources (recorded
 /// in the card), and is a model `basin score` accepts. A recipe without [experts] is refused
 /// with a clear message.
-/// Colin27's 0.5 mm skull-stripped volume (mricron-data), which the shipped experts also fit.
-const CH2BETTER: &str = "/usr/share/mricron/templates/ch2better.nii.gz";
-
 #[test]
 fn train_network_fits_experts_on_a_trained_network() {
     let dir = tempfile::tempdir().unwrap();

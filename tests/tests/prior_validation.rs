@@ -5,7 +5,7 @@
 //! comparison with tuned TV denoising is printed (see benches/RESULTS.md for the record).
 
 use basin_benches::prior_validation::{
-    auc_rows, clean_scores, tweedie_vs_tv, validation_slices, MNI152,
+    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, MNI152,
 };
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{ScoreTypicality, Z_THRESHOLD};
@@ -63,7 +63,8 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
     // Issue 4's bar: AUC ≥ 0.95 for every corruption. Measured with the larger z of the network's
     // and the whole prior's energy: 1.000, 1.000, 0.987 and 0.987 for noise, aliasing, zipper and
     // ghosting (the network's energy alone gave 0.929 for ghosting; benches/RESULTS.md).
-    let aucs = auc_rows(&f, &slices, &card_typ, 8);
+    let zs = corruption_zs(&f, &slices, &card_typ, 8);
+    let aucs = zs.aucs();
     for (name, auc) in &aucs {
         eprintln!("ROC AUC clean vs {name}: {auc:.3}");
     }
@@ -73,26 +74,15 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
     }
     // The flag `basin score` raises (z > 3.5): how many clean validation slices it calls atypical
     // (false alarms, measured 0 of 15) and how many corrupted ones it catches.
-    let clean = clean_scores(&f, &slices);
-    let alarms = clean.iter().filter(|s| card_typ.z(s) > Z_THRESHOLD).count();
-    eprintln!("clean slices flagged: {alarms} of {}", clean.len());
+    let flagged = |z: &[f64]| z.iter().filter(|&&v| v > Z_THRESHOLD).count();
+    let alarms = flagged(&zs.clean);
+    eprintln!("clean slices flagged: {alarms} of {}", zs.clean.len());
     assert!(
         alarms <= 1,
         "{alarms} of 15 clean validation slices flagged"
     );
-    let mut rng = basin_core::rng::Rng::new(8);
-    for (name, c) in basin_benches::prior_validation::corruptions() {
-        let bad = basin_benches::prior_validation::slice_scores(
-            &f,
-            slices.iter().map(|s| {
-                basin_prior::validate::corrupt(
-                    basin_prior::validate::complex_of(s.view()).view(),
-                    c,
-                    &mut rng,
-                )
-            }),
-        );
-        let caught = bad.iter().filter(|s| card_typ.z(s) > Z_THRESHOLD).count();
+    for (name, bad) in &zs.corrupted {
+        let caught = flagged(bad);
         eprintln!("{name}: {caught} of {} flagged", bad.len());
         // Measured 15, 12, 11 and 10 of 15 (noise, aliasing, zipper, ghosting).
         assert!(

@@ -7,7 +7,7 @@
 //! `prior_score_mad` for the whole prior's) against which `basin score` flags slices.
 
 use basin_benches::prior_validation::{
-    auc_rows, clean_scores, tweedie_vs_tv, validation_slices, MNI152,
+    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, MNI152,
 };
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::ScoreTypicality;
@@ -102,7 +102,7 @@ fn run(
         report += &format!("; whole prior median {:.4}, MAD {:.4}", p.median, p.mad);
     }
     report += ". AUC of the larger robust z:\n";
-    for (name, auc) in auc_rows(&f, &slices, &typ, 8) {
+    for (name, auc) in corruption_zs(&f, &slices, &typ, 8).aucs() {
         report += &format!("ROC AUC clean vs {name}: {auc:.3}\n");
     }
     print!("{report}");

@@ -207,17 +207,22 @@ pub fn run(a: TrainArgs) -> Result<()> {
             ckpt.display()
         );
     }
-    // Training data: tissue slices of every source, in all three orientations.
-    let slices = load_slices(&recipe.data.sources, recipe.data.min_tissue, a.quiet)?;
-    // The expert field's, when the recipe names its own sources.
-    let expert_slices = match recipe.experts.as_ref().and_then(|e| e.sources.as_ref()) {
-        Some(src) => Some(load_slices(src, recipe.data.min_tissue, a.quiet)?),
+    // Training data: tissue slices of every source, in all three orientations; the expert
+    // field's own when the recipe names them (read before a long training run, so that a bad
+    // path fails at once).
+    let min_tissue = recipe.data.min_tissue;
+    let expert_sources = recipe.experts.as_ref().and_then(|e| e.sources.as_deref());
+    if let Some(net) = &a.network {
+        let src = expert_sources.unwrap_or(&recipe.data.sources);
+        let slices = load_slices(src, min_tissue, a.quiet)?;
+        return fit_only(&a, net, &recipe, &text, &cfg, &slices);
+    }
+    let slices = load_slices(&recipe.data.sources, min_tissue, a.quiet)?;
+    let expert_slices = match expert_sources {
+        Some(src) => Some(load_slices(src, min_tissue, a.quiet)?),
         None => None,
     };
     let expert_slices = expert_slices.as_deref().unwrap_or(&slices);
-    if let Some(net) = &a.network {
-        return fit_only(&a, net, &recipe, &text, &cfg, expert_slices);
-    }
     let mut trainer = if a.resume {
         let bytes =
             std::fs::read(&ckpt).with_context(|| format!("{}: cannot read", ckpt.display()))?;

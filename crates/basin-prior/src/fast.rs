@@ -1047,9 +1047,16 @@ impl FastPyramid {
         }
     }
 
-    /// Whether the energy has an expert field besides the network.
-    pub fn has_experts(&self) -> bool {
-        self.experts.is_some()
+    /// The expert field besides the network, if the energy has one.
+    pub fn experts(&self) -> Option<&crate::experts::Experts> {
+        self.experts.as_ref()
+    }
+
+    /// β(σ), the weight of the network's energy (1 without an expert field).
+    pub fn net_weight(&self, sigma: f32) -> f64 {
+        self.experts
+            .as_ref()
+            .map_or(1.0, |e| e.net_weight(sigma as f64))
     }
 
     /// Number of parameters.
@@ -1094,10 +1101,7 @@ impl FastPyramid {
         grad: &mut [f32],
         mut density: Option<&mut [f32]>,
     ) -> f64 {
-        let beta = self
-            .experts
-            .as_ref()
-            .map_or(1.0, |e| e.net_weight(sigma as f64));
+        let beta = self.net_weight(sigma);
         let mut energy = 0.0f64;
         if beta != 0.0 {
             energy = beta * self.net_energy_grad(ws, x, sigma, grad, density.as_deref_mut());

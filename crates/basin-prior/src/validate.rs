@@ -73,22 +73,21 @@ pub struct SliceScore {
     pub object_fraction: f64,
 }
 
-/// One energy and its additive constant for slices of one size.
-struct Part {
-    model: FastPyramid,
-    ws: crate::fast::PyramidWorkspace,
+/// The expert field of a scored model with its workspace, its energy of an empty image and the
+/// network's weight β at [`SCORE_SIGMA`].
+struct Field {
+    experts: crate::experts::Experts,
+    ws: crate::experts::ExpertsWorkspace,
     baseline: f64,
+    beta: f64,
 }
 
-impl Part {
-    fn new(model: FastPyramid, h: usize, w: usize, grad: &mut [f32]) -> Self {
-        let mut ws = model.workspace(h, w);
-        let baseline = model.energy_grad(&mut ws, &vec![0.0; 2 * h * w], SCORE_SIGMA, grad, None);
-        Part {
-            model,
-            ws,
-            baseline,
-        }
+impl Field {
+    /// The field's energy of `x` at [`SCORE_SIGMA`] (`grad` is scratch).
+    fn energy(&mut self, x: &[f32], grad: &mut [f32]) -> f64 {
+        grad.fill(0.0);
+        self.experts
+            .energy_grad_add(&mut self.ws, x, SCORE_SIGMA as f64, grad, None)
     }
 }
 
@@ -103,9 +102,14 @@ impl Part {
 /// network). A slice is as atypical as the more atypical of the two ([`ScoreTypicality`]), as
 /// in multi-statistic typicality tests (Morningstar et al. 2021, "Density of States
 /// Estimation for Out-of-Distribution Detection"). Energy maps are the network's.
+///
+/// The network runs once per slice: the whole prior's energy is β(σ) times its energy plus the
+/// expert field's, added in the order [`FastPyramid::energy_grad`] adds them.
 pub struct Scorer {
-    net: Part,
-    prior: Option<Part>,
+    net: FastPyramid,
+    ws: crate::fast::PyramidWorkspace,
+    baseline: f64,
+    field: Option<Field>,
     h: usize,
     w: usize,
     grad: Vec<f32>,
@@ -115,13 +119,25 @@ impl Scorer {
     /// A scorer for `h`×`w` slices.
     pub fn new(model: &FastPyramid, h: usize, w: usize) -> Self {
         let mut grad = vec![0.0; 2 * h * w];
-        let net = Part::new(model.network_only(), h, w, &mut grad);
-        let prior = model
-            .has_experts()
-            .then(|| Part::new(model.clone(), h, w, &mut grad));
+        let empty = vec![0.0f32; 2 * h * w];
+        let net = model.network_only();
+        let mut ws = net.workspace(h, w);
+        let baseline = net.energy_grad(&mut ws, &empty, SCORE_SIGMA, &mut grad, None);
+        let field = model.experts().map(|e| {
+            let mut f = Field {
+                experts: e.clone(),
+                ws: e.workspace(h, w),
+                baseline: 0.0,
+                beta: model.net_weight(SCORE_SIGMA),
+            };
+            f.baseline = f.energy(&empty, &mut grad);
+            f
+        });
         Scorer {
             net,
-            prior,
+            ws,
+            baseline,
+            field,
             h,
             w,
             grad,
@@ -134,8 +150,8 @@ impl Scorer {
         assert_eq!(x.dim(), (2, self.h, self.w), "Scorer: slice size");
         let xs = x.as_standard_layout();
         let mut d = vec![0.0f32; self.h * self.w];
-        let e = self.net.model.energy_grad(
-            &mut self.net.ws,
+        let e = self.net.energy_grad(
+            &mut self.ws,
             xs.as_slice().unwrap_or(&[]),
             SCORE_SIGMA,
             &mut self.grad,
@@ -156,18 +172,12 @@ impl Scorer {
             .filter(|&(y, xx)| x[[0, y, xx]].hypot(x[[1, y, xx]]) > OBJECT_LEVEL)
             .count()
             .max(1) as f64;
-        let energy = (e - self.net.baseline) / object;
-        let prior_energy = match &mut self.prior {
-            Some(p) => {
+        let energy = (e - self.baseline) / object;
+        let prior_energy = match &mut self.field {
+            Some(f) => {
                 let xs = x.as_standard_layout();
-                let e = p.model.energy_grad(
-                    &mut p.ws,
-                    xs.as_slice().unwrap_or(&[]),
-                    SCORE_SIGMA,
-                    &mut self.grad,
-                    None,
-                );
-                (e - p.baseline) / object
+                let whole = f.beta * e + f.energy(xs.as_slice().unwrap_or(&[]), &mut self.grad);
+                (whole - (f.beta * self.baseline + f.baseline)) / object
             }
             None => energy,
         };
@@ -180,12 +190,6 @@ impl Scorer {
             },
         )
     }
-}
-
-/// [`Scorer::score`] for a single slice (several slices of one size: use one [`Scorer`]).
-pub fn slice_score(model: &FastPyramid, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
-    let (_, h, w) = x.dim();
-    Scorer::new(model, h, w).score(x)
 }
 
 /// A complex slice as the prior's `[2, h, w]` planes (real, imaginary), multiplied by `scale`
