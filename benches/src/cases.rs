@@ -144,12 +144,15 @@ pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
     x.mapv(|c| c.norm() * a)
 }
 
-/// The six cases of the benchmark: axial slices 70, 85 and 100 of the MNI152 volume at `path`,
-/// each at 4× and 8×.
-pub fn mni_cases(path: &std::path::Path) -> Result<Vec<Case>, String> {
+/// Axial slices of the quality benchmark's cases.
+pub const CASE_SLICES: [usize; 3] = [70, 85, 100];
+
+/// Axial slices `zs` of the MNI152 volume at `path` (1 mm, `[y, x]`, anterior up); with
+/// [`CASE_SLICES`], the anatomy of the validation cases.
+pub fn mni_slices(path: &std::path::Path, zs: &[usize]) -> Result<Vec<Array2<f32>>, String> {
     let vol = basin_export::nifti_in::read_nifti_volume(path).map_err(|e| e.to_string())?;
-    let mut cases = Vec::new();
-    for (i, &z) in [70usize, 85, 100].iter().enumerate() {
+    let mut out = Vec::new();
+    for &z in zs {
         if z >= vol.dim().2 {
             return Err(format!(
                 "{}: fewer than {} axial slices",
@@ -160,8 +163,28 @@ pub fn mni_cases(path: &std::path::Path) -> Result<Vec<Case>, String> {
         // Axial slices (third NIfTI axis), transposed to [y, x] with anterior up.
         let mut s = vol.index_axis(Axis(2), z).t().to_owned();
         s.invert_axis(Axis(0));
-        cases.push(make_case(&s, 4.0, MaskKind::Equispaced, 10 + i as u64));
-        cases.push(make_case(&s, 8.0, MaskKind::Random, 20 + i as u64));
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The case of `slice` (an [`mni_slices`] slice, index `i`) at `accel` 4 (equispaced) or 8
+/// (random): the masks and noise seeds of the benchmark.
+pub fn mni_case(slice: &Array2<f32>, i: usize, accel: f64) -> Case {
+    if accel > 5.0 {
+        make_case(slice, accel, MaskKind::Random, 20 + i as u64)
+    } else {
+        make_case(slice, accel, MaskKind::Equispaced, 10 + i as u64)
+    }
+}
+
+/// The six cases of the benchmark: axial slices 70, 85 and 100 of the MNI152 volume at `path`,
+/// each at 4× and 8×.
+pub fn mni_cases(path: &std::path::Path) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    for (i, s) in mni_slices(path, &CASE_SLICES)?.iter().enumerate() {
+        cases.push(mni_case(s, i, 4.0));
+        cases.push(mni_case(s, i, 8.0));
     }
     Ok(cases)
 }

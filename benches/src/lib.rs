@@ -2,6 +2,7 @@
 //! (fastMRI equispaced, 8 % centre), its ESPIRiT maps, and BART `.cfl` I/O for comparisons.
 
 pub mod cases;
+pub mod lesions;
 pub mod prior_validation;
 
 use basin_core::C32;
