@@ -55,7 +55,10 @@ pub struct ReconArgs {
     /// Seed of the posterior samples (the same seed gives the same samples).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Protocol: a built-in name (sense, zero-filled), a name in ./protocols/, or a TOML file.
+    /// Protocol: a built-in name — sense (CG-SENSE), zero-filled, cs-l1-wavelet, cs-tv,
+    /// brain-2d-ebm (the learned energy prior), brain-2d-ebm-weak-prior (the prior at one fifth
+    /// of its weight, for noisy data or images unlike brain anatomy, where the full prior smooths
+    /// small lesions) — a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
     /// Where the EBM solver's iterations run: `auto` picks a hardware GPU when there is one

@@ -46,10 +46,10 @@ pub struct EbmParams {
     #[serde(default = "d_init")]
     pub init_iterations: usize,
     /// Weight λ of the prior (the posterior ∝ likelihood × prior^λ): the prior step is
-    /// z = x − λσ²∇ₓE. Below 1 the prior smooths less than its denoising fit says, which keeps
-    /// the contrast of small features the training anatomy did not show. The default 0.2 is the
-    /// largest tried that keeps at least L1-wavelet's lesion contrast (the lesion test); λ = 1
-    /// gives the best PSNR/SSIM on the validation cases (benches/RESULTS.md).
+    /// z = x − λσ²∇ₓE. 1 (the default, the plain posterior) gives the best PSNR/SSIM on the
+    /// validation anatomy and keeps more small-lesion contrast there than L1-wavelet; below 1
+    /// the prior smooths less than its denoising fit says, which keeps small features on noisy
+    /// or non-anatomical images (protocol `brain-2d-ebm-weak-prior`, 0.2; benches/RESULTS.md).
     #[serde(default = "d_pw")]
     pub prior_weight: f64,
 }
@@ -87,7 +87,7 @@ fn d_init() -> usize {
     10
 }
 fn d_pw() -> f64 {
-    0.2
+    1.0
 }
 
 /// What [`ebm`] measured.

@@ -119,6 +119,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "brain-2d-ebm",
         include_str!("../../../protocols/brain-2d-ebm.toml"),
     ),
+    (
+        "brain-2d-ebm-weak-prior",
+        include_str!("../../../protocols/brain-2d-ebm-weak-prior.toml"),
+    ),
 ];
 
 /// The protocol `basin recon` uses when none is given.
