@@ -138,6 +138,29 @@ pub fn ls_factor(x: &Array3<C32>, truth: &Array3<f32>) -> f32 {
     (num / den.max(1e-30)) as f32
 }
 
+/// λ grid for tuning basin's L1-wavelet on a case (p99 = 1 convention).
+pub const L1_GRID: [f32; 7] = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
+
+/// The λ of [`L1_GRID`] whose L1-wavelet reconstruction of `case` (with `p`'s other settings)
+/// has the best PSNR: how the benchmarks tune basin's L1-wavelet once, on the first case, before
+/// comparing it with BART's (tuned the same way) and with the EBM.
+pub fn tune_l1_lambda(
+    op: &basin_core::linop::Sense,
+    case: &Case,
+    p: &basin_recon::cs::L1Params,
+) -> f32 {
+    let mut best = (f64::NEG_INFINITY, p.lambda);
+    for lambda in L1_GRID {
+        let q = basin_recon::cs::L1Params { lambda, ..*p };
+        let (x, _) = basin_recon::cs::l1_wavelet(op, &case.kspace, &q);
+        let v = basin_core::metrics::psnr(case.truth.view(), scaled_mag(&x, &case.truth).view());
+        if v > best.0 {
+            best = (v, lambda);
+        }
+    }
+    best.1
+}
+
 /// |x| scaled by [`ls_factor`] to the truth.
 pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
     let a = ls_factor(x, truth);

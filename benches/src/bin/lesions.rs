@@ -7,14 +7,11 @@
 //! Prints per acceleration the mean fraction of contrast kept and the smallest, then each EBM's
 //! paired difference from L1-wavelet (mean over lesions ± standard error).
 
-use basin_benches::cases::{mni_slices, scaled_mag};
+use basin_benches::cases::{mni_slices, scaled_mag, tune_l1_lambda};
 use basin_benches::lesions::{kept, lesion_cases, LESION_SLICES};
-use basin_core::metrics::psnr;
 use basin_recon::protocol::{Protocol, Solver};
 use ndarray::Axis;
 use std::collections::BTreeMap;
-
-const L1_GRID: [f32; 7] = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
 
 fn main() {
     let mut path = basin_benches::prior_validation::MNI152.to_string();
@@ -81,16 +78,7 @@ fn main() {
         let (x, _) = basin_recon::cs::l1_wavelet(&op, &c.kspace, &l1);
         record("L1-wavelet (shipped protocol)", &x);
         if ci == 0 {
-            let mut best = (f64::NEG_INFINITY, l1.lambda);
-            for lam in L1_GRID {
-                let q = basin_recon::cs::L1Params { lambda: lam, ..l1 };
-                let (x, _) = basin_recon::cs::l1_wavelet(&op, &c.kspace, &q);
-                let v = psnr(c.truth.view(), scaled_mag(&x, &c.truth).view());
-                if v > best.0 {
-                    best = (v, lam);
-                }
-            }
-            l1_tuned = best.1;
+            l1_tuned = tune_l1_lambda(&op, c, &l1);
             eprintln!("L1-wavelet λ tuned on case 0: {l1_tuned}");
         }
         let q = basin_recon::cs::L1Params {

@@ -6,7 +6,7 @@
 //! comparison). Metrics (fastMRI definitions) on magnitudes after a least-squares scale to the truth
 //! (the fully sampled, noise-free 256² image). Prints a Markdown table of means.
 
-use basin_benches::cases::{mni_cases, scaled_mag, Case, N};
+use basin_benches::cases::{mni_cases, scaled_mag, tune_l1_lambda, Case, N};
 use basin_benches::{read_cfl, write_cfl};
 use basin_core::metrics::{nmse, psnr, ssim};
 use basin_core::C32;
@@ -14,9 +14,6 @@ use basin_recon::protocol::{Protocol, Solver};
 use ndarray::{Array3, Axis};
 use std::process::Command;
 use std::time::Instant;
-
-/// λ grid for tuning basin's L1-wavelet on the first case (p99 = 1 convention).
-const L1_GRID: [f32; 7] = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
 
 fn bart_pics(
     c: &Case,
@@ -100,16 +97,7 @@ fn main() {
             // the same grid (basin's λ is relative to the p99 = 1 convention, BART's is not,
             // so the values differ), then fixed.
             if ci == 0 {
-                let mut best = (f64::NEG_INFINITY, p.lambda);
-                for lam in L1_GRID {
-                    let q = basin_recon::cs::L1Params { lambda: lam, ..p };
-                    let (x, _) = basin_recon::cs::l1_wavelet(&op, &c.kspace, &q);
-                    let v = psnr(c.truth.view(), scaled_mag(&x, &c.truth).view());
-                    if v > best.0 {
-                        best = (v, lam);
-                    }
-                }
-                l1_tuned = best.1;
+                l1_tuned = tune_l1_lambda(&op, c, &p);
                 eprintln!("basin L1-wavelet λ tuned on case 0: {l1_tuned}");
             }
             let q = basin_recon::cs::L1Params {
