@@ -3,7 +3,8 @@
 //! L1-wavelet). Lesions of [`basin_benches::lesions`] in the MNI152 slices
 //! [`LESION_SLICES`], simulated as the quality benchmark's cases at 4× and 8×; methods: CG-SENSE
 //! (30 iterations), L1-wavelet (shipped protocol, and λ tuned on the first 4× case by PSNR as in
-//! `quality`) and the EBM at the given prior weights (default: the shipped protocol's, and 1).
+//! `quality`) and the EBM at the given prior weights (default: those of the two shipped EBM
+//! protocols, `brain-2d-ebm` and `brain-2d-ebm-weak-prior`).
 //! Prints per acceleration the mean fraction of contrast kept and the smallest, then each EBM's
 //! paired difference from L1-wavelet (mean over lesions ± standard error).
 
@@ -15,22 +16,29 @@ use std::collections::BTreeMap;
 
 fn main() {
     let mut path = basin_benches::prior_validation::MNI152.to_string();
-    let ebm = match Protocol::resolve("brain-2d-ebm", None).map(|p| p.solver) {
+    let ebm_protocol = |name: &str| match Protocol::resolve(name, None).map(|p| p.solver) {
         Ok(Solver::Ebm(p)) => p,
         other => {
-            eprintln!("error: brain-2d-ebm is not an EBM protocol ({other:?})");
+            eprintln!("error: {name} is not an EBM protocol ({other:?})");
             std::process::exit(1);
         }
     };
-    let mut weights = vec![ebm.prior_weight, 1.0];
+    let ebm = ebm_protocol("brain-2d-ebm");
+    let mut weights = vec![
+        ebm.prior_weight,
+        ebm_protocol("brain-2d-ebm-weak-prior").prior_weight,
+    ];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--weights" {
             let v = args.next().unwrap_or_default();
-            weights = match v.split(',').map(|w| w.parse::<f64>()).collect() {
-                Ok(w) => w,
-                Err(_) => {
-                    eprintln!("error: --weights takes numbers separated by commas, got {v:?}");
+            let parsed: Result<Vec<f64>, _> = v.split(',').map(|w| w.parse::<f64>()).collect();
+            weights = match parsed {
+                Ok(w) if w.iter().all(|x| x.is_finite() && *x > 0.0) => w,
+                _ => {
+                    eprintln!(
+                        "error: --weights takes prior weights > 0 separated by commas, got {v:?}"
+                    );
                     std::process::exit(2);
                 }
             };
