@@ -214,15 +214,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let expert_sources = recipe.experts.as_ref().and_then(|e| e.sources.as_deref());
     if let Some(net) = &a.network {
         let src = expert_sources.unwrap_or(&recipe.data.sources);
-        let slices = load_slices(src, min_tissue, a.quiet)?;
-        return fit_only(&a, net, &recipe, &text, &cfg, &slices);
+        let data = load_slices(src, min_tissue, a.quiet)?;
+        return fit_only(&a, net, &recipe, &text, &cfg, &data);
     }
-    let slices = load_slices(&recipe.data.sources, min_tissue, a.quiet)?;
-    let expert_slices = match expert_sources {
+    let data = load_slices(&recipe.data.sources, min_tissue, a.quiet)?;
+    let expert_data = match expert_sources {
         Some(src) => Some(load_slices(src, min_tissue, a.quiet)?),
         None => None,
     };
-    let expert_slices = expert_slices.as_deref().unwrap_or(&slices);
+    let expert_data = expert_data.as_ref().unwrap_or(&data);
+    let slices = &data.slices;
     let mut trainer = if a.resume {
         let bytes =
             std::fs::read(&ckpt).with_context(|| format!("{}: cannot read", ckpt.display()))?;
@@ -248,14 +249,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ("image_scaling".to_string(), "99th percentile of the magnitude = 1".to_string()),
         ("recipe".to_string(), text.clone()),
         ("seed".to_string(), cfg.seed.to_string()),
-        (
-            "data".to_string(),
-            format!(
-                "{} tissue slices from {} (Colin27 T1, Debian mricron-data 1.2.20211006, BSD-3-Clause); validation anatomy (MNI152 2009a) never trained on",
-                slices.len(),
-                recipe.data.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            ),
-        ),
+        ("data".to_string(), data.provenance.clone()),
     ]);
     let bar = if a.quiet {
         ProgressBar::hidden()
@@ -275,7 +269,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mut losses = Vec::new();
     let mut ema: Option<f64> = None;
     while trainer.step_count() < total {
-        let loss = trainer.step(&slices);
+        let loss = trainer.step(slices);
         if !loss.is_finite() {
             bail!(
                 "step {}: the loss is {loss}: training diverged (lower lr in the recipe); the last checkpoint {} is intact",
@@ -325,7 +319,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         // The experts are fitted on the finished network; a shorter run (--steps) writes the
         // network alone.
         Some(e) if trainer.step_count() >= cfg.steps => {
-            fit_experts(&mut model, &mut card, e, &cfg, expert_slices, a.quiet)?
+            fit_experts(&mut model, &mut card, e, &cfg, expert_data, a.quiet)?
         }
         Some(_) => {
             card.insert(
@@ -363,7 +357,7 @@ fn fit_only(
     recipe: &Recipe,
     text: &str,
     cfg: &TrainConfig,
-    slices: &[ndarray::Array2<f32>],
+    data: &TrainingData,
 ) -> Result<()> {
     let Some(e) = &recipe.experts else {
         bail!(
@@ -401,7 +395,7 @@ fn fit_only(
             net.display()
         ),
     );
-    fit_experts(&mut model, &mut card, e, cfg, slices, a.quiet)?;
+    fit_experts(&mut model, &mut card, e, cfg, data, a.quiet)?;
     write_bytes(&a.out, &to_safetensors(&model, &card)?, a.force)?;
     if !a.quiet {
         eprintln!("wrote {}", a.out.display());
@@ -409,12 +403,17 @@ fn fit_only(
     Ok(())
 }
 
+/// Training slices and where they came from.
+struct TrainingData {
+    slices: Vec<ndarray::Array2<f32>>,
+    /// For the model card (DATA.md): the count, the source paths, and the Colin27 licence and
+    /// validation note when every source is one of Debian mricron-data's templates (the only
+    /// sources this can vouch for).
+    provenance: String,
+}
+
 /// Tissue slices (all three orientations) of every source volume.
-fn load_slices(
-    sources: &[PathBuf],
-    min_tissue: f64,
-    quiet: bool,
-) -> Result<Vec<ndarray::Array2<f32>>> {
+fn load_slices(sources: &[PathBuf], min_tissue: f64, quiet: bool) -> Result<TrainingData> {
     let mut slices = Vec::new();
     for src in sources {
         let vol = read_nifti_volume(src).with_context(|| {
@@ -437,7 +436,23 @@ fn load_slices(
     if slices.is_empty() {
         bail!("no slice of the sources has enough tissue (min_tissue = {min_tissue})");
     }
-    Ok(slices)
+    let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let origin = if sources
+        .iter()
+        .all(|p| p.starts_with("/usr/share/mricron/templates"))
+    {
+        "Colin27 T1, Debian mricron-data 1.2.20211006, BSD-3-Clause; validation anatomy (MNI152 2009a) never trained on"
+    } else {
+        "not only Debian mricron-data's Colin27 templates: provenance as the recipe's sources"
+    };
+    Ok(TrainingData {
+        provenance: format!(
+            "{} tissue slices from {} ({origin})",
+            slices.len(),
+            names.join(", ")
+        ),
+        slices,
+    })
 }
 
 /// Fits the expert field of `e` on top of `model`'s network and records it in the card.
@@ -446,9 +461,10 @@ fn fit_experts(
     card: &mut HashMap<String, String>,
     e: &ExpertsSec,
     cfg: &TrainConfig,
-    slices: &[ndarray::Array2<f32>],
+    data: &TrainingData,
     quiet: bool,
 ) -> Result<()> {
+    let slices = &data.slices;
     let start = Instant::now();
     let fc = basin_prior::experts::FitConfig {
         sigma_min: cfg.sigma_min,
@@ -476,21 +492,7 @@ fn fit_experts(
         eprint!("{table}");
     }
     card.insert("experts_fit".into(), table);
-    card.insert(
-        "experts_data".into(),
-        format!(
-            "{} tissue slices from {} (Colin27, Debian mricron-data; MNI152 never used)",
-            slices.len(),
-            match &e.sources {
-                Some(src) => src
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                None => "the [data] sources".to_string(),
-            }
-        ),
-    );
+    card.insert("experts_data".into(), data.provenance.clone());
     card.insert(
         "experts_fit_time".into(),
         format!(
