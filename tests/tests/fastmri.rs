@@ -110,6 +110,8 @@ fn reconstructs_like_numpy() {
         h5.to_str().unwrap(),
         "-o",
         nii.to_str().unwrap(),
+        "-p",
+        "sense",
         "-q",
     ]);
     let e: f64 = python(COMPARE_RSS, &[nii.to_str().unwrap(), h5.to_str().unwrap()])

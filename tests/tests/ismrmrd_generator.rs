@@ -113,6 +113,8 @@ fn fully_sampled_matches_phantom_and_interleaved_2x_matches_fully_sampled() {
             "-o",
             full_nii.to_str().unwrap(),
             "-q",
+            "--protocol",
+            "sense",
         ]);
         let e: f64 = python(
             NMSE_VS_PHANTOM,

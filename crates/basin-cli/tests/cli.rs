@@ -70,6 +70,11 @@ fn phantom_info_recon_and_overwrite_rules() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["shape_xyzt"], serde_json::json!([64, 64, 1, 1]));
     assert_eq!(v["slices"][0]["prewhitened"], true);
+    // No --protocol: the learned energy prior, whose diagnostics carry the final energy.
+    assert_eq!(v["protocol"], "brain-2d-ebm");
+    assert!(v["slices"][0]["energy"]
+        .as_f64()
+        .is_some_and(f64::is_finite));
     assert!(nii.is_file());
     let out = basin(&["recon", h5s, "-o", nii.to_str().unwrap()]);
     assert_eq!(

@@ -125,8 +125,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// The protocol `basin recon` uses when none is given.
-pub const DEFAULT_PROTOCOL: &str = "sense";
+/// The protocol `basin recon` uses when none is given: the learned energy prior (issue 5:
+/// better than CS at 4× and 8× on the validation cases, lesions kept at least as well as by
+/// L1-wavelet; `benches/RESULTS.md`).
+pub const DEFAULT_PROTOCOL: &str = "brain-2d-ebm";
 
 impl Protocol {
     /// Parses TOML text; `origin` names the source in errors.
