@@ -53,7 +53,23 @@ enum Command {
     Score(score::ScoreArgs),
 }
 
+/// Where no Wayland session can be found (XDG_RUNTIME_DIR unset or relative and WAYLAND_DISPLAY
+/// not an absolute socket path), points WAYLAND_DISPLAY at a socket that does not exist.
+/// Looking for a GPU loads the Vulkan drivers, and Mesa's ask libwayland for a display, which on
+/// a headless machine prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
+/// once per probe — an alarming line about nothing basin uses. With an absolute WAYLAND_DISPLAY
+/// libwayland tries that socket and fails quietly; a real session (either variable usable) is
+/// left untouched. Runs first in `main`, before any thread exists.
+fn quiet_headless_wayland() {
+    let absolute =
+        |k: &str| std::env::var_os(k).is_some_and(|v| v.to_string_lossy().starts_with('/'));
+    if !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY") {
+        std::env::set_var("WAYLAND_DISPLAY", "/nonexistent/basin-headless/wayland-0");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_wayland();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

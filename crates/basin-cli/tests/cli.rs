@@ -109,3 +109,38 @@ fn phantom_info_recon_and_overwrite_rules() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// On a headless machine (no XDG_RUNTIME_DIR, no WAYLAND_DISPLAY) the default protocol's GPU
+/// search loads the Vulkan drivers, whose libwayland printed "error: XDG_RUNTIME_DIR is invalid
+/// or not set" once per probe; basin's stderr must carry only its own lines. (Where no Vulkan
+/// driver is installed nothing is printed either way; CI installs Mesa's.)
+#[test]
+fn gpu_search_on_a_headless_machine_prints_no_wayland_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("p.h5");
+    let h5s = h5.to_str().unwrap();
+    assert!(
+        basin(&["phantom", "--matrix", "32", "--coils", "2", "-o", h5s])
+            .status
+            .success()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args([
+            "recon",
+            h5s,
+            "-o",
+            dir.path().join("x.nii").to_str().unwrap(),
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(
+        err.lines()
+            .all(|l| l.starts_with("device: ") || l.starts_with("wrote ")),
+        "unexpected stderr:\n{err}"
+    );
+}
