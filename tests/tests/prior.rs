@@ -252,7 +252,7 @@ const CH2BETTER: &str = "/usr/share/mricron/templates/ch2better.nii.gz";
 fn train_network_fits_experts_on_a_trained_network() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = std::fs::read_to_string(RECIPE).unwrap();
-    let head = recipe.split("[experts]").next().unwrap().to_string();
+    let head = recipe.split("\n[experts]").next().unwrap().to_string() + "\n";
     let small = dir.path().join("small.toml");
     std::fs::write(
         &small,
@@ -297,9 +297,31 @@ print(same, w.shape[0], w.shape[1] == len(names) + 1, bool(np.all(np.isfinite(w)
         ["True", "2", "True", "True", "True"],
         "{report}"
     );
-    // Without [experts] --network has nothing to do.
+    // Without [experts] --network has nothing to do (and the shipped recipe's residual training
+    // has no field to complete: that is refused first, as clearly).
     let bare = dir.path().join("bare.toml");
     std::fs::write(&bare, &head).unwrap();
+    let e = basin(&[
+        "train",
+        "--config",
+        bare.to_str().unwrap(),
+        "--network",
+        net,
+        "-o",
+        &format!("{o}.2"),
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr)
+            .contains("residual_of_experts needs an [experts] section"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    std::fs::write(
+        &bare,
+        head.replace("residual_of_experts = true", "residual_of_experts = false"),
+    )
+    .unwrap();
     let e = basin(&[
         "train",
         "--config",

@@ -95,6 +95,11 @@ struct TrainingSec {
     lr: f64,
     seed: u64,
     checkpoint_every: usize,
+    /// Train the network on what an expert field leaves of the score: the recipe's [experts]
+    /// fitted first without the network on the [data] sources, the network's DSM target then
+    /// n − σ∇F(x̃) (see `Trainer::set_residual_field`).
+    #[serde(default)]
+    residual_of_experts: bool,
 }
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +159,12 @@ fn load_recipe(path: &Path) -> Result<(Recipe, String)> {
     }
     if r.data.sources.is_empty() {
         bail!("{}: [data] sources is empty", path.display());
+    }
+    if r.training.residual_of_experts && r.experts.is_none() {
+        bail!(
+            "{}: [training] residual_of_experts needs an [experts] section (the field the network completes)",
+            path.display()
+        );
     }
     Ok((r, text))
 }
@@ -251,6 +262,29 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ("seed".to_string(), cfg.seed.to_string()),
         ("data".to_string(), data.provenance.clone()),
     ]);
+    if let (true, Some(e)) = (recipe.training.residual_of_experts, &recipe.experts) {
+        // Deterministic from the recipe, so a resumed run refits the same field.
+        let start = Instant::now();
+        let net = basin_prior::fast::FastPyramid::new(trainer.model()).network_only();
+        let (field, report) =
+            basin_prior::experts::fit(&net, slices, &fit_config(e, &cfg, false), |m| {
+                if !a.quiet {
+                    eprintln!("residual field: {m}");
+                }
+            });
+        let mut table = String::from("| σ | DSM loss of the field alone |\n|---|---|\n");
+        for (s, _, b) in &report.rows {
+            table.push_str(&format!("| {s:.4} | {b:.4} |\n"));
+        }
+        card.insert(
+            "residual_field".into(),
+            format!(
+                "the network was trained on the residual of this expert field ([experts] with_network = false, on the [data] sources, {:.0} s):\n{table}",
+                start.elapsed().as_secs_f64()
+            ),
+        );
+        trainer.set_residual_field(Some(field));
+    }
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -466,17 +500,7 @@ fn fit_experts(
 ) -> Result<()> {
     let slices = &data.slices;
     let start = Instant::now();
-    let fc = basin_prior::experts::FitConfig {
-        sigma_min: cfg.sigma_min,
-        sigma_max: cfg.sigma_max,
-        n_sigma: e.n_sigma,
-        em_images: e.em_images,
-        em_samples: e.em_samples,
-        fit_images: e.fit_images,
-        with_network: e.with_network,
-        seed: e.seed,
-        augment: cfg.augment,
-    };
+    let fc = fit_config(e, cfg, e.with_network);
     let net = basin_prior::fast::FastPyramid::new(model).network_only();
     let (experts, report) = basin_prior::experts::fit(&net, slices, &fc, |m| {
         if !quiet {
@@ -517,6 +541,24 @@ fn fit_experts(
     );
     model.experts = Some(experts);
     Ok(())
+}
+
+fn fit_config(
+    e: &ExpertsSec,
+    cfg: &TrainConfig,
+    with_network: bool,
+) -> basin_prior::experts::FitConfig {
+    basin_prior::experts::FitConfig {
+        sigma_min: cfg.sigma_min,
+        sigma_max: cfg.sigma_max,
+        n_sigma: e.n_sigma,
+        em_images: e.em_images,
+        em_samples: e.em_samples,
+        fit_images: e.fit_images,
+        with_network,
+        seed: e.seed,
+        augment: cfg.augment,
+    }
 }
 
 fn tail_mean(v: &[f64], n: usize) -> f64 {

@@ -1193,6 +1193,21 @@ impl FastPyramid {
         sigma: f32,
         acc: &mut [f64],
     ) -> f64 {
+        self.dsm_loss_and_grad_target(ws, x, n, n, sigma, acc)
+    }
+
+    /// [`Self::dsm_loss_and_grad`] with another regression target: at x̃ = x + σn the loss is
+    /// ‖σ∇ₓE(x̃) − target‖²/N. With target = n − σ∇F(x̃) for a fixed energy F, the network
+    /// learns what F leaves of the score (the loss is then the DSM loss of E + F).
+    pub fn dsm_loss_and_grad_target(
+        &self,
+        ws: &mut PyramidTrainWorkspace,
+        x: &[f32],
+        n: &[f32],
+        target: &[f32],
+        sigma: f32,
+        acc: &mut [f64],
+    ) -> f64 {
         let levels = ws.dims.len();
         for ((xt, &a), &b) in ws.xs[0].iter_mut().zip(x).zip(n) {
             *xt = a + sigma * b;
@@ -1213,7 +1228,7 @@ impl FastPyramid {
         }
         let count = n.len() as f32;
         let mut loss = 0.0f64;
-        for ((v, &g), &nv) in ws.vs[0].iter_mut().zip(&ws.gs[0]).zip(n) {
+        for ((v, &g), &nv) in ws.vs[0].iter_mut().zip(&ws.gs[0]).zip(target) {
             let r = sigma * g - nv;
             loss += (r as f64) * (r as f64);
             *v = 2.0 * sigma * r / count;

@@ -196,10 +196,22 @@ impl Pyramid {
         n: ArrayView3<'_, f64>,
         sigma: f64,
     ) -> (f64, PyramidGradient) {
+        self.dsm_loss_and_grad_target(x, n, n, sigma)
+    }
+
+    /// The network's loss ‖σ∇ₓE(x + σn) − target‖² / N and its parameter gradient: the reference
+    /// of [`crate::fast::FastPyramid::dsm_loss_and_grad_target`] (residual training).
+    pub fn dsm_loss_and_grad_target(
+        &self,
+        x: ArrayView3<'_, f64>,
+        n: ArrayView3<'_, f64>,
+        target: ArrayView3<'_, f64>,
+        sigma: f64,
+    ) -> (f64, PyramidGradient) {
         let xt = &x + &(&n * sigma);
         let g = self.net_grad_x(xt.view(), sigma);
         let count = g.len() as f64;
-        let r = &g * sigma - n;
+        let r = &g * sigma - target;
         let loss = r.iter().map(|v| v * v).sum::<f64>() / count;
         let v = r.mapv(|t| 2.0 * sigma * t / count);
         // ⟨Σₛ (Dˢ)ᵀ ∇Eₛ(Dˢx̃), v⟩ = Σₛ ⟨∇Eₛ(Dˢx̃), Dˢv⟩: each level sees its pooled direction.

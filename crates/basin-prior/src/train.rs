@@ -8,6 +8,7 @@
 //! and a run resumed from a checkpoint, give the same losses whatever the thread count.
 
 use crate::data::{augment, random_patch, Augment};
+use crate::experts::{Experts, ExpertsWorkspace};
 use crate::fast::{FastPyramid, PyramidTrainWorkspace};
 use crate::model::{DsmGradient, EnergyModel};
 use crate::pyramid::Pyramid;
@@ -144,7 +145,15 @@ pub struct Trainer {
     model: Pyramid,
     adam: Adam,
     step: usize,
-    workspaces: Vec<Mutex<PyramidTrainWorkspace>>,
+    workspaces: Vec<Mutex<Slot>>,
+    field: Option<Experts>,
+}
+
+/// One thread's buffers: the network's, and the residual field's with its gradient and the
+/// regression target.
+struct Slot {
+    net: PyramidTrainWorkspace,
+    field: Option<(ExpertsWorkspace, Vec<f32>, Vec<f32>)>,
 }
 
 fn ckpt_err(m: impl ToString) -> PriorError {
@@ -163,8 +172,19 @@ impl Trainer {
             model,
             step: 0,
             workspaces: Vec::new(),
+            field: None,
             cfg,
         }
+    }
+
+    /// Trains the network on the residual of a fixed expert field F (fitted beforehand without
+    /// the network): the target of each sample becomes n − σ∇F(x̃) instead of n, so the network
+    /// learns what the field leaves of the score instead of what it already knows, and the
+    /// reported loss is the DSM loss of network + field. Set it before the first step (and
+    /// again, identically, on resume).
+    pub fn set_residual_field(&mut self, field: Option<Experts>) {
+        self.field = field;
+        self.workspaces.clear();
     }
 
     /// The model as it stands.
@@ -211,10 +231,19 @@ impl Trainer {
         let fast = FastPyramid::new(&self.model);
         let threads = rayon::current_num_threads().max(1);
         let (ph, pw) = (batch[0].0.shape()[1], batch[0].0.shape()[2]);
+        let field = self.field.as_ref();
+        let new_slot = |h: usize, w: usize| Slot {
+            net: fast.train_workspace(h, w),
+            field: field.map(|f| {
+                (
+                    f.workspace(h, w),
+                    vec![0.0; 2 * h * w],
+                    vec![0.0; 2 * h * w],
+                )
+            }),
+        };
         if self.workspaces.len() != threads {
-            self.workspaces = (0..threads)
-                .map(|_| Mutex::new(fast.train_workspace(ph, pw)))
-                .collect();
+            self.workspaces = (0..threads).map(|_| Mutex::new(new_slot(ph, pw))).collect();
         }
         let np = fast.num_params();
         let results: Vec<(f64, Vec<f64>)> = batch
@@ -226,16 +255,31 @@ impl Trainer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
                 let mut local;
-                let ws: &mut PyramidTrainWorkspace = if (h, w) == (ph, pw) {
+                let ws: &mut Slot = if (h, w) == (ph, pw) {
                     &mut guard
                 } else {
-                    local = fast.train_workspace(h, w);
+                    local = new_slot(h, w);
                     &mut local
                 };
                 let x = p.as_standard_layout();
                 let mut acc = vec![0.0f64; np];
                 let x = x.as_slice().unwrap_or(&[]);
-                let loss = fast.dsm_loss_and_grad(ws, x, n, *sigma, &mut acc);
+                let loss = match (field, ws.field.as_mut()) {
+                    (Some(f), Some((fws, g, target))) => {
+                        // x̃ = x + σn exactly as the network's DSM forms it, then the target
+                        // n − σ∇F(x̃).
+                        for ((t, &a), &b) in target.iter_mut().zip(x).zip(n) {
+                            *t = a + sigma * b;
+                        }
+                        g.fill(0.0);
+                        f.energy_grad_add(fws, target, *sigma as f64, g, None);
+                        for ((t, &gv), &nv) in target.iter_mut().zip(g.iter()).zip(n) {
+                            *t = nv - sigma * gv;
+                        }
+                        fast.dsm_loss_and_grad_target(&mut ws.net, x, n, target, *sigma, &mut acc)
+                    }
+                    _ => fast.dsm_loss_and_grad(&mut ws.net, x, n, *sigma, &mut acc),
+                };
                 (loss, acc)
             })
             .collect();

@@ -109,3 +109,55 @@ fn fast_pyramid_matches_reference_in_energy_gradient_and_training_gradient() {
         }
     }
 }
+
+/// Residual training (`[training] residual_of_experts`): with the target n − σ∇F(x̃) of a fixed
+/// expert field F, the production path's loss and parameter gradient match the float64
+/// reference, and the loss equals the plain DSM loss of the sum E + F (an independent float64
+/// evaluation of the combined model with β = 1) — so the network is fitted to complete F.
+#[test]
+fn residual_training_fits_the_sum_of_network_and_field() {
+    use basin_prior::experts::Experts;
+    use basin_prior::fast::FastPyramid;
+    use basin_prior::Pyramid;
+    let mut rng = Rng::new(31);
+    let (h, w) = (22, 26);
+    let p = Pyramid::random(2, 5, 5, 4, 3, 12);
+    let mut field = Experts::random(5);
+    let k = field.len();
+    field.weights.column_mut(k).fill(0.0);
+    let x = Array3::from_shape_simple_fn((2, h, w), || rng.normal() * 0.4);
+    let n = Array3::from_shape_simple_fn((2, h, w), || rng.normal());
+    let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let nf: Vec<f32> = n.iter().map(|&v| v as f32).collect();
+    for sigma in [0.03, 0.2] {
+        let xt = &x + &(&n * sigma);
+        let target = &n - &(field.grad_reference(xt.view(), sigma) * sigma);
+        let (l_ref, g_ref) = p.dsm_loss_and_grad_target(x.view(), n.view(), target.view(), sigma);
+        // The same loss, as the DSM loss of network + field (β = 1) evaluated as one model.
+        let mut sum = p.clone();
+        let mut f1 = field.clone();
+        f1.weights.column_mut(k).fill(1.0);
+        sum.experts = Some(f1);
+        let r = sum.grad_x(xt.view(), sigma) * sigma - &n;
+        let l_sum = r.iter().map(|v| v * v).sum::<f64>() / r.len() as f64;
+        assert!((l_ref - l_sum).abs() / l_sum < 1e-10, "{l_ref} vs {l_sum}");
+        // Production path (float32) against the reference.
+        let fp = FastPyramid::new(&p);
+        let mut tw = fp.train_workspace(h, w);
+        let tf: Vec<f32> = target.iter().map(|&v| v as f32).collect();
+        let mut acc = vec![0.0f64; fp.num_params()];
+        let loss = fp.dsm_loss_and_grad_target(&mut tw, &xf, &nf, &tf, sigma as f32, &mut acc);
+        assert!(
+            (loss - l_ref).abs() / l_ref < 1e-4,
+            "loss {loss} vs {l_ref}"
+        );
+        let e = rel_l2(&acc, &g_ref.params());
+        assert!(e < 1e-3, "parameter gradient relative error {e}");
+        // A target equal to n is plain DSM.
+        let mut a2 = vec![0.0f64; fp.num_params()];
+        let mut a3 = vec![0.0f64; fp.num_params()];
+        let l2 = fp.dsm_loss_and_grad_target(&mut tw, &xf, &nf, &nf, sigma as f32, &mut a2);
+        let l3 = fp.dsm_loss_and_grad(&mut tw, &xf, &nf, sigma as f32, &mut a3);
+        assert_eq!((l2, &a2), (l3, &a3));
+    }
+}
