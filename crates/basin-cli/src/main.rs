@@ -41,15 +41,19 @@ enum Command {
     /// per-slice scores, flagged against the model's validation statistics.
     ///
     /// Images are scaled so that the 99th percentile of the magnitude is 1, then each slice gets
-    /// two energies at σ = 0.02 from the embedded default prior (or --model): the learned
-    /// network's and the whole prior's (network plus expert field, what reconstruction uses),
-    /// each above that of an empty image, per object pixel (magnitude > 0.1). Clean anatomy has
-    /// energies in a typical range (median and MAD of clean validation slices, in the model
-    /// card); a slice whose robust z-score |E − median| / (1.4826 MAD) exceeds 3.5 for either
-    /// energy is flagged ATYPICAL — too rough (noise, spikes) or too smooth (blurring, aliasing
-    /// and ghosting spread over the background). Slices with less than 5 % object are not
-    /// flagged. The map is the network's per-pixel energy density; where it is high, the prior
-    /// finds the image implausible.
+    /// statistics at σ = 0.02 from the embedded default prior (or --model): the learned
+    /// network's energy and the whole prior's (network plus expert field, what reconstruction
+    /// uses), each above that of an empty image per object pixel (magnitude > 0.1); the
+    /// network's score norm ‖σ∇E‖² per object pixel (how much noise it sees); and the worst line,
+    /// the largest mean over a row or a column of the whole prior's energy density (zipper
+    /// lines, spikes). Clean anatomy has them in a typical range (median and MAD of clean
+    /// validation slices, in the model card); a slice whose robust z-score
+    /// |s − median| / (1.4826 MAD) exceeds 3.5 for any statistic the card judges by (for the
+    /// default model: score norm, whole prior energy, worst line) is flagged ATYPICAL — too
+    /// rough (noise, spikes, lines) or too smooth (blurring, aliasing and ghosting spread over
+    /// the background). Slices with less than 5 % object are not flagged. The map (-o) is the
+    /// whole prior's per-pixel energy density above that of an empty image: where it is high,
+    /// the prior finds the image implausible.
     Score(score::ScoreArgs),
 }
 

@@ -201,6 +201,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     "slice": z,
                     "energy": s.energy,
                     "prior_energy": s.prior_energy,
+                    "score_norm": s.score_norm,
+                    "line_energy": s.line_energy,
                     "object_fraction": s.object_fraction,
                     "z": zs,
                     "implausible": f,
@@ -214,6 +216,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 "sigma": SCORE_SIGMA as f64,
                 "typical": typ.map(|t| range(&t.network)),
                 "typical_prior": typ.and_then(|t| t.prior).map(|p| range(&p)),
+                "typical_score_norm": typ.and_then(|t| t.score_norm).map(|p| range(&p)),
+                "typical_line": typ.and_then(|t| t.line).map(|p| range(&p)),
                 "z_threshold": Z_THRESHOLD,
                 "slices": slices,
                 "implausible": flagged,
@@ -221,26 +225,44 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             })
         );
     } else {
-        println!("slice  energy/object pixel  (whole prior)  object   robust z  flag");
+        println!("slice  energy/object pixel  (whole prior)  score norm  worst line  object   robust z  flag");
         for (z, s, zs, f) in &rows {
             let zt = zs.map_or("        -".to_string(), |v| format!("{v:9.2}"));
             println!(
-                "{z:5}  {:18.4}  {:13.4}  {:5.1}%  {zt}  {}",
+                "{z:5}  {:18.4}  {:13.4}  {:10.4}  {:10.4}  {:5.1}%  {zt}  {}",
                 s.energy,
                 s.prior_energy,
+                s.score_norm,
+                s.line_energy,
                 s.object_fraction * 100.0,
                 if *f { "ATYPICAL" } else { "" }
             );
         }
         match typ {
-            Some(t) => println!(
-                "{} of {nz} slices atypical (the larger robust z of the two energies > {Z_THRESHOLD} against the model's clean validation slices: network median {:.4}, MAD {:.4}{}){}",
-                flagged.len(),
-                t.network.median,
-                t.network.mad,
-                t.prior.map_or(String::new(), |p| format!("; whole prior median {:.4}, MAD {:.4}", p.median, p.mad)),
-                if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
-            ),
+            Some(t) => {
+                let judged = if t.score_norm.is_some() && t.line.is_some() {
+                    "the network's score norm, the whole prior's energy and its worst line"
+                } else {
+                    "the network's and the whole prior's energies"
+                };
+                let mut ranges = Vec::new();
+                for (name, r) in [
+                    ("network energy", Some(t.network)),
+                    ("whole prior", t.prior),
+                    ("score norm", t.score_norm),
+                    ("worst line", t.line),
+                ] {
+                    if let Some(r) = r {
+                        ranges.push(format!("{name} median {:.4}, MAD {:.4}", r.median, r.mad));
+                    }
+                }
+                println!(
+                    "{} of {nz} slices atypical (the largest robust z of {judged} > {Z_THRESHOLD} against the model's clean validation slices: {}){}",
+                    flagged.len(),
+                    ranges.join("; "),
+                    if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
+                )
+            }
             None => println!("the model card has no validation statistics: slices are not flagged"),
         }
         if let Some(o) = &a.out {

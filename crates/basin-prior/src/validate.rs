@@ -69,39 +69,64 @@ pub struct SliceScore {
     /// The same for the whole prior (the network weighted by β(σ) plus the expert field): what
     /// reconstruction descends. Equal to `energy` for a model without an expert field.
     pub prior_energy: f64,
+    /// The network's score norm ‖σ∇ₓE_net‖² at [`SCORE_SIGMA`] per object pixel: how much noise
+    /// the network sees in the slice (its denoising correction, in units of σ²).
+    pub score_norm: f64,
+    /// The worst line: the largest mean, over the rows and the columns of the slice, of the whole
+    /// prior's energy density above the empty image's. Artefacts along one line (zipper lines,
+    /// spikes' stripes) raise it while hardly moving the slice's mean.
+    pub line_energy: f64,
     /// Fraction of the pixels in the object (magnitude > [`OBJECT_LEVEL`]).
     pub object_fraction: f64,
 }
 
-/// The expert field of a scored model with its workspace, its energy of an empty image and the
-/// network's weight β at [`SCORE_SIGMA`].
+/// The expert field of a scored model with its workspace, its energy and density of an empty
+/// image and the network's weight β at [`SCORE_SIGMA`].
 struct Field {
     experts: crate::experts::Experts,
     ws: crate::experts::ExpertsWorkspace,
     baseline: f64,
+    baseline_density: Vec<f32>,
     beta: f64,
 }
 
 impl Field {
-    /// The field's energy of `x` at [`SCORE_SIGMA`] (`grad` is scratch).
-    fn energy(&mut self, x: &[f32], grad: &mut [f32]) -> f64 {
+    /// The field's energy of `x` at [`SCORE_SIGMA`] and its density into `density` (`grad` is
+    /// scratch).
+    fn energy(&mut self, x: &[f32], grad: &mut [f32], density: &mut [f32]) -> f64 {
         grad.fill(0.0);
+        density.fill(0.0);
         self.experts
-            .energy_grad_add(&mut self.ws, x, SCORE_SIGMA as f64, grad, None)
+            .energy_grad_add(&mut self.ws, x, SCORE_SIGMA as f64, grad, Some(density))
     }
+}
+
+/// The largest mean over the rows and the columns of `d` `[h, w]`.
+fn worst_line(d: &[f32], h: usize, w: usize) -> f64 {
+    let mut cols = vec![0.0f64; w];
+    let mut worst = f64::NEG_INFINITY;
+    for row in d.chunks_exact(w.max(1)).take(h) {
+        let mut sum = 0.0f64;
+        for (c, &v) in cols.iter_mut().zip(row) {
+            *c += v as f64;
+            sum += v as f64;
+        }
+        worst = worst.max(sum / w.max(1) as f64);
+    }
+    cols.iter()
+        .map(|c| c / h.max(1) as f64)
+        .fold(worst, f64::max)
 }
 
 /// Scores slices of one size: the workspaces and the energies of an empty image (the energy's
 /// additive constant, which depends only on the size) are computed once, not per slice.
 ///
-/// Two statistics of one model describe a slice: the learned network's energy and the whole
-/// prior's. They see different things. The network notices structure that anatomy lacks (4×
-/// aliasing, zipper lines: slice ROC AUC 1.00 and 0.99 on the validation slices, against 0.68
-/// and 0.78 for the whole prior, whose expert field is a generic piecewise-smoothness energy);
-/// the whole prior notices noise and motion ghosts (AUC 0.99 for ghosts, against 0.93 for the
-/// network). A slice is as atypical as the more atypical of the two ([`ScoreTypicality`]), as
-/// in multi-statistic typicality tests (Morningstar et al. 2021, "Density of States
-/// Estimation for Out-of-Distribution Detection"). Energy maps are the network's.
+/// Several statistics of one model describe a slice ([`SliceScore`]): the learned network's
+/// energy and score norm, the whole prior's energy and its worst line. They see different
+/// things, and a slice is as atypical as the most atypical of the statistics its model card
+/// calibrates ([`ScoreTypicality`]), as in multi-statistic typicality tests (Morningstar et al.
+/// 2021, "Density of States Estimation for Out-of-Distribution Detection"). Energy maps are the
+/// whole prior's.
 ///
 /// The network runs once per slice: the whole prior's energy is β(σ) times its energy plus the
 /// expert field's, added in the order [`FastPyramid::energy_grad`] adds them.
@@ -109,47 +134,69 @@ pub struct Scorer {
     net: FastPyramid,
     ws: crate::fast::PyramidWorkspace,
     baseline: f64,
+    baseline_density: Vec<f32>,
     field: Option<Field>,
     h: usize,
     w: usize,
     grad: Vec<f32>,
+    density: Vec<f32>,
 }
 
 impl Scorer {
     /// A scorer for `h`×`w` slices.
     pub fn new(model: &FastPyramid, h: usize, w: usize) -> Self {
         let mut grad = vec![0.0; 2 * h * w];
+        let mut density = vec![0.0f32; h * w];
         let empty = vec![0.0f32; 2 * h * w];
         let net = model.network_only();
         let mut ws = net.workspace(h, w);
-        let baseline = net.energy_grad(&mut ws, &empty, SCORE_SIGMA, &mut grad, None);
+        let mut baseline_density = vec![0.0f32; h * w];
+        let baseline = net.energy_grad(
+            &mut ws,
+            &empty,
+            SCORE_SIGMA,
+            &mut grad,
+            Some(&mut baseline_density),
+        );
         let field = model.experts().map(|e| {
             let mut f = Field {
                 experts: e.clone(),
                 ws: e.workspace(h, w),
                 baseline: 0.0,
+                baseline_density: Vec::new(),
                 beta: model.net_weight(SCORE_SIGMA),
             };
-            f.baseline = f.energy(&empty, &mut grad);
+            f.baseline = f.energy(&empty, &mut grad, &mut density);
+            f.baseline_density = density.clone();
             f
         });
         Scorer {
             net,
             ws,
             baseline,
+            baseline_density,
             field,
             h,
             w,
             grad,
+            density,
         }
     }
 
-    /// The network's energy density `[h, w]` of `x` `[2, h, w]` at [`SCORE_SIGMA`] and its total
-    /// energy.
-    pub fn map(&mut self, x: ArrayView3<'_, f32>) -> (Array2<f32>, f64) {
+    /// The energy map of `x` `[2, h, w]`: the whole prior's energy density `[h, w]` at
+    /// [`SCORE_SIGMA`] above that of an empty image (β(σ) times the network's plus the expert
+    /// field's; the network's alone for a model without a field). It sums to the whole prior's
+    /// energy above the empty image's; where it is high, the prior finds the image implausible.
+    pub fn map(&mut self, x: ArrayView3<'_, f32>) -> Array2<f32> {
+        self.score(x).0
+    }
+
+    /// The energy map of `x` `[2, h, w]` (as [`Self::map`]) and the slice's [`SliceScore`].
+    pub fn score(&mut self, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
         assert_eq!(x.dim(), (2, self.h, self.w), "Scorer: slice size");
+        let (h, w) = (self.h, self.w);
         let xs = x.as_standard_layout();
-        let mut d = vec![0.0f32; self.h * self.w];
+        let mut d = vec![0.0f32; h * w];
         let e = self.net.energy_grad(
             &mut self.ws,
             xs.as_slice().unwrap_or(&[]),
@@ -157,35 +204,55 @@ impl Scorer {
             &mut self.grad,
             Some(&mut d),
         );
-        let map = Array2::from_shape_vec((self.h, self.w), d)
-            .unwrap_or_else(|_| Array2::zeros((self.h, self.w)));
-        (map, e)
-    }
-
-    /// The network's energy-density map of `x` `[2, h, w]` at [`SCORE_SIGMA`] and the slice's
-    /// [`SliceScore`].
-    pub fn score(&mut self, x: ArrayView3<'_, f32>) -> (Array2<f32>, SliceScore) {
-        let (d, e) = self.map(x);
-        let (h, w) = (self.h, self.w);
         let object = (0..h)
             .flat_map(|y| (0..w).map(move |xx| (y, xx)))
             .filter(|&(y, xx)| x[[0, y, xx]].hypot(x[[1, y, xx]]) > OBJECT_LEVEL)
             .count()
             .max(1) as f64;
         let energy = (e - self.baseline) / object;
+        // `grad` holds the network's ∇ₓE.
+        let s = SCORE_SIGMA as f64;
+        let score_norm = self
+            .grad
+            .iter()
+            .map(|&g| (g as f64 * s).powi(2))
+            .sum::<f64>()
+            / object;
+        // The whole prior's density above the empty image's: β(d_net − d₀) + (d_field − d₀).
+        let mut excess: Vec<f32> = d
+            .iter()
+            .zip(&self.baseline_density)
+            .map(|(a, b)| a - b)
+            .collect();
         let prior_energy = match &mut self.field {
             Some(f) => {
-                let xs = x.as_standard_layout();
-                let whole = f.beta * e + f.energy(xs.as_slice().unwrap_or(&[]), &mut self.grad);
+                let whole = f.beta * e
+                    + f.energy(
+                        xs.as_slice().unwrap_or(&[]),
+                        &mut self.grad,
+                        &mut self.density,
+                    );
+                let b = f.beta as f32;
+                for ((v, &fd), &f0) in excess
+                    .iter_mut()
+                    .zip(&self.density)
+                    .zip(&f.baseline_density)
+                {
+                    *v = b * *v + (fd - f0);
+                }
                 (whole - (f.beta * self.baseline + f.baseline)) / object
             }
             None => energy,
         };
+        let line_energy = worst_line(&excess, h, w);
+        let map = Array2::from_shape_vec((h, w), excess).unwrap_or_else(|_| Array2::zeros((h, w)));
         (
-            d,
+            map,
             SliceScore {
                 energy,
                 prior_energy,
+                score_norm,
+                line_energy,
                 object_fraction: object / (h * w).max(1) as f64,
             },
         )
@@ -243,9 +310,16 @@ impl Typicality {
     }
 }
 
-/// The typical ranges of both statistics of a [`SliceScore`] on clean validation slices, kept in
-/// the model card (`score_median`, `score_mad` for the network; `prior_score_median`,
-/// `prior_score_mad` for the whole prior).
+/// The typical ranges of the statistics of a [`SliceScore`] on clean validation slices, kept in
+/// the model card (`score_median`, `score_mad` for the network's energy; `prior_score_*` for the
+/// whole prior's; `score_norm_*` for the network's score norm; `line_score_*` for the worst line).
+///
+/// Which statistics judge a slice depends on the model, and the card says it: with the score
+/// norm and the worst line calibrated (models whose network completes the expert field, trained
+/// with `residual_of_experts`) a slice is as atypical as the largest robust z of the network's
+/// score norm, the whole prior's energy and its worst line; the network's energy is then
+/// reported but not judged by (it measures what the field leaves and varies more over clean
+/// anatomy). Older cards judge by the network's and the whole prior's energies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreTypicality {
     /// Range of [`SliceScore::energy`].
@@ -253,23 +327,59 @@ pub struct ScoreTypicality {
     /// Range of [`SliceScore::prior_energy`]; `None` for cards written before it was measured
     /// (such slices are judged by the network's energy alone).
     pub prior: Option<Typicality>,
+    /// Range of [`SliceScore::score_norm`].
+    pub score_norm: Option<Typicality>,
+    /// Range of [`SliceScore::line_energy`].
+    pub line: Option<Typicality>,
 }
 
 impl ScoreTypicality {
-    /// Fits both ranges to clean slices.
+    /// Fits the network's energy and the whole prior's ranges to clean slices (the rule of
+    /// models whose network was trained alone).
     pub fn fit(clean: &[SliceScore]) -> Self {
-        let net: Vec<f64> = clean.iter().map(|s| s.energy).collect();
-        let prior: Vec<f64> = clean.iter().map(|s| s.prior_energy).collect();
+        let range =
+            |f: fn(&SliceScore) -> f64| Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>());
         ScoreTypicality {
-            network: Typicality::fit(&net),
-            prior: Some(Typicality::fit(&prior)),
+            network: range(|s| s.energy),
+            prior: Some(range(|s| s.prior_energy)),
+            score_norm: None,
+            line: None,
         }
     }
 
-    /// The larger robust z of the two statistics.
+    /// Fits every range to clean slices (the rule of models whose network completes the expert
+    /// field).
+    pub fn fit_all(clean: &[SliceScore]) -> Self {
+        let range =
+            |f: fn(&SliceScore) -> f64| Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>());
+        ScoreTypicality {
+            score_norm: Some(range(|s| s.score_norm)),
+            line: Some(range(|s| s.line_energy)),
+            ..Self::fit(clean)
+        }
+    }
+
+    /// The ranges a model's card should carry, fitted to clean slices: every statistic when the
+    /// network was trained on the expert field's residual (`residual_field` in the card), else
+    /// the two energies.
+    pub fn fit_for_card(
+        clean: &[SliceScore],
+        card: &std::collections::HashMap<String, String>,
+    ) -> Self {
+        if card.contains_key("residual_field") {
+            Self::fit_all(clean)
+        } else {
+            Self::fit(clean)
+        }
+    }
+
+    /// The largest robust z of the statistics that judge a slice.
     pub fn z(&self, s: &SliceScore) -> f64 {
-        let zn = self.network.z(s.energy);
-        self.prior.map_or(zn, |p| zn.max(p.z(s.prior_energy)))
+        let zp = self.prior.map_or(0.0, |p| p.z(s.prior_energy));
+        match (self.score_norm, self.line) {
+            (Some(n), Some(l)) => n.z(s.score_norm).max(zp).max(l.z(s.line_energy)),
+            _ => self.network.z(s.energy).max(zp),
+        }
     }
 
     /// Reads the ranges from a model card; `None` without the network's range.
@@ -286,6 +396,8 @@ impl ScoreTypicality {
         Some(ScoreTypicality {
             network: range("score_median", "score_mad")?,
             prior: range("prior_score_median", "prior_score_mad"),
+            score_norm: range("score_norm_median", "score_norm_mad"),
+            line: range("line_score_median", "line_score_mad"),
         })
     }
 
@@ -293,9 +405,15 @@ impl ScoreTypicality {
     pub fn to_card(&self, card: &mut std::collections::HashMap<String, String>) {
         card.insert("score_median".into(), format!("{:.6}", self.network.median));
         card.insert("score_mad".into(), format!("{:.6}", self.network.mad));
-        if let Some(p) = self.prior {
-            card.insert("prior_score_median".into(), format!("{:.6}", p.median));
-            card.insert("prior_score_mad".into(), format!("{:.6}", p.mad));
+        for (name, t) in [
+            ("prior_score", self.prior),
+            ("score_norm", self.score_norm),
+            ("line_score", self.line),
+        ] {
+            if let Some(t) = t {
+                card.insert(format!("{name}_median"), format!("{:.6}", t.median));
+                card.insert(format!("{name}_mad"), format!("{:.6}", t.mad));
+            }
         }
     }
 }
@@ -303,8 +421,9 @@ impl ScoreTypicality {
 /// The robust z above which `basin score` flags a slice (Iglewicz & Hoaglin's outlier rule).
 pub const Z_THRESHOLD: f64 = 3.5;
 
-/// The energy density `[z, y, x]` at [`SCORE_SIGMA`] of a complex volume `[z, y, x]`, scaled to
-/// the p99 = 1 convention first (as `basin score` and `basin recon --energy-map` report it).
+/// The energy map ([`Scorer::map`]: the whole prior's density above an empty image's) `[z, y, x]`
+/// at [`SCORE_SIGMA`] of a complex volume `[z, y, x]`, scaled to the p99 = 1 convention first
+/// (as `basin score` and `basin recon --energy-map` report it).
 pub fn energy_density_volume(model: &FastPyramid, vol: &Array3<C32>) -> Array3<f32> {
     let mags: Vec<f32> = vol.iter().map(|c| c.norm()).collect();
     let scale = crate::data::p99_scale(mags.iter());
@@ -314,7 +433,7 @@ pub fn energy_density_volume(model: &FastPyramid, vol: &Array3<C32>) -> Array3<f
     for z in 0..nz {
         let x = planes(vol.index_axis(ndarray::Axis(0), z), scale);
         out.index_axis_mut(ndarray::Axis(0), z)
-            .assign(&scorer.map(x.view()).0);
+            .assign(&scorer.map(x.view()));
     }
     out
 }
