@@ -118,7 +118,7 @@ fn main() {
             let (x, _) = basin_recon::ebm::ebm(&op, &c.kspace, &fast, &p, Some(0.01));
             record("basin EBM", &x, t.elapsed().as_secs_f64());
         }
-        // The weak-prior protocol (prior weight 0.2): for noisy or non-anatomical images.
+        // The weak-prior protocol (prior weight 0.15): for noisy or non-anatomical images.
         if let Solver::Ebm(p) = proto("brain-2d-ebm-weak-prior").solver {
             let t = Instant::now();
             let (x, _) = basin_recon::ebm::ebm(&op, &c.kspace, &fast, &p, Some(0.01));

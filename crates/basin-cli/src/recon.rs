@@ -36,9 +36,9 @@ pub struct ReconArgs {
     /// Also write a PNG montage of the slices for a quick look.
     #[arg(long, value_name = "PNG")]
     pub preview: Option<PathBuf>,
-    /// Also write the embedded prior's per-pixel energy density of the (first) image volume
-    /// as NIfTI (σ = 0.02, images scaled to p99 = 1): where it is high the prior finds the
-    /// image implausible (see `basin score`).
+    /// Also write the embedded prior's per-pixel energy density (above that of an empty image)
+    /// of the (first) image volume as NIfTI (σ = 0.02, images scaled to p99 = 1): where it is
+    /// high the prior finds the image implausible (see `basin score`).
     #[arg(long, value_name = "NIFTI")]
     pub energy_map: Option<PathBuf>,
     /// Posterior samples per slice (EBM protocols): annealed Langevin chains started from the
@@ -50,16 +50,16 @@ pub struct ReconArgs {
     /// Also write the per-pixel standard deviation of the samples' magnitude (same scale as the
     /// image) as NIfTI: where it is high the data and the prior leave the image free. It is not
     /// an error bar: the prior's own bias (smoothed edges, small structures) is not in it, and on
-    /// validation anatomy it correlates weakly with the actual error (Pearson 0.2 with 8 samples,
-    /// 0.3 with 32). Needs --samples 2 or more.
+    /// validation anatomy it correlates weakly with the actual error (Pearson 0.09–0.14 with 8
+    /// samples; more samples help a little). Needs --samples 2 or more.
     #[arg(long, value_name = "NIFTI")]
     pub uncertainty: Option<PathBuf>,
     /// Seed of the posterior samples (the same seed gives the same samples).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Protocol: a built-in name — sense (CG-SENSE), zero-filled, cs-l1-wavelet, cs-tv,
-    /// brain-2d-ebm (the learned energy prior), brain-2d-ebm-weak-prior (the prior at one fifth
-    /// of its weight, for noisy data or images unlike brain anatomy, where the full prior smooths
+    /// brain-2d-ebm (the learned energy prior), brain-2d-ebm-weak-prior (the prior at 0.15 of
+    /// its weight, for noisy data or images unlike brain anatomy, where the full prior smooths
     /// small lesions) — a name in ./protocols/, or a TOML file.
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,

@@ -80,11 +80,11 @@ fn posterior_sampling_is_reproducible_and_spreads() {
     assert!(sd.iter().any(|&v| v > 0.0));
 }
 
-/// The shipped protocols carry their prior weights (1 and 0.2), and a weight that is not a
+/// The shipped protocols carry their prior weights (1 and 0.15), and a weight that is not a
 /// finite positive number is refused with an error naming the key.
 #[test]
 fn prior_weight_is_read_and_checked() {
-    for (name, w) in [("brain-2d-ebm", 1.0), ("brain-2d-ebm-weak-prior", 0.2)] {
+    for (name, w) in [("brain-2d-ebm", 1.0), ("brain-2d-ebm-weak-prior", 0.15)] {
         match Protocol::resolve(name, None).unwrap().solver {
             Solver::Ebm(p) => assert_eq!(p.prior_weight, w, "{name}"),
             s => panic!("{name} has solver {s:?}"),
@@ -92,7 +92,7 @@ fn prior_weight_is_read_and_checked() {
     }
     let shipped = include_str!("../../../protocols/brain-2d-ebm-weak-prior.toml");
     for bad in ["0", "-1", "nan"] {
-        let text = shipped.replace("prior_weight = 0.2", &format!("prior_weight = {bad}"));
+        let text = shipped.replace("prior_weight = 0.15", &format!("prior_weight = {bad}"));
         assert_ne!(text, shipped);
         let err = Protocol::from_toml(&text, "test").unwrap_err().to_string();
         assert!(err.contains("prior_weight"), "{bad}: {err}");
