@@ -95,24 +95,16 @@ fn run(
     // The typical range of clean slice energies from 24 slices (8 per axis), the AUCs on 15.
     let typ =
         ScoreTypicality::fit_for_card(&clean_scores(&f, &validation_slices(vol.view(), 8)), &card);
+    let ranges: Vec<String> = typ
+        .ranges()
+        .iter()
+        .map(|(name, _, t)| format!("{name} median {:.4}, MAD {:.4}", t.median, t.mad))
+        .collect();
     report += &format!(
-        "slice statistics at sigma 0.02 (24 slices): network energy per object pixel median {:.4}, MAD {:.4}",
-        typ.network.median, typ.network.mad
+        "slice statistics at sigma 0.02 (24 slices, energies per object pixel): {}. AUC of the largest robust z of {}:\n",
+        ranges.join("; "),
+        typ.rule()
     );
-    for (name, t) in [
-        ("whole prior energy", typ.prior),
-        ("network score norm", typ.score_norm),
-        ("worst line", typ.line),
-    ] {
-        if let Some(p) = t {
-            report += &format!("; {name} median {:.4}, MAD {:.4}", p.median, p.mad);
-        }
-    }
-    report += if typ.score_norm.is_some() {
-        ". AUC of the largest robust z of the network score norm, whole prior energy and worst line:\n"
-    } else {
-        ". AUC of the larger robust z of the two energies:\n"
-    };
     for (name, auc) in corruption_zs(&f, &slices, &typ, 8).aucs() {
         report += &format!("ROC AUC clean vs {name}: {auc:.3}\n");
     }
@@ -129,18 +121,6 @@ fn run(
         card.insert("validation".into(), report);
         for (k, v) in set {
             card.insert(k.clone(), v.clone());
-        }
-        for k in [
-            "score_median",
-            "score_mad",
-            "prior_score_median",
-            "prior_score_mad",
-            "score_norm_median",
-            "score_norm_mad",
-            "line_score_median",
-            "line_score_mad",
-        ] {
-            card.remove(k);
         }
         typ.to_card(&mut card);
         let bytes =

@@ -240,25 +240,15 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
         match typ {
             Some(t) => {
-                let judged = if t.score_norm.is_some() && t.line.is_some() {
-                    "the network's score norm, the whole prior's energy and its worst line"
-                } else {
-                    "the network's and the whole prior's energies"
-                };
-                let mut ranges = Vec::new();
-                for (name, r) in [
-                    ("network energy", Some(t.network)),
-                    ("whole prior", t.prior),
-                    ("score norm", t.score_norm),
-                    ("worst line", t.line),
-                ] {
-                    if let Some(r) = r {
-                        ranges.push(format!("{name} median {:.4}, MAD {:.4}", r.median, r.mad));
-                    }
-                }
+                let ranges: Vec<String> = t
+                    .ranges()
+                    .iter()
+                    .map(|(name, _, r)| format!("{name} median {:.4}, MAD {:.4}", r.median, r.mad))
+                    .collect();
                 println!(
-                    "{} of {nz} slices atypical (the largest robust z of {judged} > {Z_THRESHOLD} against the model's clean validation slices: {}){}",
+                    "{} of {nz} slices atypical (the largest robust z of {} > {Z_THRESHOLD} against the model's clean validation slices: {}){}",
                     flagged.len(),
+                    t.rule(),
                     ranges.join("; "),
                     if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
                 )

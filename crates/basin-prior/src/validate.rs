@@ -337,8 +337,7 @@ impl ScoreTypicality {
     /// Fits the network's energy and the whole prior's ranges to clean slices (the rule of
     /// models whose network was trained alone).
     pub fn fit(clean: &[SliceScore]) -> Self {
-        let range =
-            |f: fn(&SliceScore) -> f64| Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>());
+        let range = |f| range_of(clean, f);
         ScoreTypicality {
             network: range(|s| s.energy),
             prior: Some(range(|s| s.prior_energy)),
@@ -350,8 +349,7 @@ impl ScoreTypicality {
     /// Fits every range to clean slices (the rule of models whose network completes the expert
     /// field).
     pub fn fit_all(clean: &[SliceScore]) -> Self {
-        let range =
-            |f: fn(&SliceScore) -> f64| Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>());
+        let range = |f| range_of(clean, f);
         ScoreTypicality {
             score_norm: Some(range(|s| s.score_norm)),
             line: Some(range(|s| s.line_energy)),
@@ -382,6 +380,40 @@ impl ScoreTypicality {
         }
     }
 
+    /// Which statistics [`Self::z`] judges by, in words.
+    pub fn rule(&self) -> &'static str {
+        if self.score_norm.is_some() && self.line.is_some() {
+            "the network's score norm, the whole prior's energy and its worst line"
+        } else {
+            "the network's and the whole prior's energies"
+        }
+    }
+
+    /// The ranges present, each with its name in words and its card key prefix.
+    pub fn ranges(&self) -> Vec<(&'static str, &'static str, Typicality)> {
+        [
+            ("network energy", "score", Some(self.network)),
+            ("whole prior energy", "prior_score", self.prior),
+            ("network score norm", "score_norm", self.score_norm),
+            ("worst line", "line_score", self.line),
+        ]
+        .into_iter()
+        .filter_map(|(name, key, t)| t.map(|t| (name, key, t)))
+        .collect()
+    }
+
+    /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`).
+    pub const CARD_KEYS: [&'static str; 8] = [
+        "score_median",
+        "score_mad",
+        "prior_score_median",
+        "prior_score_mad",
+        "score_norm_median",
+        "score_norm_mad",
+        "line_score_median",
+        "line_score_mad",
+    ];
+
     /// Reads the ranges from a model card; `None` without the network's range.
     pub fn from_card(card: &std::collections::HashMap<String, String>) -> Option<Self> {
         let range = |m: &str, d: &str| {
@@ -401,21 +433,21 @@ impl ScoreTypicality {
         })
     }
 
-    /// Writes the ranges into a model card.
+    /// Writes the ranges into a model card (first removing any range an earlier card held).
     pub fn to_card(&self, card: &mut std::collections::HashMap<String, String>) {
-        card.insert("score_median".into(), format!("{:.6}", self.network.median));
-        card.insert("score_mad".into(), format!("{:.6}", self.network.mad));
-        for (name, t) in [
-            ("prior_score", self.prior),
-            ("score_norm", self.score_norm),
-            ("line_score", self.line),
-        ] {
-            if let Some(t) = t {
-                card.insert(format!("{name}_median"), format!("{:.6}", t.median));
-                card.insert(format!("{name}_mad"), format!("{:.6}", t.mad));
-            }
+        for k in Self::CARD_KEYS {
+            card.remove(k);
+        }
+        for (_, key, t) in self.ranges() {
+            card.insert(format!("{key}_median"), format!("{:.6}", t.median));
+            card.insert(format!("{key}_mad"), format!("{:.6}", t.mad));
         }
     }
+}
+
+/// The typical range of one statistic over clean slices.
+fn range_of(clean: &[SliceScore], f: fn(&SliceScore) -> f64) -> Typicality {
+    Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>())
 }
 
 /// The robust z above which `basin score` flags a slice (Iglewicz & Hoaglin's outlier rule).
