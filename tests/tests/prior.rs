@@ -129,6 +129,31 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
             assert!(n > c, "{key}: noisy slice scored {n}, clean {c}");
         }
     }
+    // Each slice's z is the largest robust z of the three statistics the shipped card judges by,
+    // recomputed here from the JSON's statistics and typical ranges.
+    for json in [&jc, &jn] {
+        let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+        let range = |k: &str| {
+            let r = &v[k];
+            (r["median"].as_f64().expect(k), r["mad"].as_f64().expect(k))
+        };
+        let ranges = [
+            ("score_norm", range("typical_score_norm")),
+            ("prior_energy", range("typical_prior")),
+            ("line_energy", range("typical_line")),
+        ];
+        for s in v["slices"].as_array().expect("slices") {
+            let want = ranges
+                .iter()
+                .map(|(k, (m, mad))| (s[*k].as_f64().expect(k) - m).abs() / (1.4826 * mad))
+                .fold(0.0, f64::max);
+            let got = s["z"].as_f64().expect("z");
+            assert!(
+                (got - want).abs() <= 1e-9 * want.max(1.0),
+                "z {got} vs {want}"
+            );
+        }
+    }
     let chk = python(
         r#"
 import sys, numpy as np, nibabel as nib
