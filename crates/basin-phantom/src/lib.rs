@@ -8,7 +8,9 @@
 //! the data are never produced by the discretisation that reconstructs them.
 
 pub mod ellipse;
+pub mod lesions;
 pub mod mask;
+pub mod realistic;
 
 use basin_core::{C32, C64};
 use basin_mrd::acquisition::{flags, Acquisition, AcquisitionHeader};
@@ -327,20 +329,46 @@ pub const FOV_MM: f64 = 240.0;
 /// Dwell time of phantom acquisitions (µs).
 pub const DWELL_US: f32 = 5.0;
 
-/// The ISMRMRD header and acquisitions (noise scan first, then the sampled lines; the fully
-/// sampled centre flagged as calibration-and-imaging) of a simulated phantom.
-pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquisition>) {
-    let n = spec.matrix;
+/// What the ISMRMRD header of a simulated acquisition says about it.
+#[derive(Clone, Debug)]
+pub struct Description {
+    /// Patient name (DICOM PN, e.g. `Phantom^brain`).
+    pub patient_name: String,
+    /// Patient ID.
+    pub patient_id: String,
+    /// Study description.
+    pub study: String,
+    /// Protocol name.
+    pub protocol: String,
+    /// System model.
+    pub model: String,
+}
+
+/// The ISMRMRD header and acquisitions of a simulated Cartesian 2D multi-slice acquisition:
+/// `kspace` `[c, z, y, x]` (zero on lines not acquired), the noise scan first (none when it is
+/// all zero: noise-free data), then each slice's
+/// acquired lines (the fully sampled centre flagged as calibration-and-imaging when
+/// undersampled). Slices are axial, `fov_mm[2]` apart, centred on the isocentre.
+pub fn acquisition_to_ismrmrd(
+    d: &Description,
+    kspace: ndarray::ArrayView4<'_, C32>,
+    lines: &[bool],
+    acs: &[bool],
+    accel: f64,
+    fov_mm: [f64; 3],
+    noise_scan: &Array2<C32>,
+) -> (IsmrmrdHeader, Vec<Acquisition>) {
+    let (coils, nz, ny, nx) = kspace.dim();
     let space = EncodingSpace {
         matrixSize: MatrixSize {
-            x: n as u32,
-            y: n as u32,
+            x: nx as u32,
+            y: ny as u32,
             z: 1,
         },
         fieldOfView_mm: FieldOfView {
-            x: FOV_MM,
-            y: FOV_MM,
-            z: 5.0,
+            x: fov_mm[0],
+            y: fov_mm[1],
+            z: fov_mm[2],
         },
     };
     let lim = |nmax: usize, c: usize| {
@@ -350,32 +378,28 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             center: c as u32,
         })
     };
-    let name = match spec.kind {
-        Kind::SheppLogan => "shepp-logan",
-        Kind::Brain => "brain",
-    };
     let header = IsmrmrdHeader {
         version: Some(2),
         subjectInformation: Some(SubjectInformation {
-            patientName: Some(format!("Phantom^{name}")),
-            patientID: Some(format!("basin-{name}-{}", spec.seed)),
+            patientName: Some(d.patient_name.clone()),
+            patientID: Some(d.patient_id.clone()),
             patientGender: Some("O".into()),
             ..Default::default()
         }),
         studyInformation: Some(StudyInformation {
-            studyDescription: Some("basin numerical phantom".into()),
+            studyDescription: Some(d.study.clone()),
             ..Default::default()
         }),
         measurementInformation: Some(MeasurementInformation {
             patientPosition: Some("HFS".into()),
-            protocolName: Some(format!("phantom {name} R{} {:?}", spec.accel, spec.mask)),
+            protocolName: Some(d.protocol.clone()),
             ..Default::default()
         }),
         acquisitionSystemInformation: Some(AcquisitionSystemInformation {
             systemVendor: Some("basin".into()),
-            systemModel: Some("analytic phantom".into()),
+            systemModel: Some(d.model.clone()),
             systemFieldStrength_T: Some(3.0),
-            receiverChannels: Some(spec.coils as u32),
+            receiverChannels: Some(coils as u32),
             ..Default::default()
         }),
         experimentalConditions: Some(ExperimentalConditions {
@@ -385,15 +409,15 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
             encodedSpace: space,
             reconSpace: space,
             encodingLimits: EncodingLimits {
-                kspace_encoding_step_1: lim(n - 1, n / 2),
+                kspace_encoding_step_1: lim(ny - 1, ny / 2),
                 kspace_encoding_step_2: lim(0, 0),
-                slice: lim(0, 0),
+                slice: lim(nz.max(1) - 1, nz / 2),
                 ..Default::default()
             },
             trajectory: "cartesian".into(),
             parallelImaging: Some(ParallelImaging {
                 accelerationFactor: AccelerationFactor {
-                    kspace_encoding_step_1: spec.accel.round().max(1.0) as u32,
+                    kspace_encoding_step_1: accel.round().max(1.0) as u32,
                     kspace_encoding_step_2: 1,
                 },
                 calibrationMode: Some("embedded".into()),
@@ -411,7 +435,7 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
     };
     let base = AcquisitionHeader {
         version: 1,
-        available_channels: spec.coils as u16,
+        available_channels: coils as u16,
         sample_time_us: DWELL_US,
         read_dir: [1.0, 0.0, 0.0],
         phase_dir: [0.0, 1.0, 0.0],
@@ -419,36 +443,74 @@ pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquis
         ..Default::default()
     };
     let mut acqs = Vec::new();
-    let mut noise = base;
-    noise.set_flag(flags::IS_NOISE_MEASUREMENT);
-    noise.scan_counter = 0;
-    acqs.push(Acquisition {
-        head: noise,
-        traj: vec![],
-        data: p.noise_scan.clone(),
-    });
-    let sampled: Vec<usize> = (0..n).filter(|&r| p.lines[r]).collect();
-    for (i, &row) in sampled.iter().enumerate() {
-        let mut h = base;
-        h.scan_counter = (i + 1) as u32;
-        h.center_sample = (n / 2) as u16;
-        h.idx.kspace_encode_step_1 = row as u16;
-        if i == 0 {
-            h.set_flag(flags::FIRST_IN_SLICE);
-        }
-        if i + 1 == sampled.len() {
-            h.set_flag(flags::LAST_IN_SLICE);
-            h.set_flag(flags::LAST_IN_MEASUREMENT);
-        }
-        if p.acs[row] && spec.accel > 1.0 {
-            h.set_flag(flags::IS_PARALLEL_CALIBRATION_AND_IMAGING);
-        }
-        let data = p.sampled.slice(ndarray::s![.., row, ..]).to_owned();
+    // Noise-free data has no noise to measure: an all-zero noise scan would only make
+    // prewhitening fail, so none is written.
+    if noise_scan.iter().any(|v| v.norm_sqr() > 0.0) {
+        let mut noise = base;
+        noise.set_flag(flags::IS_NOISE_MEASUREMENT);
+        noise.scan_counter = 0;
         acqs.push(Acquisition {
-            head: h,
+            head: noise,
             traj: vec![],
-            data,
+            data: noise_scan.clone(),
         });
     }
+    let sampled: Vec<usize> = (0..ny).filter(|&r| lines[r]).collect();
+    let mut counter = 1u32;
+    for z in 0..nz {
+        let offset = (z as f64 - (nz as f64 - 1.0) / 2.0) * fov_mm[2];
+        for (i, &row) in sampled.iter().enumerate() {
+            let mut h = base;
+            h.scan_counter = counter;
+            counter += 1;
+            h.center_sample = (nx / 2) as u16;
+            h.idx.kspace_encode_step_1 = row as u16;
+            h.idx.slice = z as u16;
+            h.position = [0.0, 0.0, offset as f32];
+            if i == 0 {
+                h.set_flag(flags::FIRST_IN_SLICE);
+            }
+            if i + 1 == sampled.len() {
+                h.set_flag(flags::LAST_IN_SLICE);
+                if z + 1 == nz {
+                    h.set_flag(flags::LAST_IN_MEASUREMENT);
+                }
+            }
+            if acs[row] && accel > 1.0 {
+                h.set_flag(flags::IS_PARALLEL_CALIBRATION_AND_IMAGING);
+            }
+            let data = kspace.slice(ndarray::s![.., z, row, ..]).to_owned();
+            acqs.push(Acquisition {
+                head: h,
+                traj: vec![],
+                data,
+            });
+        }
+    }
     (header, acqs)
+}
+
+/// The ISMRMRD header and acquisitions (noise scan first, then the sampled lines; the fully
+/// sampled centre flagged as calibration-and-imaging) of a simulated phantom.
+pub fn to_ismrmrd(p: &Phantom, spec: &PhantomSpec) -> (IsmrmrdHeader, Vec<Acquisition>) {
+    let name = match spec.kind {
+        Kind::SheppLogan => "shepp-logan",
+        Kind::Brain => "brain",
+    };
+    let d = Description {
+        patient_name: format!("Phantom^{name}"),
+        patient_id: format!("basin-{name}-{}", spec.seed),
+        study: "basin numerical phantom".into(),
+        protocol: format!("phantom {name} R{} {:?}", spec.accel, spec.mask),
+        model: "analytic phantom".into(),
+    };
+    acquisition_to_ismrmrd(
+        &d,
+        p.sampled.view().insert_axis(ndarray::Axis(1)),
+        &p.lines,
+        &p.acs,
+        spec.accel,
+        [FOV_MM, FOV_MM, 5.0],
+        &p.noise_scan,
+    )
 }
