@@ -79,3 +79,55 @@ where
     }
     Ok(())
 }
+
+/// One output of [`write_all`]: its path and the function that writes it to a given file.
+pub type Output<'a> = (PathBuf, Box<dyn FnOnce(&Path) -> Result<(), String> + 'a>);
+
+/// Writes several outputs all together or not at all: every existing output is refused first
+/// (unless `overwrite`), each writer fills a temporary sibling of its output, and only when all
+/// have succeeded are they renamed into place; on any failure every temporary is removed.
+pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), ExportError> {
+    for (path, _) in &outputs {
+        if path.exists() && !overwrite {
+            return Err(ExportError::Exists(path.clone()));
+        }
+    }
+    let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut failure = None;
+    for (path, write) in outputs {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "output".into());
+        let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+        match write(&tmp) {
+            Ok(()) => done.push((tmp, path)),
+            Err(message) => {
+                let _ = std::fs::remove_file(&tmp);
+                failure = Some(ExportError::Write {
+                    file: path,
+                    message,
+                });
+                break;
+            }
+        }
+    }
+    if let Some(e) = failure {
+        for (tmp, _) in &done {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (i, (tmp, path)) in done.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            for (t, _) in &done[i..] {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(ExportError::Write {
+                file: path.clone(),
+                message: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}

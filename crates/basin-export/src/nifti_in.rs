@@ -28,11 +28,12 @@ pub fn read_nifti(path: &Path) -> Result<(Array3<f32>, NiftiHeader), ExportError
         .map_err(|e| bad(format!("voxel data: {e}")))?;
     let shape = arr.shape().to_vec();
     let arr = match shape.len() {
+        2 => arr.insert_axis(ndarray::Axis(2)),
         3 => arr,
         4 if shape[3] == 1 => arr.index_axis_move(ndarray::Axis(3), 0),
         n => {
             return Err(bad(format!(
-                "{n}-dimensional volume {shape:?}: expected 3D (or 4D with one volume)"
+                "{n}-dimensional volume {shape:?}: expected 2D, 3D (or 4D with one volume)"
             )))
         }
     };
