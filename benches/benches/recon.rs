@@ -30,7 +30,7 @@ fn benches(c: &mut Criterion) {
     .expect("Sense");
     let y = p.sampled.clone().insert_axis(Axis(1));
     g.bench_function("cg-sense 20 it 256x256 8 coils", |b| {
-        b.iter(|| cg_sense(&op, &y, 0.0, 0.0, 20))
+        b.iter(|| cg_sense(&op, &y, 0.0, 0.0, 20, None))
     });
     g.finish();
 }

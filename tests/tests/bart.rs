@@ -125,7 +125,14 @@ fn cg_sense_is_within_10_percent_of_bart_pics() {
             .mapv(|v| v.norm());
         let mask = Array3::from_shape_fn((1, n, n), |(_, y, _)| p.lines[y]);
         let op = Sense::new(maps.insert_axis(Axis(1)), mask, false).unwrap();
-        let (img, _) = cg_sense(&op, &p.sampled.clone().insert_axis(Axis(1)), 0.0, 0.0, 30);
+        let (img, _) = cg_sense(
+            &op,
+            &p.sampled.clone().insert_axis(Axis(1)),
+            0.0,
+            0.0,
+            30,
+            None,
+        );
         let ours = img.mapv(|v| v.norm());
         // Least-squares scale to the truth (BART rescales its input), then NMSE.
         let scaled = |x: &Array3<f32>| {

@@ -96,7 +96,7 @@ fn main() {
     let op = Sense::new(m4, mask3, false).expect("Sense");
     let y = p.sampled.clone().insert_axis(Axis(1));
     let t = time(repeats, || {
-        cg_sense(&op, &y, 0.0, 0.0, 20);
+        cg_sense(&op, &y, 0.0, 0.0, 20, None);
     });
     rows.push((
         "CG-SENSE 20 iterations 256², 8 coils".into(),

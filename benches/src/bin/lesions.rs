@@ -81,7 +81,7 @@ fn main() {
                 .or_default()
                 .extend(kept(lc, m.index_axis(Axis(0), 0)));
         };
-        let (x, _) = basin_recon::solvers::cg_sense(&op, &c.kspace, 0.0, 1e-4, 30);
+        let (x, _) = basin_recon::solvers::cg_sense(&op, &c.kspace, 0.0, 1e-4, 30, None);
         record("CG-SENSE", &x);
         let (x, _) = basin_recon::cs::l1_wavelet(&op, &c.kspace, &l1);
         record("L1-wavelet (shipped protocol)", &x);

@@ -87,7 +87,7 @@ fn main() {
         let zf = basin_recon::solvers::zero_filled_rss(&c.kspace, false);
         record("zero-filled", &zf, t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let (cg, _) = basin_recon::solvers::cg_sense(&op, &c.kspace, 0.0, 1e-4, 30);
+        let (cg, _) = basin_recon::solvers::cg_sense(&op, &c.kspace, 0.0, 1e-4, 30, None);
         record("CG-SENSE", &cg, t.elapsed().as_secs_f64());
         if let Solver::L1Wavelet(p) = proto("cs-l1-wavelet").solver {
             let t = Instant::now();

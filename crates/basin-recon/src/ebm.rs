@@ -273,7 +273,8 @@ pub fn ebm(
     noise_std: Option<f64>,
 ) -> (Array3<C32>, EbmReport) {
     let sc = scaled(op, kspace, noise_std);
-    let (mut x, _) = crate::solvers::cg_sense(op, &sc.y, 0.0, DC_TOLERANCE, p.init_iterations);
+    let (mut x, _) =
+        crate::solvers::cg_sense(op, &sc.y, 0.0, DC_TOLERANCE, p.init_iterations, None);
     // Aᴴy is the same for every data-consistency step.
     let aty = op.adjoint(sc.y.view().into_dyn());
     let supp = support(op);

@@ -75,9 +75,10 @@ pub struct Diagnostics {
 pub struct SliceResult {
     /// Which bucket.
     pub key: BucketKey,
-    /// Complex image `[z, y, x]`.
+    /// Complex image `[z, y, x]`: ρ‖s‖ in the data's units, with or without prewhitening.
     pub image: Array3<C32>,
-    /// Coil maps used `[c, z, y, x]` (empty for zero-filled).
+    /// Coil maps `[c, z, y, x]` in the original coil space, unit norm where the object is
+    /// (empty for zero-filled).
     pub maps: Array4<C32>,
     /// Geometry of the bucket.
     pub geometry: SliceGeometry,
@@ -181,10 +182,8 @@ pub fn reconstruct_on(
     for (i, b) in kspace.buckets.iter().enumerate() {
         let t0 = Instant::now();
         let mut data = b.data.clone();
-        let mut calib = b.calib.clone();
         if let Some(w) = &whitening {
             prewhiten::apply(w, &mut data);
-            prewhiten::apply(w, &mut calib);
         }
         let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
         let acceleration = b.mask.len() as f64 / sampled as f64;
@@ -194,20 +193,54 @@ pub fn reconstruct_on(
         let mut residual_over_noise = f64::NAN;
         let (image, maps, iterations, residual) = match &protocol.solver {
             Solver::ZeroFilled => {
-                let img = solvers::zero_filled_rss(&data, kspace.three_d);
+                // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
+                // whitened ones it would be ρ‖W s‖, shaded by the noise covariance.
+                let img = solvers::zero_filled_rss(&b.data, kspace.three_d);
                 (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
             }
             solver => {
-                let maps =
-                    coils::estimate(&protocol.calibration, &calib, &b.calib_mask, kspace.three_d)?;
-                let op = Sense::new(maps, b.mask.clone(), kspace.three_d)?;
+                // Maps from the unwhitened calibration data: unit norm in the original coil
+                // space, s/‖s‖, whatever the noise covariance (calibrating whitened data gives
+                // W s/‖W s‖, an image shaded by ‖W s‖/‖s‖, and measurably worse maps).
+                let maps = coils::estimate(
+                    &protocol.calibration,
+                    &b.calib,
+                    &b.calib_mask,
+                    kspace.three_d,
+                )?;
+                // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the
+                // result is scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
+                let (op_maps, k) = match &whitening {
+                    Some(w) => prewhiten::whiten_maps(&maps, w),
+                    None => (maps.clone(), 1.0),
+                };
+                let op = Sense::new(op_maps, b.mask.clone(), kspace.three_d)?;
                 let (img, it) = match solver {
                     Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
                     Solver::CgSense {
                         iterations,
                         tolerance,
                         lambda,
-                    } => solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations),
+                        discrepancy,
+                    } => {
+                        let stop_at = (*discrepancy > 0.0).then(|| {
+                            let sigma = if whitening.is_some() {
+                                1.0
+                            } else {
+                                ebm::estimate_noise(&data, op.mask())
+                            };
+                            let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+                            (discrepancy * sigma).powi(2) * m as f64
+                        });
+                        solvers::cg_sense(
+                            &op,
+                            &data,
+                            *lambda as f32,
+                            *tolerance,
+                            *iterations,
+                            stop_at,
+                        )
+                    }
                     Solver::L1Wavelet(p) => cs::l1_wavelet(
                         &op,
                         &data,
@@ -278,8 +311,10 @@ pub fn reconstruct_on(
                 r -= &data.view().into_dyn();
                 let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
                 residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
-                let maps = op.maps().clone();
-                (img, maps, it, res)
+                if let Some(sd) = uncertainty.as_mut() {
+                    sd.mapv_inplace(|v: f32| v * k);
+                }
+                (img.mapv(|v| v * k), maps, it, res)
             }
         };
         slices.push(SliceResult {

@@ -74,6 +74,10 @@ pub enum Solver {
         /// normalised maps).
         #[serde(default)]
         lambda: f64,
+        /// Morozov's discrepancy principle: stop once ‖A x − y‖ ≤ τ σ √m (σ the noise level,
+        /// m the measured samples), before CG fits the noise; 0 turns it off.
+        #[serde(default)]
+        discrepancy: f64,
     },
     /// L1-wavelet compressed sensing (FISTA, Daubechies-2, random shifts), see [`crate::cs`].
     L1Wavelet(crate::cs::L1Params),
@@ -177,8 +181,14 @@ impl Protocol {
             iterations,
             tolerance,
             lambda,
+            discrepancy,
         } = &self.solver
         {
+            if !(discrepancy.is_finite() && (*discrepancy == 0.0 || *discrepancy >= 0.5)) {
+                return bad(format!(
+                    "solver.discrepancy = {discrepancy} must be 0 (off) or at least 0.5"
+                ));
+            }
             if *iterations == 0 || *iterations > 10_000 {
                 return bad(format!(
                     "solver.iterations = {iterations} must be in 1..=10000"

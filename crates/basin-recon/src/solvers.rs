@@ -45,6 +45,10 @@ pub struct Cg<'a, A: LinearOp> {
     p: ArrayD<C32>,
     rr: f64,
     rr0: f64,
+    /// Re⟨x, b⟩ and ‖y‖² (when known), for the data residual without another operator pass.
+    xb: f64,
+    yy: Option<f64>,
+    b: ArrayD<C32>,
     /// Iterations done.
     pub iterations: usize,
 }
@@ -58,11 +62,33 @@ impl<'a, A: LinearOp> Cg<'a, A> {
             lambda,
             x: ArrayD::zeros(b.raw_dim()),
             p: b.clone(),
-            r: b,
+            r: b.clone(),
             rr,
             rr0: rr,
+            xb: 0.0,
+            yy: None,
+            b,
             iterations: 0,
         }
+    }
+
+    /// Tells the state ‖y‖², so that [`Cg::data_residual_sq`] can follow ‖A x − y‖².
+    pub fn with_data_norm_sq(mut self, yy: f64) -> Self {
+        self.yy = Some(yy);
+        self
+    }
+
+    /// ‖A x − y‖² without applying A: with AᴴA x = b − r − λx (b = Aᴴy) it is
+    /// ‖y‖² − Re⟨x, b⟩ − Re⟨x, r⟩ − λ‖x‖². `None` until [`Cg::with_data_norm_sq`] is called.
+    pub fn data_residual_sq(&self) -> Option<f64> {
+        let yy = self.yy?;
+        let xr = dot(self.x.view(), self.r.view()).re;
+        let xx = if self.lambda != 0.0 {
+            dot(self.x.view(), self.x.view()).re
+        } else {
+            0.0
+        };
+        Some((yy - self.xb - xr - self.lambda as f64 * xx).max(0.0))
     }
 
     /// Relative residual ‖r‖/‖b‖ of the normal equations.
@@ -110,6 +136,7 @@ impl<'a, A: LinearOp> Cg<'a, A> {
             .and(&self.r)
             .for_each(|p, &r| *p = r + *p * beta);
         self.rr = rr_new;
+        self.xb = dot(self.x.view(), self.b.view()).re;
         self.iterations += 1;
     }
 
@@ -124,17 +151,26 @@ impl<'a, A: LinearOp> Cg<'a, A> {
     }
 }
 
-/// CG-SENSE: returns (image, iterations).
+/// CG-SENSE: returns (image, iterations). With `stop_at` = Some(ε²) it also stops (Morozov's
+/// discrepancy principle) once ‖A x − y‖² ≤ ε², before CG starts fitting the noise; ε² is
+/// τ² σ² m for m measured samples of complex noise variance σ².
 pub fn cg_sense(
     op: &Sense,
     kspace: &Array4<C32>,
     lambda: f32,
     tolerance: f64,
     max_iter: usize,
+    stop_at: Option<f64>,
 ) -> (Array3<C32>, usize) {
     let b = op.adjoint(kspace.view().into_dyn());
-    let mut cg = Cg::new(op, b, lambda);
+    let yy = dot(kspace.view().into_dyn(), kspace.view().into_dyn()).re;
+    let mut cg = Cg::new(op, b, lambda).with_data_norm_sq(yy);
     while !cg.done(tolerance, max_iter) {
+        if let (Some(eps2), Some(r2)) = (stop_at, cg.data_residual_sq()) {
+            if r2 <= eps2 {
+                break;
+            }
+        }
         cg.update();
     }
     let it = cg.iterations;

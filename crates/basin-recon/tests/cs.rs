@@ -103,7 +103,7 @@ mod common;
 fn cs_baselines_beat_cg_sense_on_an_undersampled_phantom() {
     use basin_recon::protocol::{Protocol, Solver};
     let (p, op, k) = common::phantom_4x();
-    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30);
+    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30, None);
     let e_cg = common::nmse_vs_truth(&cg, &p.truth);
     // The shipped protocols' parameters.
     let Solver::L1Wavelet(l1) = Protocol::resolve("cs-l1-wavelet", None).unwrap().solver else {

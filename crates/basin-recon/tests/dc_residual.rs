@@ -26,13 +26,55 @@ fn ebm_residual_sits_at_the_noise_level() {
         let sigma = 0.02 * peak;
         let k = common::noisy_kspace(&op, &truth, sigma, 103);
         let (x, _) = ebm(&op, &k, &model, &EbmParams::default(), Some(sigma));
-        let (xs, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 10);
+        let (xs, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 10, None);
         let e = residual_over_noise(&op, &x, &k, sigma);
         let s = residual_over_noise(&op, &xs, &k, sigma);
         println!("accel {accel}: EBM residual/noise {e:.3} (CG-SENSE, 10 iterations: {s:.3})");
         assert!(
             (0.8..=1.2).contains(&e),
             "accel {accel}: EBM residual/noise {e}"
+        );
+    }
+}
+
+/// CG-SENSE with the discrepancy principle stops at the first iteration whose residual is at
+/// most τ σ √M, and the residual it tracks without applying A matches the explicit ‖Ax − y‖.
+#[test]
+fn cg_sense_discrepancy_stops_at_the_noise_level() {
+    let (truth, op) = common::exact_case(128, 4.0, 5);
+    let peak = truth.iter().map(|c| c.norm()).fold(0.0f32, f32::max) as f64;
+    let sigma = 0.004 * peak;
+    let k = common::noisy_kspace(&op, &truth, sigma, 7);
+    let m = op.mask().iter().filter(|&&v| v).count() * k.shape()[0];
+    let tau = 1.2;
+    let eps2 = (tau * sigma).powi(2) * m as f64;
+    let (x, it) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 0.0, 200, Some(eps2));
+    let r = residual_over_noise(&op, &x, &k, sigma);
+    println!("discrepancy stop after {it} iterations at residual/noise {r:.4}");
+    assert!(it < 200, "stopped by the discrepancy, not the cap");
+    assert!(r <= tau * 1.001, "residual/noise {r} above τ = {tau}");
+    let (prev, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 0.0, it - 1, None);
+    let rp = residual_over_noise(&op, &prev, &k, sigma);
+    assert!(
+        rp > tau * 0.999,
+        "one iteration earlier {rp} was already below τ"
+    );
+    // The tracked residual, with and without Tikhonov, against the explicit one (float32
+    // operator, float64 sums: relative 1e-3).
+    for lambda in [0.0f32, 0.05] {
+        let b = op.adjoint(k.view().into_dyn());
+        let yy = dot(k.view().into_dyn(), k.view().into_dyn()).re;
+        let mut cg = basin_recon::solvers::Cg::new(&op, b, lambda).with_data_norm_sq(yy);
+        for _ in 0..6 {
+            cg.update();
+        }
+        let tracked = cg.data_residual_sq().unwrap();
+        let x3: Array3<C32> = cg.x.clone().into_dimensionality().unwrap();
+        let explicit = (residual_over_noise(&op, &x3, &k, sigma) * sigma).powi(2) * m as f64;
+        println!("λ {lambda}: tracked {tracked:.6e}, explicit {explicit:.6e}");
+        assert!(
+            (tracked - explicit).abs() <= 1e-3 * explicit,
+            "λ {lambda}: tracked {tracked} vs explicit {explicit}"
         );
     }
 }

@@ -23,7 +23,7 @@ fn model() -> FastPyramid {
 #[test]
 fn ebm_improves_on_cg_sense_on_an_undersampled_phantom() {
     let (p, op, k) = common::phantom_4x();
-    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30);
+    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-6, 30, None);
     let (x, rep) = ebm(&op, &k, &model(), &shipped(), None);
     let (e_cg, e_ebm) = (
         common::nmse_vs_truth(&cg, &p.truth),
@@ -39,7 +39,7 @@ fn single_coil_noise_free_data_consistency_is_exact() {
     let (_, op, k, mask) = common::single_coil(64, 0.0, 5);
     // CG-SENSE asked for more than float32 can resolve stays data-consistent (it used to
     // diverge in the null space of this singular AᴴA).
-    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-12, 50);
+    let (cg, _) = basin_recon::solvers::cg_sense(&op, &k, 0.0, 1e-12, 50, None);
     assert!(basin_recon::solvers::dc_residual(&op, &cg, &k) < 1e-3);
     let (x, rep) = ebm(&op, &k, &model(), &shipped(), Some(0.0));
     let ax = op.forward(x.view().into_dyn());

@@ -75,7 +75,7 @@ fn gpu_cg_matches_the_cpu_cg_iteration_for_iteration() {
     let x = gpu.zeros(2 * dev.npix());
     dev.adjoint(&gpu, &yd, &b);
     for (lambda, iters) in [(0.0f32, 3usize), (0.05, 8), (0.0, 25)] {
-        let (want, _) = cg_sense(&op, &k, lambda, 1e-6, iters);
+        let (want, _) = cg_sense(&op, &k, lambda, 1e-6, iters, None);
         cg(&gpu, &dev, &red, &bufs, &b, &x, lambda, 1e-6, iters);
         let got = gpu.download(&x);
         let got = Array3::from_shape_fn(want.raw_dim(), |(z, y, xx)| {

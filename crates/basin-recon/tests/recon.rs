@@ -77,14 +77,14 @@ fn cg_sense_at_r2_and_r4_matches_the_fully_sampled_reconstruction() {
     let maps4: Array4<C32> = maps.clone().insert_axis(Axis(1));
     let op_full = Sense::new(maps4.clone(), Array3::from_elem((1, 128, 128), true), false).unwrap();
     let y_full = full.kspace.clone().insert_axis(Axis(1));
-    let (ref_img, _) = cg_sense(&op_full, &y_full, 0.0, 1e-6, 50);
+    let (ref_img, _) = cg_sense(&op_full, &y_full, 0.0, 1e-6, 50, None);
     let ref_mag = ref_img.mapv(|v| v.norm());
     for accel in [2.0, 4.0] {
         let p = generate(&spec(accel, 0.0)).unwrap();
         let mask = Array3::from_shape_fn((1, 128, 128), |(_, y, _)| p.lines[y]);
         let op = Sense::new(maps4.clone(), mask, false).unwrap();
         let y = p.sampled.clone().insert_axis(Axis(1));
-        let (img, it) = cg_sense(&op, &y, 0.0, 1e-5, 100);
+        let (img, it) = cg_sense(&op, &y, 0.0, 1e-5, 100, None);
         let e = nmse(ref_mag.view(), img.mapv(|v| v.norm()).view());
         eprintln!("R={accel}: NMSE {e:.2e} after {it} iterations");
         let bound = if accel == 2.0 { 1e-3 } else { 2e-2 };
