@@ -122,3 +122,58 @@ fn simulated_from_mni152_reconstructs_to_its_truth_on_the_same_grid() {
     assert!(msg.contains("replace the input"), "unclear refusal: {msg}");
     assert_eq!(std::fs::read(&truth).unwrap(), before, "the input changed");
 }
+
+/// A volume stored in another orientation (nibabel reorients MNI152 from RAS to LIA, as subject
+/// S1 of DATA.md is stored) gives the same axial slices: the simulator follows the header's
+/// orientation, not the storage order.
+#[test]
+fn the_orientation_of_the_input_is_read_from_its_header() {
+    let mni = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(MNI152);
+    let dir = tempfile::tempdir().unwrap();
+    let lia = dir.path().join("mni_lia.nii.gz");
+    python(
+        r#"
+import sys, nibabel as nib
+from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+img = nib.load(sys.argv[1])
+out = img.as_reoriented(ornt_transform(io_orientation(img.affine), axcodes2ornt("LIA")))
+assert nib.aff2axcodes(out.affine) == ("L", "I", "A")
+nib.save(out, sys.argv[2])
+"#,
+        &[mni.to_str().unwrap(), lia.to_str().unwrap()],
+    );
+    let mut truths = Vec::new();
+    for (name, src) in [("ras", mni.as_path()), ("lia", lia.as_path())] {
+        let h5 = dir.path().join(format!("{name}.h5"));
+        basin_ok(&[
+            "phantom",
+            "--from",
+            src.to_str().unwrap(),
+            "--slices",
+            "90",
+            "--snr",
+            "inf",
+            "-o",
+            h5.to_str().unwrap(),
+        ]);
+        truths.push(dir.path().join(format!("{name}_truth.nii.gz")));
+    }
+    let out = python(
+        r#"
+import sys, nibabel as nib, numpy as np
+a, b = (np.asarray(nib.load(p).dataobj, float) for p in sys.argv[1:3])
+print(float(np.abs(a - b).max() / np.abs(a).max()) if a.shape == b.shape else "shape")
+"#,
+        &[truths[0].to_str().unwrap(), truths[1].to_str().unwrap()],
+    );
+    let d: f64 = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("truths differ in shape: {out}"));
+    assert!(
+        d < 1e-5,
+        "RAS and LIA storage give different slices: max rel diff {d}"
+    );
+}
