@@ -48,6 +48,23 @@ impl Case {
     }
 }
 
+/// The 8 coils on the 512² grid, computed once: every case shares them.
+fn hi_coils() -> &'static [Array2<C32>] {
+    static COILS: std::sync::OnceLock<Vec<Array2<C32>>> = std::sync::OnceLock::new();
+    COILS.get_or_init(|| {
+        let coord = |i: usize| (i as f64 - (HI / 2) as f64) * 2.0 / HI as f64;
+        coil_coefficients(8)
+            .iter()
+            .map(|coef| {
+                Array2::from_shape_fn((HI, HI), |(y, x)| {
+                    let s = coil_value(coef, coord(x), -coord(y));
+                    C32::new(s.re as f32, s.im as f32)
+                })
+            })
+            .collect()
+    })
+}
+
 /// One case from a 1 mm slice.
 pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> Case {
     // Upsample the 1 mm slice 2× (bilinear) and place it on a 512² canvas (0.5 mm), p99 = 1.
@@ -77,7 +94,6 @@ pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> 
     }
     let scale = basin_prior::data::p99_scale(hi.iter());
     hi.mapv_inplace(|v| v * scale);
-    let coef = coil_coefficients(8);
     let coord = |i: usize| (i as f64 - (HI / 2) as f64) * 2.0 / HI as f64;
     let phase = |y: usize, x: usize| {
         let (u, v) = (coord(x), coord(y));
@@ -104,10 +120,7 @@ pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> 
     let mut rng = basin_core::rng::Rng::new(seed + 100);
     let mut k = ndarray::Array4::<C32>::zeros((8, 1, N, N));
     for c in 0..8 {
-        let img = Array2::from_shape_fn((HI, HI), |(y, x)| {
-            let s = coil_value(&coef[c], coord(x), -coord(y));
-            obj[[y, x]] * C32::new(s.re as f32, s.im as f32)
-        });
+        let img = &obj * &hi_coils()[c];
         let mut kc = crop(&img);
         fftc(kc.view_mut(), &[0, 1]);
         for ((y, x), v) in kc.indexed_iter() {

@@ -42,17 +42,18 @@ fn train_with_the_shipped_recipe_is_deterministic_and_resumes() {
         args.extend_from_slice(extra);
         losses(&basin_ok(&args))
     };
-    let la = run(&a, "3", &[]);
-    let lb = run(&b, "3", &[]);
-    assert_eq!(la.len(), 3);
+    // Two steps each (CI time: every step of the shipped recipe costs tens of seconds here).
+    let la = run(&a, "2", &[]);
+    let lb = run(&b, "2", &[]);
+    assert_eq!(la.len(), 2);
     assert_eq!(la, lb, "two runs of the same recipe and seed differ");
     assert!(la.iter().all(|l| l.is_finite() && *l > 0.0));
-    // Stop after 2 steps, then resume to 3: the third loss and the weights equal the straight run.
-    let l2 = run(&c, "2", &[]);
-    assert_eq!(l2, la[..2]);
+    // Stop after 1 step, then resume to 2: the second loss and the weights equal the straight run.
+    let l1 = run(&c, "1", &[]);
+    assert_eq!(l1, la[..1]);
     std::fs::remove_file(&c).unwrap();
-    let l3 = run(&c, "3", &["--resume"]);
-    assert_eq!(l3, la[2..]);
+    let l2 = run(&c, "2", &["--resume"]);
+    assert_eq!(l2, la[1..]);
     assert_eq!(
         std::fs::read(&a).unwrap().len(),
         std::fs::read(&c).unwrap().len()

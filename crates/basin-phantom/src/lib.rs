@@ -138,15 +138,25 @@ pub fn coil_coefficients(coils: usize) -> Vec<Vec<C64>> {
         .collect()
 }
 
-/// Evaluates a coil's trigonometric polynomial at (x, y).
+/// Evaluates a coil's trigonometric polynomial at (x, y). The exponential is separable,
+/// e^{iπ(px + qy)/2} = e^{iπpx/2}·e^{iπqy/2}, so 2(2L + 1) sines and cosines serve all
+/// (2L + 1)² terms (the benches and tests simulate hundreds of 512² maps; the per-term
+/// `sincos` took 80 % of the lesion test's time).
 pub fn coil_value(coef: &[C64], x: f64, y: f64) -> C64 {
+    const W: usize = (2 * ORDER + 1) as usize;
+    let mut ex = [C64::new(0.0, 0.0); W];
+    let mut ey = [C64::new(0.0, 0.0); W];
+    for (k, p) in (-ORDER..=ORDER).enumerate() {
+        ex[k] = C64::from_polar(1.0, 2.0 * PI * p as f64 * x / 4.0);
+        ey[k] = C64::from_polar(1.0, 2.0 * PI * p as f64 * y / 4.0);
+    }
     let mut acc = C64::new(0.0, 0.0);
-    let mut i = 0;
-    for q in -ORDER..=ORDER {
-        for p in -ORDER..=ORDER {
-            acc += coef[i] * C64::from_polar(1.0, 2.0 * PI * (p as f64 * x + q as f64 * y) / 4.0);
-            i += 1;
+    for (row, eq) in coef.chunks_exact(W).zip(ey) {
+        let mut inner = C64::new(0.0, 0.0);
+        for (c, ep) in row.iter().zip(ex) {
+            inner += c * ep;
         }
+        acc += inner * eq;
     }
     acc
 }

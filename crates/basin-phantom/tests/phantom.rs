@@ -60,6 +60,31 @@ fn ellipse_ft_matches_numerical_integration() {
 }
 
 #[test]
+fn coil_value_matches_the_term_by_term_polynomial() {
+    // Reference: the trigonometric polynomial of order 4 summed term by term, each exponential
+    // from its own sine and cosine (the separable evaluation must agree to rounding).
+    let order = 4i64;
+    for coef in coil_coefficients(12) {
+        for &(x, y) in &[(0.0, 0.0), (0.37, -0.81), (-1.0, 1.0), (0.93, 0.12), (-0.55, -0.66)] {
+            let mut want = C64::new(0.0, 0.0);
+            let mut i = 0;
+            for q in -order..=order {
+                for p in -order..=order {
+                    let ph = 2.0 * PI * (p as f64 * x + q as f64 * y) / 4.0;
+                    want += coef[i] * C64::new(ph.cos(), ph.sin());
+                    i += 1;
+                }
+            }
+            let got = coil_value(&coef, x, y);
+            assert!(
+                (got - want).norm() <= 1e-12 * (1.0 + want.norm()),
+                "({x}, {y}): {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
 fn coil_kspace_is_the_transform_of_the_coil_weighted_object() {
     // Noise-free, fully sampled phantom: each coil's k-space sample equals the continuous FT
     // of s_c·f, here integrated numerically on a fine grid at a few k-space positions.
