@@ -134,6 +134,20 @@ pub fn assemble(
             format!("matrix {}×{}×{} has a zero axis", em.x, em.y, em.z),
         ));
     }
+    // Checked: a hostile header's product must not wrap (2³¹ × 2³¹ × 4 wrapped to 0).
+    if nx_enc
+        .checked_mul(ny)
+        .and_then(|v| v.checked_mul(nz))
+        .is_none_or(|v| v > MAX_ELEMENTS)
+    {
+        return Err(invalid(
+            "ismrmrdHeader.encoding.encodedSpace.matrixSize".into(),
+            format!(
+                "matrix {}×{}×{} is larger than basin's limit of {MAX_ELEMENTS} samples per coil",
+                em.x, em.y, em.z
+            ),
+        ));
+    }
     let three_d = nz > 1;
     let cy = limit_center(&enc.encodingLimits.kspace_encoding_step_1, ny);
     let cz = limit_center(&enc.encodingLimits.kspace_encoding_step_2, nz);
@@ -259,6 +273,18 @@ pub fn assemble(
                 format!("discard {pre}+{post} of {ns} samples leaves none"),
             ));
         }
+        // A partial echo keeps at least half of the readout; far fewer samples than the encoded
+        // matrix means the header describes other data (zero-padding them would silently give
+        // an image at the wrong resolution).
+        if 2 * (ns - pre - post) < nx_enc {
+            return Err(invalid(
+                format!("acquisition {i}: number_of_samples"),
+                format!(
+                    "{} samples per line cover less than half of the encoded readout of {nx_enc} (encodedSpace.matrixSize.x): the header does not describe these data",
+                    ns - pre - post
+                ),
+            ));
+        }
         let center = (h.center_sample as i64) - pre as i64;
         let offset = (nx_enc / 2) as i64 - center;
         if offset < 0 || offset + (ns - pre - post) as i64 > nx_enc as i64 {
@@ -273,8 +299,11 @@ pub fn assemble(
         let entry = match acc.get_mut(&key) {
             Some(e) => e,
             None => {
-                let size = nc * nz * ny * nx_enc;
-                allocated = allocated.saturating_add(2 * size);
+                let size = [nz, ny, nx_enc]
+                    .iter()
+                    .try_fold(nc, |a, &b| a.checked_mul(b))
+                    .unwrap_or(usize::MAX);
+                allocated = allocated.saturating_add(size.saturating_mul(2));
                 if allocated > budget {
                     return Err(invalid(
                         "ismrmrdHeader.encoding.encodedSpace.matrixSize".into(),
@@ -446,6 +475,19 @@ pub fn assemble(
             ndarray::concatenate(Axis(1), &views).ok()
         }
     };
+    if let (Some(c), Some(r)) = (
+        coils,
+        header
+            .acquisitionSystemInformation
+            .as_ref()
+            .and_then(|a| a.receiverChannels),
+    ) {
+        if r as usize != c {
+            warnings.push(format!(
+                "the header says receiverChannels {r} but the data have {c} channels; using the data's {c}"
+            ));
+        }
+    }
     if let Some(p) = enc.parallelImaging.as_ref() {
         if p.accelerationFactor.kspace_encoding_step_1 > 1
             && !has_calib
@@ -463,9 +505,7 @@ pub fn assemble(
     if zero_geometry {
         warnings.push("position and direction vectors are all zero; geometry falls back to axial orientation at the isocentre".into());
     }
-    for w in &warnings {
-        tracing::warn!("{}: {w}", source.display());
-    }
+    // The warnings are returned, not logged: the drivers print each once (one line on stderr).
     if skipped > 0 {
         tracing::info!(
             "{}: skipped {skipped} navigator/phase-correction/dummy/other-encoding acquisitions",
@@ -524,7 +564,7 @@ pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
     };
     let mask = Array3::from_shape_fn((1, ny, nx), |(_, _, x)| cols[x]);
     let header = f.header.clone().unwrap_or_else(|| {
-        warnings.push("no /ismrmrd_header; a minimal header was synthesised".to_string());
+        warnings.push("no /ismrmrd_header; a minimal header was synthesised: the geometry is unknown and the output has 1 mm pixels in an identity orientation".to_string());
         synth_header(nx, ny, nc)
     });
     let buckets = (0..ns)

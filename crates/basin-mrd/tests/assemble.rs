@@ -227,3 +227,70 @@ fn write_then_read_round_trip() {
         assert_eq!(a.data, b.data);
     }
 }
+
+/// Issue 23: sizes computed from a hostile header are checked, never wrapped. An encoded matrix
+/// of 2³¹ × 2³¹ × 4 with 2 coils is 2⁶⁵ samples: the product wrapped to 0, passed the memory
+/// budget and ndarray panicked ("Shape too large").
+#[test]
+fn a_matrix_past_the_address_space_is_an_error_not_a_panic() {
+    let n = 1usize << 31;
+    let k = random_kspace(2, 1, 1, 64, 4);
+    let mut acqs = lines(&k, 0, 0);
+    for a in acqs.iter_mut() {
+        a.head.center_sample = 32;
+    }
+    let mut h = header(n, n, n, 4);
+    h.encoding[0].encodingLimits.kspace_encoding_step_1 = None;
+    h.encoding[0].encodingLimits.kspace_encoding_step_2 = None;
+    let e = assemble(Path::new("mem"), h, &acqs)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("matrixSize"), "{e}");
+}
+
+/// Issue 23: a header whose encoded readout (1400) is far longer than the acquired lines (64
+/// samples) describes other data; zero-padding the lines into it gave a 64×1400 image at
+/// 0.17 mm without a word. Partial echoes (≥ half the readout) stay accepted.
+#[test]
+fn a_readout_that_covers_little_of_the_encoded_matrix_is_refused() {
+    let k = random_kspace(2, 1, 16, 64, 5);
+    let acqs: Vec<_> = lines(&k, 0, 0)
+        .into_iter()
+        .map(|mut a| {
+            a.head.center_sample = 32;
+            a
+        })
+        .collect();
+    let e = assemble(Path::new("mem"), header(1400, 1400, 16, 1), &acqs)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("64") && e.contains("1400"), "{e}");
+    // 40 of 64 samples (a 5/8 partial echo) is fine.
+    let partial: Vec<_> = lines(&k, 0, 0)
+        .into_iter()
+        .map(|mut a| {
+            a.data = a.data.slice(s![.., 24..]).to_owned();
+            a.head.center_sample = 8;
+            a
+        })
+        .collect();
+    assert!(assemble(Path::new("mem"), header(64, 64, 16, 1), &partial).is_ok());
+}
+
+/// Issue 23: `receiverChannels` that disagrees with the data (0 or 100000 for 2 channels) is
+/// reported as a warning; the data's channel count is used.
+#[test]
+fn receiver_channels_that_disagree_with_the_data_are_a_warning() {
+    let k = random_kspace(2, 1, 8, 16, 6);
+    for claimed in [0u32, 100_000, 2] {
+        let mut h = header(16, 16, 8, 1);
+        h.acquisitionSystemInformation = Some(AcquisitionSystemInformation {
+            receiverChannels: Some(claimed),
+            ..Default::default()
+        });
+        let ks = assemble(Path::new("mem"), h, &lines(&k, 0, 0)).unwrap();
+        let warned = ks.warnings.iter().any(|w| w.contains("receiverChannels"));
+        assert_eq!(warned, claimed != 2, "{claimed}: {:?}", ks.warnings);
+        assert_eq!(ks.coils(), 2);
+    }
+}
