@@ -128,7 +128,18 @@ fn read_one(path: &Path) -> Result<Slice, ExportError> {
     })
 }
 
-/// Reads a series from a directory (every regular file in it, hidden files skipped) or from one
+/// Whether a file starts with the DICOM Part 10 preamble: 128 bytes, then "DICM".
+fn has_preamble(f: &Path) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 132];
+    std::fs::File::open(f)
+        .and_then(|mut h| h.read_exact(&mut b))
+        .is_ok()
+        && &b[128..] == b"DICM"
+}
+
+/// Reads a series from a directory (every regular file in it, hidden files and files
+/// without the DICOM preamble skipped) or from one
 /// file, as `[slice, row, column]`.
 pub fn read_dicom_series(path: &Path) -> Result<Array3<f32>, ExportError> {
     let files: Vec<PathBuf> = if path.is_dir() {
@@ -156,6 +167,23 @@ pub fn read_dicom_series(path: &Path) -> Result<Array3<f32>, ExportError> {
             message: "no files in the directory".into(),
         });
     }
+    // In a directory, files without the DICOM Part 10 preamble ("DICM" at byte 128) — a
+    // README, a DICOMDIR's notes, a stray thumbnail — are skipped with a warning instead of
+    // failing the whole series; when no file has the preamble, all are tried as they are.
+    let files = if path.is_dir() {
+        let (dicom, other): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|f| has_preamble(f));
+        if dicom.is_empty() {
+            other
+        } else {
+            for f in &other {
+                tracing::warn!("{}: not a DICOM file; skipped", f.display());
+            }
+            dicom
+        }
+    } else {
+        files
+    };
     let mut slices = files
         .iter()
         .map(|f| read_one(f))

@@ -35,6 +35,15 @@ pub enum ExportError {
         /// Why.
         message: String,
     },
+    /// An output that must not be written: it would replace an input, is named twice, or its
+    /// directory is missing or not writable.
+    #[error("{file}: {message}")]
+    Refused {
+        /// Output.
+        file: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// Nothing to write or inconsistent slices.
     #[error("{0}")]
     Invalid(String),
@@ -80,12 +89,138 @@ where
     Ok(())
 }
 
-/// One output of [`write_all`]: its path and the function that writes it to a given file.
-pub type Output<'a> = (PathBuf, Box<dyn FnOnce(&Path) -> Result<(), String> + 'a>);
+/// Where `p` is or would be: its canonical path when it exists, else its directory's canonical
+/// path joined with its name (the directory must exist).
+fn resolved(p: &Path) -> Result<PathBuf, ExportError> {
+    if let Ok(c) = p.canonicalize() {
+        return Ok(c);
+    }
+    let refused = |m: String| ExportError::Refused {
+        file: p.to_path_buf(),
+        message: m,
+    };
+    let name = p
+        .file_name()
+        .ok_or_else(|| refused("not a file or directory name".into()))?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = parent
+        .canonicalize()
+        .map_err(|e| refused(format!("directory {}: {e}", parent.display())))?;
+    if !dir.is_dir() {
+        return Err(refused(format!("{} is not a directory", parent.display())));
+    }
+    Ok(dir.join(name))
+}
+
+/// Whether two existing paths are one file (same device and inode: hard links, bind mounts).
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> bool {
+    false
+}
+
+/// Checks a run's outputs before any work, so that nothing is computed for an output that
+/// cannot be written and no output ever replaces an input: each output is compared with every
+/// input and every other output by canonical path (and by device and inode where both exist),
+/// must not be a directory holding an input, must not exist unless `overwrite`, and its
+/// directory must exist and accept a new file (probed by creating and removing one).
+pub fn check_outputs(
+    inputs: &[&Path],
+    outputs: &[&Path],
+    overwrite: bool,
+) -> Result<(), ExportError> {
+    let inputs: Vec<(PathBuf, &Path)> = inputs
+        .iter()
+        .filter_map(|p| p.canonicalize().ok().map(|c| (c, *p)))
+        .collect();
+    let mut seen: Vec<(PathBuf, &Path)> = Vec::new();
+    for &o in outputs {
+        let r = resolved(o)?;
+        let refused = |m: String| ExportError::Refused {
+            file: o.to_path_buf(),
+            message: m,
+        };
+        for (c, i) in &inputs {
+            if *c == r || same_file(c, o) {
+                return Err(refused(format!(
+                    "would replace the input {} (refused even with --force: raw data cannot be re-acquired)",
+                    i.display()
+                )));
+            }
+            if r.is_dir() && c.starts_with(&r) {
+                return Err(refused(format!(
+                    "is a directory holding the input {}",
+                    i.display()
+                )));
+            }
+        }
+        if let Some((_, earlier)) = seen.iter().find(|(c, e)| *c == r || same_file(e, o)) {
+            return Err(refused(format!(
+                "named twice as an output (also as {})",
+                earlier.display()
+            )));
+        }
+        if r.exists() && !overwrite {
+            return Err(ExportError::Exists(o.to_path_buf()));
+        }
+        let dir = r.parent().unwrap_or(Path::new("/"));
+        let probe = dir.join(format!(".basin-probe-{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => return Err(refused(format!("cannot write in {}: {e}", dir.display()))),
+        }
+        seen.push((r, o));
+    }
+    Ok(())
+}
+
+/// One output of [`write_all`]: its path and the function that writes it to a given path (a
+/// file, or a directory for a DICOM series).
+pub type Output<'a> = (PathBuf, Writer<'a>);
+
+/// Writes one output to the path it is given (a temporary sibling of the output).
+pub type Writer<'a> = Box<dyn FnOnce(&Path) -> Result<(), String> + 'a>;
+
+/// Removes a temporary file or directory.
+fn remove_any(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A sibling of `path` named `.{tag}-{pid}-{name}`.
+fn sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "output".into());
+    path.with_file_name(format!(".{tag}-{}-{name}", std::process::id()))
+}
 
 /// Writes several outputs all together or not at all: every existing output is refused first
 /// (unless `overwrite`), each writer fills a temporary sibling of its output, and only when all
-/// have succeeded are they renamed into place; on any failure every temporary is removed.
+/// have succeeded are they moved into place (an existing output, file or directory, is moved
+/// aside first and removed once its replacement is in place); on any failure every temporary
+/// is removed and the outputs moved so far are put back.
 pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), ExportError> {
     for (path, _) in &outputs {
         if path.exists() && !overwrite {
@@ -95,15 +230,12 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut failure = None;
     for (path, write) in outputs {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "output".into());
-        let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+        let tmp = sibling(&path, "tmp");
+        remove_any(&tmp);
         match write(&tmp) {
             Ok(()) => done.push((tmp, path)),
             Err(message) => {
-                let _ = std::fs::remove_file(&tmp);
+                remove_any(&tmp);
                 failure = Some(ExportError::Write {
                     file: path,
                     message,
@@ -114,19 +246,42 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
     }
     if let Some(e) = failure {
         for (tmp, _) in &done {
-            let _ = std::fs::remove_file(tmp);
+            remove_any(tmp);
         }
         return Err(e);
     }
+    // Move into place; remember what was replaced so that a failure can undo the moves.
+    let mut placed: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     for (i, (tmp, path)) in done.iter().enumerate() {
-        if let Err(e) = std::fs::rename(tmp, path) {
+        let old = path.exists().then(|| sibling(path, "old"));
+        let moved = match &old {
+            Some(o) => std::fs::rename(path, o).and_then(|_| {
+                std::fs::rename(tmp, path).inspect_err(|_| {
+                    let _ = std::fs::rename(o, path);
+                })
+            }),
+            None => std::fs::rename(tmp, path),
+        };
+        if let Err(e) = moved {
             for (t, _) in &done[i..] {
-                let _ = std::fs::remove_file(t);
+                remove_any(t);
+            }
+            for (p, o) in placed.iter().rev() {
+                remove_any(p);
+                if let Some(o) = o {
+                    let _ = std::fs::rename(o, p);
+                }
             }
             return Err(ExportError::Write {
                 file: path.clone(),
                 message: e.to_string(),
             });
+        }
+        placed.push((path.clone(), old));
+    }
+    for (_, o) in placed {
+        if let Some(o) = o {
+            remove_any(&o);
         }
     }
     Ok(())

@@ -93,11 +93,37 @@ where
     tracing::debug!(shape = ?volume.shape(), "writing NIfTI");
     atomic_write(path, overwrite, |tmp| {
         // nifti-rs indexes arrays [i, j, k(, t)]: reverse our [(t,) z, y, x] axes.
-        WriterOptions::new(tmp)
-            .reference_header(&h)
-            .write_nifti(&volume.view().reversed_axes())
-            .map_err(|e| e.to_string())
+        via_plain_name(tmp, |p| {
+            WriterOptions::new(p)
+                .reference_header(&h)
+                .write_nifti(&volume.view().reversed_axes())
+        })
     })
+}
+
+/// Runs a nifti-rs writer on a file whose stem has no dot, then renames it to `target`.
+/// nifti-rs rebuilds its output name with `set_extension("")` + `with_extension("nii")`, which
+/// turns a stem with a dot into another file: `sub.01.nii` was written as `sub.nii` (and a
+/// temporary `.tmp-1-sub.01.nii` as `.tmp-1-sub.nii`, so the run failed or lost the name).
+fn via_plain_name(
+    target: &Path,
+    write: impl FnOnce(&Path) -> Result<(), nifti::NiftiError>,
+) -> Result<(), String> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let gz = target.to_string_lossy().ends_with(".gz");
+    let plain = target.with_file_name(format!(
+        ".basin-nifti-{}-{n}{}",
+        std::process::id(),
+        if gz { ".nii.gz" } else { ".nii" }
+    ));
+    let r = write(&plain)
+        .map_err(|e| e.to_string())
+        .and_then(|_| std::fs::rename(&plain, target).map_err(|e| e.to_string()));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&plain);
+    }
+    r
 }
 
 /// Writes `volume` `[z, y, x]` (float32) on the grid of another NIfTI file: its header (affine,
@@ -118,9 +144,10 @@ pub fn write_nifti_like(
     h.cal_min = volume.iter().fold(f32::INFINITY, |m, &v| m.min(v));
     h.cal_max = volume.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     atomic_write(path, overwrite, |tmp| {
-        WriterOptions::new(tmp)
-            .reference_header(&h)
-            .write_nifti(&volume.view().reversed_axes())
-            .map_err(|e| e.to_string())
+        via_plain_name(tmp, |p| {
+            WriterOptions::new(p)
+                .reference_header(&h)
+                .write_nifti(&volume.view().reversed_axes())
+        })
     })
 }
