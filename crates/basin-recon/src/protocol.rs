@@ -95,6 +95,12 @@ fn d_tol() -> f64 {
     1e-4
 }
 
+/// The most prior steps (levels × inner) an EBM protocol may ask for per slice: about 33× the
+/// default protocol, minutes per 256² slice on a laptop CPU.
+pub const MAX_EBM_PRIOR_STEPS: usize = 1000;
+/// The most CG steps (levels × inner × cg_iterations + init_iterations) per slice.
+pub const MAX_EBM_CG_STEPS: usize = 20_000;
+
 fn check_cs(lambda: f64, iterations: usize) -> Result<(), String> {
     if iterations == 0 || iterations > 10_000 {
         return Err(format!(
@@ -231,46 +237,65 @@ impl Protocol {
                         return bad(format!("solver.{name} = {v} must be in 1..=1000"));
                     }
                 }
+                // Each parameter may be in range while their product runs for days.
+                let steps = p.levels * p.inner;
+                let cg = steps * p.cg_iterations + p.init_iterations;
+                if steps > MAX_EBM_PRIOR_STEPS || cg > MAX_EBM_CG_STEPS {
+                    return bad(format!(
+                        "solver: levels × inner = {steps} prior steps and levels × inner × cg_iterations + init_iterations = {cg} CG steps per slice; the limits are {MAX_EBM_PRIOR_STEPS} and {MAX_EBM_CG_STEPS} (the default protocol takes 30 and 160)"
+                    ));
+                }
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// Resolves `name_or_path`: an existing file path, else a file `protocols/NAME.toml` under
-    /// `search_dir` when given, else a built-in protocol.
+    /// Resolves `name_or_path` (see [`Protocol::locate`]) to the protocol alone.
     pub fn resolve(name_or_path: &str, search_dir: Option<&Path>) -> Result<Self, ReconError> {
-        let p = Path::new(name_or_path);
-        if p.is_file() {
-            let text = std::fs::read_to_string(p).map_err(|e| ReconError::Protocol {
-                origin: p.display().to_string(),
+        Self::locate(name_or_path, search_dir).map(|(p, _)| p)
+    }
+
+    /// Resolves `name_or_path` and says where it came from ("built-in" or the file's path).
+    /// A built-in name always means the built-in protocol — a `sense.toml` lying in the
+    /// working directory or in `search_dir` never replaces it silently; any other name is a
+    /// TOML file's path, else `search_dir/NAME.toml` (the server's `--protocols DIR`).
+    pub fn locate(
+        name_or_path: &str,
+        search_dir: Option<&Path>,
+    ) -> Result<(Self, String), ReconError> {
+        if let Some((n, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            let p = Self::from_toml(text, &format!("built-in protocol '{n}'"))?;
+            return Ok((p, "built-in".into()));
+        }
+        let read = |f: &Path| -> Result<(Self, String), ReconError> {
+            let text = std::fs::read_to_string(f).map_err(|e| ReconError::Protocol {
+                origin: f.display().to_string(),
                 message: e.to_string(),
             })?;
-            return Self::from_toml(&text, &p.display().to_string());
+            let origin = f.display().to_string();
+            Ok((Self::from_toml(&text, &origin)?, origin))
+        };
+        let p = Path::new(name_or_path);
+        if p.is_file() {
+            return read(p);
         }
         if let Some(dir) = search_dir {
             let f = dir.join(format!("{name_or_path}.toml"));
             if f.is_file() {
-                let text = std::fs::read_to_string(&f).map_err(|e| ReconError::Protocol {
-                    origin: f.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                return Self::from_toml(&text, &f.display().to_string());
+                return read(&f);
             }
         }
-        match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            Some((n, text)) => Self::from_toml(text, &format!("built-in protocol '{n}'")),
-            None => Err(ReconError::Protocol {
-                origin: name_or_path.to_string(),
-                message: format!(
-                    "no such file and no built-in protocol of that name (built-in: {})",
-                    BUILTIN
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        }
+        Err(ReconError::Protocol {
+            origin: name_or_path.to_string(),
+            message: format!(
+                "no such file and no built-in protocol of that name (built-in: {})",
+                BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
 }
