@@ -1,16 +1,16 @@
-//! Bad input gets a clear error naming the file and the field, exit code 2, no panic, and no
-//! allocation beyond what the file can hold.
+//! Bad input gets a clear error naming the file and the field, exit code 3 (2 for an invalid
+//! protocol: usage), no panic, and no allocation beyond what the file can hold.
 
 use basin_tests::{basin, basin_ok, python};
 use std::path::Path;
 
-fn assert_clean_error(args: &[&str], file: &Path, needles: &[&str]) {
+fn assert_clean_error(code: i32, args: &[&str], file: &Path, needles: &[&str]) {
     let out = basin(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "basin {args:?} should fail with 2; stderr:\n{err}"
+        Some(code),
+        "basin {args:?} should fail with {code}; stderr:\n{err}"
     );
     assert!(!err.contains("panicked"), "panic for {args:?}:\n{err}");
     assert!(
@@ -42,6 +42,7 @@ fn missing_and_truncated_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.h5");
     assert_clean_error(
+        3,
         &["info", missing.to_str().unwrap()],
         &missing,
         &["no such file"],
@@ -52,11 +53,12 @@ fn missing_and_truncated_files() {
     std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
     let out = dir.path().join("t.nii");
     let out_s = out.to_str().unwrap();
-    assert_clean_error(&["recon", t.to_str().unwrap(), "-o", out_s], &t, &[]);
+    assert_clean_error(3, &["recon", t.to_str().unwrap(), "-o", out_s], &t, &[]);
     assert!(!out.exists(), "no output after a failed read");
     let text = dir.path().join("text.h5");
     std::fs::write(&text, "not hdf5 at all").unwrap();
     assert_clean_error(
+        3,
         &["info", text.to_str().unwrap()],
         &text,
         &["not a readable HDF5 file"],
@@ -87,16 +89,19 @@ with h5py.File(d + '/empty.h5', 'w') as f:
     );
     let p = |n: &str| dir.path().join(n);
     assert_clean_error(
+        3,
         &["info", p("float_kspace.h5").to_str().unwrap()],
         &p("float_kspace.h5"),
         &["/kspace", "expected complex"],
     );
     assert_clean_error(
+        3,
         &["info", p("axes.h5").to_str().unwrap()],
         &p("axes.h5"),
         &["/kspace", "axes"],
     );
     assert_clean_error(
+        3,
         &[
             "info",
             p("nodata.h5").to_str().unwrap(),
@@ -107,11 +112,13 @@ with h5py.File(d + '/empty.h5', 'w') as f:
         &["missing /dataset/data"],
     );
     assert_clean_error(
+        3,
         &["info", p("nodata2.h5").to_str().unwrap()],
         &p("nodata2.h5"),
         &["/dataset/"],
     );
     assert_clean_error(
+        3,
         &["info", p("empty.h5").to_str().unwrap()],
         &p("empty.h5"),
         &["neither an ISMRMRD group"],
@@ -160,21 +167,25 @@ with h5py.File(d + '/badxml.h5', 'r+') as f:
     let out = p("o.nii");
     let o = out.to_str().unwrap();
     assert_clean_error(
+        3,
         &["recon", p("samples.h5").to_str().unwrap(), "-o", o],
         &p("samples.h5"),
         &["acquisition 3", "60000"],
     );
     assert_clean_error(
+        3,
         &["recon", p("nan.h5").to_str().unwrap(), "-o", o],
         &p("nan.h5"),
         &["acquisition 5", "NaN"],
     );
     assert_clean_error(
+        3,
         &["recon", p("huge.h5").to_str().unwrap(), "-o", o],
         &p("huge.h5"),
         &["matrixSize"],
     );
     assert_clean_error(
+        3,
         &["info", p("badxml.h5").to_str().unwrap()],
         &p("badxml.h5"),
         &["/dataset/xml", "invalid ISMRMRD header"],
@@ -194,6 +205,7 @@ fn unknown_protocol_key_and_name() {
     .unwrap();
     let out = dir.path().join("o.nii");
     assert_clean_error(
+        2,
         &[
             "recon",
             src.to_str().unwrap(),

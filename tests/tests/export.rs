@@ -440,7 +440,7 @@ fn failed_writes_leave_nothing_behind() {
             p.to_str().unwrap(),
             "-q",
         ]);
-        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(out.status.code(), Some(4), "{name}");
         assert!(!p.exists());
     }
     // An existing series is kept when the new one is refused, and replaced whole with --force.
@@ -460,7 +460,7 @@ fn failed_writes_leave_nothing_behind() {
         s.to_str().unwrap(),
         "-q",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4));
     assert_eq!(dicom_files(&s), before);
     basin_ok(&[
         "recon",

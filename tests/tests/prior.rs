@@ -175,7 +175,7 @@ print(a.shape == b.shape, np.allclose(a.affine, b.affine), bool(np.isfinite(d).a
         ("/nonexistent/x.nii.gz", "no such file"),
     ] {
         let e = basin(&["score", input]);
-        assert_eq!(e.status.code(), Some(2));
+        assert_eq!(e.status.code(), Some(3));
         let s = String::from_utf8_lossy(&e.stderr);
         assert!(s.contains(want), "{input}: {s}");
         assert!(!s.contains("panicked"), "{s}");

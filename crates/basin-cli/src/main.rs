@@ -6,6 +6,7 @@
 //! - `basin train --config FILE -o OUT.safetensors`: train an energy prior.
 //! - `basin score INPUT [-o energy.nii.gz]`: per-pixel energy and per-slice plausibility.
 
+mod exit;
 mod info;
 mod phantom;
 mod recon;
@@ -15,9 +16,21 @@ mod train;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The exit-code contract (crate `exit`), shown by `basin --help`.
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 completed but flagged (score --fail-on-atypical); \
+2 usage (bad arguments, invalid protocol); 3 unreadable or invalid input; 4 output exists, would \
+replace an input, or cannot be written; 5 device (GPU) failure; 130/143 interrupted (SIGINT/SIGTERM).";
+
 /// basin — MRI reconstruction for the clinic.
 #[derive(Parser, Debug)]
-#[command(name = "basin", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "basin",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -97,8 +110,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            let code = exit::code_of(&e);
+            if code == exit::Code::Flagged {
+                eprintln!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code as u8)
         }
     }
 }

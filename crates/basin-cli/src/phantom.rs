@@ -128,6 +128,7 @@ pub fn run(a: PhantomArgs) -> Result<()> {
         noise: a.noise,
         seed: a.seed,
     };
+    basin_export::check_outputs(&[], &[a.output.as_path()], a.force)?;
     let p = generate(&spec)?;
     let (header, acqs) = to_ismrmrd(&p, &spec);
     basin_export::atomic_write(&a.output, a.force, |tmp| {
@@ -305,22 +306,14 @@ fn run_from(a: PhantomArgs) -> Result<()> {
     let truth_path = sibling(&a.output, "_truth.nii.gz");
     let maps_path = sibling(&a.output, "_maps.nii.gz");
     let json_path = sibling(&a.output, ".json");
-    let outputs = [&a.output, &truth_path, &maps_path, &json_path];
-    for p in outputs {
-        if p.exists() && !a.force {
-            bail!("{}: already exists (use --force to overwrite)", p.display());
-        }
-        let inputs = std::iter::once(&from).chain(a.noise_cov.as_ref());
-        for input in inputs {
-            if p.exists() && p.canonicalize().ok() == input.canonicalize().ok() {
-                bail!(
-                    "{}: an output would replace the input {}",
-                    p.display(),
-                    input.display()
-                );
-            }
-        }
-    }
+    let inputs: Vec<&Path> = std::iter::once(from.as_path())
+        .chain(a.noise_cov.as_deref())
+        .collect();
+    basin_export::check_outputs(
+        &inputs,
+        &[&a.output, &truth_path, &maps_path, &json_path],
+        a.force,
+    )?;
     let (image, header_spacing) = read_image(&from)?;
     let spacing = match &a.voxel_mm {
         Some(v) if v.iter().all(|d| d.is_finite() && *d > 0.0) => [v[0], v[1], v[2]],

@@ -1,6 +1,7 @@
 //! `basin recon`: read, reconstruct with a protocol, write NIfTI.
 
-use anyhow::{bail, Context, Result};
+use crate::exit;
+use anyhow::{Context, Result};
 use basin_export::geometry::{slice_location, stack_geometry};
 use basin_recon::{protocol::DEFAULT_PROTOCOL, reconstruct_on, Protocol};
 use clap::Args;
@@ -96,15 +97,23 @@ pub enum Format {
     Ismrmrd,
 }
 
-/// The format a path asks for by its name.
-fn format_of(p: &Path) -> Format {
+/// The format a path asks for by its name: `.nii`/`.nii.gz` NIfTI, `.h5`/`.mrd`/`.hdf5`
+/// ISMRMRD, and a DICOM series directory for a name without an extension, ending in `/` or
+/// `.dcm`, or an existing directory. Any other extension is refused (it used to become a DICOM
+/// directory named `x.foo`).
+fn format_of(p: &Path) -> Result<Format> {
     let s = p.to_string_lossy().to_lowercase();
     if s.ends_with(".nii") || s.ends_with(".nii.gz") {
-        Format::Nifti
+        Ok(Format::Nifti)
     } else if s.ends_with(".h5") || s.ends_with(".mrd") || s.ends_with(".hdf5") {
-        Format::Ismrmrd
+        Ok(Format::Ismrmrd)
+    } else if s.ends_with('/') || s.ends_with(".dcm") || p.is_dir() || p.extension().is_none() {
+        Ok(Format::Dicom)
     } else {
-        Format::Dicom
+        Err(exit::usage(format!(
+            "{}: unknown output extension; use .nii or .nii.gz (NIfTI), .h5 (ISMRMRD images), a directory name without an extension (DICOM series), or --format",
+            p.display()
+        )))
     }
 }
 
@@ -124,11 +133,23 @@ struct SliceSummary {
     diagnostics: basin_recon::Diagnostics,
 }
 
+/// The protocol as resolved: its name, where it came from and every parameter.
 #[derive(Serialize)]
-struct Summary {
+pub struct ProtocolSummary<'a> {
+    name: &'a str,
+    /// "built-in" or the TOML file's path.
+    source: &'a str,
+    parameters: &'a Protocol,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    /// Version of this JSON's layout.
+    schema: u32,
+    basin_version: &'static str,
     input: String,
     outputs: Vec<OutputSummary>,
-    protocol: String,
+    protocol: ProtocolSummary<'a>,
     /// Where the EBM iterations ran ("cpu" or the GPU's description).
     device: String,
     /// Posterior samples per slice (0: none); with samples the image is their mean.
@@ -140,67 +161,86 @@ struct Summary {
     warnings: Vec<String>,
 }
 
+/// Progress on stderr: a bar on a terminal, a plain line per step otherwise (logs of batch
+/// jobs), nothing with --quiet or --json.
+pub fn progress_bar(total: usize, what: &str, hidden: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(total as u64);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{elapsed_precise}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
 /// Runs `basin recon`.
 pub fn run(a: ReconArgs) -> Result<()> {
     let mut outputs = vec![(
         a.output.clone(),
-        a.format.unwrap_or_else(|| format_of(&a.output)),
+        match a.format {
+            Some(f) => f,
+            None => format_of(&a.output)?,
+        },
     )];
-    outputs.extend(a.also.iter().map(|p| (p.clone(), format_of(p))));
-    let mut paths: Vec<&PathBuf> = outputs.iter().map(|(p, _)| p).collect();
-    paths.extend(a.preview.iter());
-    paths.extend(a.energy_map.iter());
-    paths.extend(a.uncertainty.iter());
+    for p in &a.also {
+        outputs.push((p.clone(), format_of(p)?));
+    }
+    let mut paths: Vec<&Path> = outputs.iter().map(|(p, _)| p.as_path()).collect();
+    paths.extend(a.preview.as_deref());
+    paths.extend(a.energy_map.as_deref());
+    paths.extend(a.uncertainty.as_deref());
     for (what, p) in [
         ("energy map", &a.energy_map),
         ("uncertainty map", &a.uncertainty),
     ] {
         if let Some(e) = p {
-            if format_of(e) != Format::Nifti {
-                bail!(
+            if format_of(e).ok() != Some(Format::Nifti) {
+                return Err(exit::usage(format!(
                     "{}: the {what} is written as NIfTI (.nii or .nii.gz)",
                     e.display()
-                );
+                )));
             }
         }
     }
     if a.uncertainty.is_some() && a.samples < 2 {
-        bail!(
-            "--uncertainty needs --samples 2 or more (it is the standard deviation over the samples)"
-        );
-    }
-    for (i, p) in paths.iter().enumerate() {
-        if p.exists() && !a.force {
-            bail!("{}: already exists (use --force to overwrite)", p.display());
-        }
-        if paths[..i].contains(p) {
-            bail!("{}: named twice as an output", p.display());
-        }
+        return Err(exit::usage(
+            "--uncertainty needs --samples 2 or more (it is the standard deviation over the samples)",
+        ));
     }
     if let Some(r) = &a.uid_root {
-        basin_export::dicom::validate_uid_root(r)?;
+        basin_export::dicom::validate_uid_root(r).map_err(|e| exit::usage(e.to_string()))?;
     }
-    let protocol = Protocol::resolve(&a.protocol, Some(Path::new("protocols")))?;
+    let (protocol, protocol_source) = Protocol::locate(&a.protocol, None)?;
     let options = basin_recon::ReconOptions {
         samples: a.samples,
         seed: a.seed,
     };
     // Before reading the data: --samples with a protocol that cannot sample.
-    options.check(&protocol)?;
+    options
+        .check(&protocol)
+        .map_err(|e| exit::usage(e.to_string()))?;
+    // Before any work: no output replaces the input or another output, every directory takes
+    // new files, and existing outputs need --force.
+    if !a.input.is_file() {
+        return Err(exit::input(format!("{}: no such file", a.input.display())));
+    }
+    basin_export::check_outputs(&[a.input.as_path()], &paths, a.force)?;
     let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
+    for w in &kspace.warnings {
+        eprintln!("warning: {}: {w}", a.input.display());
+    }
     let total = kspace.buckets.len();
-    let bar = if a.quiet || a.json {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(total as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} reconstructing [{bar:30}] {pos}/{len} slices {elapsed_precise}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let hidden = a.quiet || a.json;
+    let bar = progress_bar(total, "reconstructing slices", hidden);
+    let lines = !hidden && bar.is_hidden();
     // Only the EBM solver runs on a GPU: other protocols do not open (or probe for) a device.
     let device = if matches!(protocol.solver, basin_recon::Solver::Ebm(_)) {
         basin_gpu::Gpu::open(a.backend)?
@@ -216,11 +256,14 @@ pub fn run(a: ReconArgs) -> Result<()> {
     let device_name = device
         .as_ref()
         .map_or_else(|| "cpu".to_string(), |g| g.description().to_string());
-    if !a.json && !a.quiet {
+    if !hidden {
         eprintln!("device: {device_name}");
     }
-    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &options, &|done, _| {
-        bar.set_position(done as u64)
+    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &options, &|done, n| {
+        bar.set_position(done as u64);
+        if lines {
+            eprintln!("reconstructed slice {done}/{n}");
+        }
     })
     .context("reconstruction failed")?;
     bar.finish_and_clear();
@@ -291,89 +334,123 @@ pub fn run(a: ReconArgs) -> Result<()> {
         [nx, ny, nz, vols.len()]
     };
     if vols.iter().any(|v| v.dim() != vols[0].dim()) {
-        bail!("volumes of different shapes cannot be stacked into one NIfTI");
+        return Err(exit::input(
+            "volumes of different shapes cannot be stacked into one NIfTI",
+        ));
     }
     let views: Vec<_> = vols.iter().map(|v| v.view().insert_axis(Axis(0))).collect();
     let v4: Array4<f32> = ndarray::concatenate(Axis(0), &views)?;
+    let c4 = if a.complex {
+        let cv: Vec<_> = cvols
+            .iter()
+            .map(|v| v.view().insert_axis(Axis(0)))
+            .collect();
+        Some(ndarray::concatenate(Axis(0), &cv)?)
+    } else {
+        None
+    };
     for (path, format) in &outputs {
-        match format {
-            Format::Nifti if vols.len() == 1 => {
-                basin_export::nifti_out::write_nifti(path, &vols[0], &geom, &descrip, a.force)?
-            }
-            Format::Nifti => {
-                basin_export::nifti_out::write_nifti_4d(path, &v4, &geom, &descrip, a.force)?
-            }
-            Format::Ismrmrd => {
-                let c4 = if a.complex {
-                    let cv: Vec<_> = cvols
-                        .iter()
-                        .map(|v| v.view().insert_axis(Axis(0)))
-                        .collect();
-                    Some(ndarray::concatenate(Axis(0), &cv)?)
-                } else {
-                    None
-                };
-                basin_export::ismrmrd_out::write_ismrmrd_images(
-                    path,
-                    &v4,
-                    c4.as_ref(),
-                    &geom,
-                    &descrip,
-                    a.force,
-                )?
-            }
-            Format::Dicom => {
-                if vols.len() > 1 {
-                    warnings.push(format!("{}: DICOM holds the first of {} volumes (contrast/repetition); use NIfTI or ISMRMRD for all", path.display(), vols.len()));
-                }
-                let opts = basin_export::dicom::DicomOptions {
-                    series_description: format!(
-                        "basin {}: {}",
-                        protocol.name, protocol.description
-                    ),
-                    uid_root: a.uid_root.clone(),
-                    anonymize: a.anonymize,
-                    overwrite: a.force,
-                    three_d: kspace.three_d,
-                };
-                basin_export::dicom::write_dicom_series(
-                    path,
-                    &vols[0],
-                    &geom,
-                    &kspace.header,
-                    &opts,
-                )?;
-            }
+        if *format == Format::Dicom && vols.len() > 1 {
+            warnings.push(format!("{}: DICOM holds the first of {} volumes (contrast/repetition); use NIfTI or ISMRMRD for all", path.display(), vols.len()));
         }
     }
-    if let Some(p) = &a.preview {
-        basin_export::preview::write_preview(p, &vols[0], a.force)?;
+    let energy = match (&a.energy_map, &first_cvol) {
+        (Some(_), Some(cv)) => {
+            let (model, _) = basin_prior::default_model().context("the embedded prior")?;
+            Some(basin_prior::validate::energy_density_volume(
+                &basin_prior::fast::FastPyramid::new(&model),
+                cv,
+            ))
+        }
+        _ => None,
+    };
+    let dicom_opts = basin_export::dicom::DicomOptions {
+        series_description: format!("basin {}: {}", protocol.name, protocol.description),
+        uid_root: a.uid_root.clone(),
+        anonymize: a.anonymize,
+        overwrite: false,
+        three_d: kspace.three_d,
+    };
+    // Every output is written to a temporary sibling; they are moved into place together,
+    // or, when any fails, none is.
+    let (geom, descrip, v4, vols, c4) = (&geom, &descrip, &v4, &vols, &c4);
+    let mut writes: Vec<basin_export::Output<'_>> = Vec::new();
+    for (path, format) in &outputs {
+        let dicom_opts = &dicom_opts;
+        let header = &kspace.header;
+        let w: basin_export::Writer<'_> = match format {
+            Format::Nifti if vols.len() == 1 => Box::new(move |t: &Path| {
+                basin_export::nifti_out::write_nifti(t, &vols[0], geom, descrip, false)
+                    .map_err(|e| e.to_string())
+            }),
+            Format::Nifti => Box::new(move |t: &Path| {
+                basin_export::nifti_out::write_nifti_4d(t, v4, geom, descrip, false)
+                    .map_err(|e| e.to_string())
+            }),
+            Format::Ismrmrd => Box::new(move |t: &Path| {
+                basin_export::ismrmrd_out::write_ismrmrd_images(
+                    t,
+                    v4,
+                    c4.as_ref(),
+                    geom,
+                    descrip,
+                    false,
+                )
+                .map_err(|e| e.to_string())
+            }),
+            Format::Dicom => Box::new(move |t: &Path| {
+                basin_export::dicom::write_dicom_series(t, &vols[0], geom, header, dicom_opts)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+        };
+        writes.push((path.clone(), w));
     }
-    if let (Some(p), Some(cv)) = (&a.energy_map, &first_cvol) {
-        let (model, _) = basin_prior::default_model().context("the embedded prior")?;
-        let map = basin_prior::validate::energy_density_volume(
-            &basin_prior::fast::FastPyramid::new(&model),
-            cv,
-        );
-        basin_export::nifti_out::write_nifti(
-            p,
-            &map,
-            &geom,
-            &format!(
-                "basin energy density, sigma {}",
-                basin_prior::validate::SCORE_SIGMA
-            ),
-            a.force,
-        )?;
+    if let Some(p) = &a.preview {
+        writes.push((
+            p.clone(),
+            Box::new(move |t: &Path| {
+                basin_export::preview::write_preview(t, &vols[0], false).map_err(|e| e.to_string())
+            }),
+        ));
+    }
+    if let (Some(p), Some(map)) = (&a.energy_map, &energy) {
+        writes.push((
+            p.clone(),
+            Box::new(move |t: &Path| {
+                basin_export::nifti_out::write_nifti(
+                    t,
+                    map,
+                    geom,
+                    &format!(
+                        "basin energy density, sigma {}",
+                        basin_prior::validate::SCORE_SIGMA
+                    ),
+                    false,
+                )
+                .map_err(|e| e.to_string())
+            }),
+        ));
     }
     if let (Some(p), Some(sd)) = (&a.uncertainty, &first_sd) {
-        basin_export::nifti_out::write_nifti(
-            p,
-            sd,
-            &geom,
-            &format!("basin posterior sd, {} samples", a.samples),
-            a.force,
-        )?;
+        let samples = a.samples;
+        writes.push((
+            p.clone(),
+            Box::new(move |t: &Path| {
+                basin_export::nifti_out::write_nifti(
+                    t,
+                    sd,
+                    geom,
+                    &format!("basin posterior sd, {samples} samples"),
+                    false,
+                )
+                .map_err(|e| e.to_string())
+            }),
+        ));
+    }
+    basin_export::write_all(writes, a.force)?;
+    for w in &warnings[kspace.warnings.len()..] {
+        eprintln!("warning: {w}");
     }
     let summary = Summary {
         input: a.input.display().to_string(),
@@ -384,7 +461,13 @@ pub fn run(a: ReconArgs) -> Result<()> {
                 format: *f,
             })
             .collect(),
-        protocol: protocol.name.clone(),
+        schema: 1,
+        basin_version: env!("CARGO_PKG_VERSION"),
+        protocol: ProtocolSummary {
+            name: &protocol.name,
+            source: &protocol_source,
+            parameters: &protocol,
+        },
         device: device_name,
         samples: a.samples,
         shape_xyzt: shape,

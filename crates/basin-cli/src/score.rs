@@ -37,6 +37,10 @@ pub struct ScoreArgs {
     /// Overwrite the output.
     #[arg(long)]
     force: bool,
+    /// Exit with 1 when any slice is flagged ATYPICAL (after printing and writing everything),
+    /// so that a pipeline can stop on an implausible image. Without it, flagged slices exit 0.
+    #[arg(long)]
+    fail_on_atypical: bool,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -126,9 +130,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 o.display()
             );
         }
-        if o.exists() && !a.force {
-            bail!("{}: already exists (use --force to overwrite)", o.display());
-        }
+        basin_export::check_outputs(&[a.input.as_path()], &[o.as_path()], a.force)?;
     }
     let (model, card) = match &a.model {
         Some(m) => {
@@ -219,6 +221,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 "typical_score_norm": typ.and_then(|t| t.score_norm).map(|p| range(&p)),
                 "typical_line": typ.and_then(|t| t.line).map(|p| range(&p)),
                 "z_threshold": Z_THRESHOLD,
+                "schema": 1,
+                "basin_version": env!("CARGO_PKG_VERSION"),
                 "slices": slices,
                 "implausible": flagged,
                 "energy_map": a.out,
@@ -258,6 +262,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         if let Some(o) = &a.out {
             println!("energy map: {}", o.display());
         }
+    }
+    if a.fail_on_atypical && !flagged.is_empty() {
+        return Err(crate::exit::flagged(format!(
+            "{}: {} of {nz} slices atypical ({flagged:?}); --fail-on-atypical",
+            a.input.display(),
+            flagged.len()
+        )));
     }
     Ok(())
 }

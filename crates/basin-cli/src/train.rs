@@ -206,11 +206,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = config_of(&recipe);
     let total = a.steps.unwrap_or(cfg.steps);
     let ckpt = PathBuf::from(format!("{}.ckpt", a.out.display()));
+    let mut inputs = vec![a.config.as_path()];
+    inputs.extend(a.network.as_deref());
+    basin_export::check_outputs(&inputs, &[a.out.as_path(), ckpt.as_path()], true)?;
     if a.out.exists() && !a.force {
-        bail!(
-            "{}: already exists (use --force to overwrite)",
-            a.out.display()
-        );
+        return Err(basin_export::ExportError::Exists(a.out.clone()).into());
     }
     if ckpt.exists() && !a.resume && !a.force {
         bail!(

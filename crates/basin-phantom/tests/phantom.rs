@@ -65,7 +65,13 @@ fn coil_value_matches_the_term_by_term_polynomial() {
     // from its own sine and cosine (the separable evaluation must agree to rounding).
     let order = 4i64;
     for coef in coil_coefficients(12) {
-        for &(x, y) in &[(0.0, 0.0), (0.37, -0.81), (-1.0, 1.0), (0.93, 0.12), (-0.55, -0.66)] {
+        for &(x, y) in &[
+            (0.0, 0.0),
+            (0.37, -0.81),
+            (-1.0, 1.0),
+            (0.93, 0.12),
+            (-0.55, -0.66),
+        ] {
             let mut want = C64::new(0.0, 0.0);
             let mut i = 0;
             for q in -order..=order {
