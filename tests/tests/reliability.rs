@@ -269,3 +269,34 @@ nib.save(nib.Nifti1Image(rng.random((64, 64)).astype(np.float32), np.eye(4)), sy
     );
     assert!(out.contains("\"schema\":1"), "{out}");
 }
+
+/// SIGINT and SIGTERM during a reconstruction: exit 130 / 143, no output and no temporary left.
+#[test]
+fn interrupts_exit_130_or_143_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = dir.path().join("scan.h5");
+    basin_ok(&["phantom", "--matrix", "192", "--coils", "8", "-o", s(&scan)]);
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let out = dir.path().join("series");
+        let child = Command::new(basin_bin())
+            .args(["recon", s(&scan), "-o", s(&out), "--backend", "cpu", "-q"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let k = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(k.success());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{sig}: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(left, ["scan.h5"], "{sig}");
+    }
+}

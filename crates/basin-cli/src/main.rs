@@ -85,6 +85,25 @@ fn quiet_headless_wayland() {
     }
 }
 
+/// SIGINT and SIGTERM: remove the temporaries being written (no `.tmp-*` file or DICOM
+/// directory survives an interrupt) and exit with 128 + the signal (130, 143).
+fn exit_cleanly_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    basin_export::remove_temporaries_then(|| {
+                        eprintln!("interrupted: temporaries removed, no output written");
+                        std::process::exit(128 + sig);
+                    });
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot handle SIGINT/SIGTERM: {e}"),
+    }
+}
+
 fn main() -> ExitCode {
     quiet_headless_wayland();
     let cli = Cli::parse();
@@ -100,6 +119,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    exit_cleanly_on_signals();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Recon(a) => recon::run(a),

@@ -61,7 +61,8 @@ pub struct ReconArgs {
     /// Protocol: a built-in name — sense (CG-SENSE), zero-filled, cs-l1-wavelet, cs-tv,
     /// brain-2d-ebm (the learned energy prior), brain-2d-ebm-weak-prior (the prior at 0.15 of
     /// its weight, for noisy data or images unlike brain anatomy, where the full prior smooths
-    /// small lesions) — a name in ./protocols/, or a TOML file.
+    /// small lesions) — or a TOML file's path (a built-in name always means the built-in
+    /// protocol; name a local file by its path, e.g. -p ./protocols/sense.toml).
     #[arg(short, long, default_value = DEFAULT_PROTOCOL)]
     pub protocol: String,
     /// Where the EBM solver's iterations run: `auto` picks a hardware GPU when there is one

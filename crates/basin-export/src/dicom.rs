@@ -320,6 +320,7 @@ pub fn write_dicom_series(
             .unwrap_or_default()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
+    crate::track(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| ExportError::Write {
         file: dir.to_path_buf(),
         message: format!("cannot create the series directory: {e}"),
@@ -580,6 +581,7 @@ pub fn write_dicom_series(
             message: e.to_string(),
         });
     }
+    crate::untrack(&tmp);
     let _ = std::fs::remove_dir_all(&old);
     Ok(names.into_iter().map(|n| dir.join(n)).collect())
 }

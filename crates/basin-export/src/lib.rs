@@ -63,6 +63,38 @@ pub(crate) fn quantile(sorted: &[f32], p: f64) -> Option<f32> {
         .copied()
 }
 
+/// Temporaries being written by this process (files or directories), removed by
+/// [`remove_temporaries`] when the process is interrupted.
+static TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a temporary before it is created.
+pub(crate) fn track(p: &Path) {
+    if let Ok(mut t) = TEMPORARIES.lock() {
+        t.push(p.to_path_buf());
+    }
+}
+
+/// Forgets a temporary once it has been renamed or removed.
+pub(crate) fn untrack(p: &Path) {
+    if let Ok(mut t) = TEMPORARIES.lock() {
+        t.retain(|q| q != p);
+    }
+}
+
+/// Removes every temporary this process is writing, then runs `then` (e.g. exits) while still
+/// holding the registry, so that no writer can record a new temporary in between. For
+/// SIGINT/SIGTERM handlers: an interrupted run leaves no `.tmp-*` file or directory behind.
+pub fn remove_temporaries_then(then: impl FnOnce()) {
+    let guard = TEMPORARIES.lock();
+    if let Ok(t) = &guard {
+        for p in t.iter() {
+            remove_any(p);
+        }
+    }
+    then();
+    drop(guard);
+}
+
 /// Writes `path` atomically: `write` fills a temporary sibling (whose name ends like `path`, so
 /// extension-driven writers behave the same), which is renamed over `path` on success and
 /// removed on failure.
@@ -78,7 +110,9 @@ where
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "output".into());
     let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+    track(&tmp);
     let result = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    untrack(&tmp);
     if let Err(message) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(ExportError::Write {
@@ -232,6 +266,7 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
     for (path, write) in outputs {
         let tmp = sibling(&path, "tmp");
         remove_any(&tmp);
+        track(&tmp);
         match write(&tmp) {
             Ok(()) => done.push((tmp, path)),
             Err(message) => {
@@ -283,6 +318,9 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
         if let Some(o) = o {
             remove_any(&o);
         }
+    }
+    for (t, _) in &done {
+        untrack(t);
     }
     Ok(())
 }

@@ -117,9 +117,11 @@ fn via_plain_name(
         std::process::id(),
         if gz { ".nii.gz" } else { ".nii" }
     ));
+    crate::track(&plain);
     let r = write(&plain)
         .map_err(|e| e.to_string())
         .and_then(|_| std::fs::rename(&plain, target).map_err(|e| e.to_string()));
+    crate::untrack(&plain);
     if r.is_err() {
         let _ = std::fs::remove_file(&plain);
     }
