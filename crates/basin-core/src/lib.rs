@@ -6,6 +6,7 @@
 //! FFTs are centered (fftshift ∘ FFT ∘ ifftshift) and orthonormal.
 
 pub mod fft;
+pub mod fuzz;
 pub mod linop;
 pub mod metrics;
 pub mod rng;

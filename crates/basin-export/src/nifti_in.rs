@@ -22,8 +22,26 @@ pub fn read_nifti(path: &Path) -> Result<(Array3<f32>, NiftiHeader), ExportError
         .read_file(path)
         .map_err(|e| bad(format!("not a readable NIfTI file: {e}")))?;
     let header = obj.header().clone();
-    let arr = obj
-        .into_volume()
+    let volume = obj.into_volume();
+    // nifti-rs panics ("Inconsistent raw data size") when the voxel bytes do not match the
+    // header's dimensions and type (found by fuzzing): check first.
+    {
+        use nifti::NiftiVolume;
+        let voxels = volume
+            .dim()
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d as usize));
+        let want = voxels.and_then(|v| v.checked_mul(volume.data_type().size_of()));
+        if want != Some(volume.raw_data().len()) {
+            return Err(bad(format!(
+                "the header's dimensions {:?} and data type {:?} do not match the {} bytes of voxel data",
+                volume.dim(),
+                volume.data_type(),
+                volume.raw_data().len()
+            )));
+        }
+    }
+    let arr = volume
         .into_ndarray::<f32>()
         .map_err(|e| bad(format!("voxel data: {e}")))?;
     let shape = arr.shape().to_vec();

@@ -552,6 +552,13 @@ pub fn from_fastmri(source: &Path, f: FastMri) -> Result<KSpace, MrdError> {
     }
     let mut warnings = Vec::new();
     let cols: Vec<bool> = match &f.mask {
+        Some(m) if m.len() != nx => {
+            return Err(MrdError::Invalid {
+                file: source.to_path_buf(),
+                field: "/mask".into(),
+                message: format!("{} entries, but /kspace has {nx} columns", m.len()),
+            })
+        }
         Some(m) => m.clone(),
         None => (0..nx)
             .map(|x| {
