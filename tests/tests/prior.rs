@@ -30,11 +30,7 @@ fn losses(json: &str) -> Vec<f64> {
 fn train_with_the_shipped_recipe_is_deterministic_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let out = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    let (a, b, c) = (
-        out("a.safetensors"),
-        out("b.safetensors"),
-        out("c.safetensors"),
-    );
+    let (a, c) = (out("a.safetensors"), out("c.safetensors"));
     let run = |o: &str, steps: &str, extra: &[&str]| {
         let mut args = vec![
             "train", "--config", RECIPE, "-o", o, "--steps", steps, "--json", "-q",
@@ -42,15 +38,15 @@ fn train_with_the_shipped_recipe_is_deterministic_and_resumes() {
         args.extend_from_slice(extra);
         losses(&basin_ok(&args))
     };
-    // Two steps each (CI time: every step of the shipped recipe costs tens of seconds here).
+    // Three runs (CI time: each run of the shipped recipe first fits its expert field, ~90 s
+    // here): a straight 2-step run, and a second run of the same recipe and seed stopped after
+    // 1 step — its loss must equal the first run's (determinism) — then resumed to 2: the
+    // second loss and the weights equal the straight run's.
     let la = run(&a, "2", &[]);
-    let lb = run(&b, "2", &[]);
     assert_eq!(la.len(), 2);
-    assert_eq!(la, lb, "two runs of the same recipe and seed differ");
     assert!(la.iter().all(|l| l.is_finite() && *l > 0.0));
-    // Stop after 1 step, then resume to 2: the second loss and the weights equal the straight run.
     let l1 = run(&c, "1", &[]);
-    assert_eq!(l1, la[..1]);
+    assert_eq!(l1, la[..1], "two runs of the same recipe and seed differ");
     std::fs::remove_file(&c).unwrap();
     let l2 = run(&c, "2", &["--resume"]);
     assert_eq!(l2, la[1..]);
