@@ -157,22 +157,11 @@ pub fn read_dicom_series(path: &Path) -> Result<Array3<f32>, ExportError> {
             })
             .collect();
         v.sort();
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
-    if files.is_empty() {
-        return Err(ExportError::Read {
-            file: path.to_path_buf(),
-            message: "no files in the directory".into(),
-        });
-    }
-    // In a directory, files without the DICOM Part 10 preamble ("DICM" at byte 128) — a
-    // README, a DICOMDIR's notes, a stray thumbnail — are skipped with a warning instead of
-    // failing the whole series; when no file has the preamble, all are tried as they are.
-    let files = if path.is_dir() {
+        // Files without the DICOM Part 10 preamble ("DICM" at byte 128) — a README, a
+        // DICOMDIR's notes, a stray thumbnail — are skipped with a warning instead of failing
+        // the whole series; when no file has the preamble, all are tried as they are.
         let (dicom, other): (Vec<PathBuf>, Vec<PathBuf>) =
-            files.into_iter().partition(|f| has_preamble(f));
+            v.into_iter().partition(|f| has_preamble(f));
         if dicom.is_empty() {
             other
         } else {
@@ -182,8 +171,14 @@ pub fn read_dicom_series(path: &Path) -> Result<Array3<f32>, ExportError> {
             dicom
         }
     } else {
-        files
+        vec![path.to_path_buf()]
     };
+    if files.is_empty() {
+        return Err(ExportError::Read {
+            file: path.to_path_buf(),
+            message: "no files in the directory".into(),
+        });
+    }
     let mut slices = files
         .iter()
         .map(|f| read_one(f))

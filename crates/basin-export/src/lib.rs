@@ -105,11 +105,7 @@ where
     if path.exists() && !overwrite {
         return Err(ExportError::Exists(path.to_path_buf()));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "output".into());
-    let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+    let tmp = sibling(path, "tmp");
     track(&tmp);
     let result = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     untrack(&tmp);
@@ -271,6 +267,7 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
             Ok(()) => done.push((tmp, path)),
             Err(message) => {
                 remove_any(&tmp);
+                untrack(&tmp);
                 failure = Some(ExportError::Write {
                     file: path,
                     message,
@@ -282,12 +279,13 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
     if let Some(e) = failure {
         for (tmp, _) in &done {
             remove_any(tmp);
+            untrack(tmp);
         }
         return Err(e);
     }
     // Move into place; remember what was replaced so that a failure can undo the moves.
     let mut placed: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
-    for (i, (tmp, path)) in done.iter().enumerate() {
+    for (tmp, path) in &done {
         let old = path.exists().then(|| sibling(path, "old"));
         let moved = match &old {
             Some(o) => std::fs::rename(path, o).and_then(|_| {
@@ -298,8 +296,9 @@ pub fn write_all(outputs: Vec<Output<'_>>, overwrite: bool) -> Result<(), Export
             None => std::fs::rename(tmp, path),
         };
         if let Err(e) = moved {
-            for (t, _) in &done[i..] {
+            for (t, _) in &done {
                 remove_any(t);
+                untrack(t);
             }
             for (p, o) in placed.iter().rev() {
                 remove_any(p);

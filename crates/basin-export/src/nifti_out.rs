@@ -91,11 +91,25 @@ where
         ..NiftiHeader::default()
     };
     tracing::debug!(shape = ?volume.shape(), "writing NIfTI");
+    write_with_header(path, overwrite, &h, volume)
+}
+
+/// Writes `volume` with header `h` to `path` atomically, through a dot-free temporary name.
+fn write_with_header<S, D>(
+    path: &Path,
+    overwrite: bool,
+    h: &NiftiHeader,
+    volume: &ArrayBase<S, D>,
+) -> Result<(), ExportError>
+where
+    S: Data<Elem = f32>,
+    D: Dimension + RemoveAxis,
+{
     atomic_write(path, overwrite, |tmp| {
         // nifti-rs indexes arrays [i, j, k(, t)]: reverse our [(t,) z, y, x] axes.
         via_plain_name(tmp, |p| {
             WriterOptions::new(p)
-                .reference_header(&h)
+                .reference_header(h)
                 .write_nifti(&volume.view().reversed_axes())
         })
     })
@@ -145,11 +159,5 @@ pub fn write_nifti_like(
     h.descrip = d;
     h.cal_min = volume.iter().fold(f32::INFINITY, |m, &v| m.min(v));
     h.cal_max = volume.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    atomic_write(path, overwrite, |tmp| {
-        via_plain_name(tmp, |p| {
-            WriterOptions::new(p)
-                .reference_header(&h)
-                .write_nifti(&volume.view().reversed_axes())
-        })
-    })
+    write_with_header(path, overwrite, &h, volume)
 }
