@@ -166,10 +166,7 @@ struct Summary<'a> {
 /// jobs), nothing with --quiet or --json.
 pub fn progress_bar(total: usize, what: &str, hidden: bool) -> ProgressBar {
     use std::io::IsTerminal;
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    if !std::io::stderr().is_terminal() {
+    if hidden || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(total as u64);
@@ -180,6 +177,18 @@ pub fn progress_bar(total: usize, what: &str, hidden: bool) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
+}
+
+/// A [`basin_export::write_all`] writer of one 3D NIfTI volume.
+fn nifti_writer<'a>(
+    volume: &'a Array3<f32>,
+    geom: &'a basin_export::geometry::StackGeometry,
+    descrip: String,
+) -> basin_export::Writer<'a> {
+    Box::new(move |t: &Path| {
+        basin_export::nifti_out::write_nifti(t, volume, geom, &descrip, false)
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Runs `basin recon`.
@@ -380,10 +389,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
         let dicom_opts = &dicom_opts;
         let header = &kspace.header;
         let w: basin_export::Writer<'_> = match format {
-            Format::Nifti if vols.len() == 1 => Box::new(move |t: &Path| {
-                basin_export::nifti_out::write_nifti(t, &vols[0], geom, descrip, false)
-                    .map_err(|e| e.to_string())
-            }),
+            Format::Nifti if vols.len() == 1 => nifti_writer(&vols[0], geom, descrip.clone()),
             Format::Nifti => Box::new(move |t: &Path| {
                 basin_export::nifti_out::write_nifti_4d(t, v4, geom, descrip, false)
                     .map_err(|e| e.to_string())
@@ -416,38 +422,15 @@ pub fn run(a: ReconArgs) -> Result<()> {
         ));
     }
     if let (Some(p), Some(map)) = (&a.energy_map, &energy) {
-        writes.push((
-            p.clone(),
-            Box::new(move |t: &Path| {
-                basin_export::nifti_out::write_nifti(
-                    t,
-                    map,
-                    geom,
-                    &format!(
-                        "basin energy density, sigma {}",
-                        basin_prior::validate::SCORE_SIGMA
-                    ),
-                    false,
-                )
-                .map_err(|e| e.to_string())
-            }),
-        ));
+        let d = format!(
+            "basin energy density, sigma {}",
+            basin_prior::validate::SCORE_SIGMA
+        );
+        writes.push((p.clone(), nifti_writer(map, geom, d)));
     }
     if let (Some(p), Some(sd)) = (&a.uncertainty, &first_sd) {
-        let samples = a.samples;
-        writes.push((
-            p.clone(),
-            Box::new(move |t: &Path| {
-                basin_export::nifti_out::write_nifti(
-                    t,
-                    sd,
-                    geom,
-                    &format!("basin posterior sd, {samples} samples"),
-                    false,
-                )
-                .map_err(|e| e.to_string())
-            }),
-        ));
+        let d = format!("basin posterior sd, {} samples", a.samples);
+        writes.push((p.clone(), nifti_writer(sd, geom, d)));
     }
     basin_export::write_all(writes, a.force)?;
     for w in &warnings[kspace.warnings.len()..] {
