@@ -29,6 +29,36 @@ pub fn basin(args: &[&str]) -> Output {
         .expect("run basin")
 }
 
+/// A small phantom acquisition (32², 2 coils) written by `basin phantom` as `dir/name`.
+pub fn small_phantom(dir: &Path, name: &str) -> PathBuf {
+    let f = dir.join(name);
+    basin_ok(&[
+        "phantom",
+        "--matrix",
+        "32",
+        "--coils",
+        "2",
+        "-o",
+        f.to_str().expect("UTF-8 path"),
+    ]);
+    f
+}
+
+/// The names in a directory, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the directory")
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs `basin` and panics with its stderr unless it succeeds.
 pub fn basin_ok(args: &[&str]) -> String {
     let out = basin(args);

@@ -1,7 +1,7 @@
 //! Bad input gets a clear error naming the file and the field, exit code 3 (2 for an invalid
 //! protocol: usage), no panic, and no allocation beyond what the file can hold.
 
-use basin_tests::{basin, basin_ok, python};
+use basin_tests::{basin, python, small_phantom as phantom};
 use std::path::Path;
 
 fn assert_clean_error(code: i32, args: &[&str], file: &Path, needles: &[&str]) {
@@ -21,20 +21,6 @@ fn assert_clean_error(code: i32, args: &[&str], file: &Path, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "error for {args:?} lacks {n:?}:\n{err}");
     }
-}
-
-fn phantom(dir: &Path, name: &str) -> std::path::PathBuf {
-    let f = dir.join(name);
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "32",
-        "--coils",
-        "2",
-        "-o",
-        f.to_str().unwrap(),
-    ]);
-    f
 }
 
 #[test]

@@ -1,23 +1,9 @@
 //! Issue 23: refuse before doing damage, one exit-code contract, warnings on stderr, a work
 //! bound, the resolved protocol in --json. Each case failed (or did damage) before the fix.
 
-use basin_tests::{basin, basin_bin, basin_ok, python};
-use std::path::{Path, PathBuf};
+use basin_tests::{basin, basin_bin, basin_ok, dir_names, python, small_phantom as phantom};
+use std::path::Path;
 use std::process::Command;
-
-fn phantom(dir: &Path, name: &str) -> PathBuf {
-    let f = dir.join(name);
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "32",
-        "--coils",
-        "2",
-        "-o",
-        f.to_str().unwrap(),
-    ]);
-    f
-}
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let o = basin(args);
@@ -218,12 +204,10 @@ fn nifti_names_with_dots_are_kept() {
         );
         assert_eq!(shape.trim(), "(32, 32, 1)", "{name}");
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["scan.h5", "sub.01.nii", "sub.01.run-2.nii.gz"]);
+    assert_eq!(
+        dir_names(dir.path()),
+        ["scan.h5", "sub.01.nii", "sub.01.run-2.nii.gz"]
+    );
 }
 
 #[test]
@@ -293,10 +277,6 @@ fn interrupts_exit_130_or_143_and_leave_nothing() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(code), "{sig}: {err}");
         assert!(err.contains("interrupted"), "{err}");
-        let left: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        assert_eq!(left, ["scan.h5"], "{sig}");
+        assert_eq!(dir_names(dir.path()), ["scan.h5"], "{sig}");
     }
 }
