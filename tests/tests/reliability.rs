@@ -95,6 +95,18 @@ fn exit_codes_tell_usage_from_input_from_output() {
     std::fs::write(&junk, "not hdf5").unwrap();
     assert_eq!(run(&["recon", s(&junk), "-o", s(&out)]).0, Some(3));
     assert!(!out.exists());
+    // The CLI's own checks say their class: a usage error (2), an existing checkpoint (4).
+    let (code, _, err) = run(&["score", s(&out), "-o", s(&dir.path().join("map.png"))]);
+    assert_eq!(code, Some(2), "{err}");
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/basin-prior/model/default.toml"
+    );
+    let weights = dir.path().join("w.safetensors");
+    std::fs::write(dir.path().join("w.safetensors.ckpt"), "an earlier run").unwrap();
+    let (code, _, err) = run(&["train", "--config", recipe, "-o", s(&weights), "-q"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("checkpoint"), "{err}");
     // The contract is in --help.
     let help = basin_ok(&["--help"]);
     assert!(

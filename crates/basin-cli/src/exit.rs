@@ -12,7 +12,7 @@
 //! | 130 / 143 | interrupted by SIGINT / SIGTERM (temporaries removed) |
 //!
 //! Errors of the libraries are classified by their type; the CLI's own checks say their class
-//! with [`usage`], [`input`] and [`flagged`].
+//! with [`usage`], [`input`], [`output`] and [`flagged`].
 
 use std::fmt;
 
@@ -63,6 +63,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// An unreadable or invalid input (exit 3).
 pub fn input(message: impl Into<String>) -> anyhow::Error {
     failure(Code::Input, message)
+}
+
+/// An output that exists, replaces an input or cannot be written (exit 4).
+pub fn output(message: impl Into<String>) -> anyhow::Error {
+    failure(Code::Output, message)
 }
 
 /// A run that completed but flagged something (exit 1).

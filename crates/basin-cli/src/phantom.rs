@@ -258,10 +258,10 @@ fn slice_range(arg: Option<&str>, n: usize) -> Result<std::ops::Range<usize>> {
         }
     };
     if r.start >= r.end || r.end > n {
-        bail!(
+        return Err(crate::exit::usage(format!(
             "--slices {s}: the image has slices 0 to {} (A:B means A to B−1)",
             n - 1
-        );
+        )));
     }
     Ok(r)
 }
@@ -317,7 +317,11 @@ fn run_from(a: PhantomArgs) -> Result<()> {
     let (image, header_spacing) = read_image(&from)?;
     let spacing = match &a.voxel_mm {
         Some(v) if v.iter().all(|d| d.is_finite() && *d > 0.0) => [v[0], v[1], v[2]],
-        Some(v) => bail!("--voxel-mm {v:?}: sizes must be > 0"),
+        Some(v) => {
+            return Err(crate::exit::usage(format!(
+                "--voxel-mm {v:?}: sizes must be > 0"
+            )))
+        }
         None => header_spacing,
     };
     let range = slice_range(a.slices.as_deref(), image.dim().0)?;

@@ -125,10 +125,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     if let Some(o) = &a.out {
         let n = o.to_string_lossy();
         if !(n.ends_with(".nii") || n.ends_with(".nii.gz")) {
-            bail!(
+            return Err(crate::exit::usage(format!(
                 "{}: the energy map is written as NIfTI (.nii or .nii.gz)",
                 o.display()
-            );
+            )));
         }
         basin_export::check_outputs(&[a.input.as_path()], &[o.as_path()], a.force)?;
     }

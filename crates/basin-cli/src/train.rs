@@ -213,10 +213,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         return Err(basin_export::ExportError::Exists(a.out.clone()).into());
     }
     if ckpt.exists() && !a.resume && !a.force {
-        bail!(
+        return Err(crate::exit::output(format!(
             "{}: a checkpoint of an earlier run exists: --resume to continue it, --force to start over",
             ckpt.display()
-        );
+        )));
     }
     // Training data: tissue slices of every source, in all three orientations; the expert
     // field's own when the recipe names them (read before a long training run, so that a bad
@@ -394,10 +394,10 @@ fn fit_only(
     data: &TrainingData,
 ) -> Result<()> {
     let Some(e) = &recipe.experts else {
-        bail!(
+        return Err(crate::exit::usage(format!(
             "--network fits the recipe's [experts] on a trained network, and {} has no [experts] section",
             a.config.display()
-        );
+        )));
     };
     let bytes = std::fs::read(net).with_context(|| format!("{}: cannot read", net.display()))?;
     let (mut model, mut card) = basin_prior::weights::from_safetensors(&bytes)
