@@ -10,7 +10,8 @@ use ndarray::Array4;
 use std::path::Path;
 
 /// Writes volumes `[t, z, y, x]` (t = contrast/repetition groups) as ISMRMRD images: magnitude,
-/// or complex when `complex` holds the complex volumes of the same shape.
+/// or complex when `complex` holds the complex volumes of the same shape. `meta` is each image's
+/// attribute string (MetaAttributes XML, [`basin_mrd::image::meta_xml`]).
 pub fn write_ismrmrd_images(
     path: &Path,
     volumes: &Array4<f32>,

@@ -288,3 +288,34 @@ pub fn read_images(path: &Path) -> Result<Vec<ImageSeries>, MrdError> {
     }
     Ok(out)
 }
+
+/// ISMRMRD MetaAttributes XML (`<ismrmrdMeta><meta><name>…</name><value>…</value></meta>…`)
+/// of `pairs`, in order; a name given several times gets one `<meta>` with several values.
+pub fn meta_xml(pairs: &[(String, String)]) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in pairs {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    let mut x = String::from("<?xml version=\"1.0\"?>\n<ismrmrdMeta>");
+    for n in names {
+        x.push_str("<meta><name>");
+        x.push_str(&esc(n));
+        x.push_str("</name>");
+        for (_, v) in pairs.iter().filter(|(m, _)| m == n) {
+            x.push_str("<value>");
+            x.push_str(&esc(v));
+            x.push_str("</value>");
+        }
+        x.push_str("</meta>");
+    }
+    x.push_str("</ismrmrdMeta>\n");
+    x
+}

@@ -201,6 +201,14 @@ pub fn read_ismrmrd(
     path: &Path,
     group: &str,
 ) -> Result<(IsmrmrdHeader, Vec<Acquisition>), MrdError> {
+    read_ismrmrd_with_xml(path, group).map(|(_, h, a)| (h, a))
+}
+
+/// As [`read_ismrmrd`], also returning the header's XML text as stored (what a client streams).
+pub fn read_ismrmrd_with_xml(
+    path: &Path,
+    group: &str,
+) -> Result<(String, IsmrmrdHeader, Vec<Acquisition>), MrdError> {
     let file = open(path)?;
     let g = file.group(group).map_err(|_| MrdError::Missing {
         file: path.to_path_buf(),
@@ -306,7 +314,7 @@ pub fn read_ismrmrd(
             out.push(decode(path, i, r.head, r.traj.as_slice(), data)?);
         }
     }
-    Ok((header, out))
+    Ok((xml, header, out))
 }
 
 fn decode(

@@ -8,6 +8,7 @@ pub mod assemble;
 pub mod header;
 pub mod image;
 pub mod io;
+pub mod stream;
 
 pub use acquisition::{flags, Acquisition, AcquisitionHeader, EncodingCounters};
 pub use assemble::{assemble, from_fastmri, Bucket, BucketKey, KSpace, SliceGeometry};
