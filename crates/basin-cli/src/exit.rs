@@ -85,10 +85,7 @@ pub fn code_of(e: &anyhow::Error) -> Code {
             return f.code;
         }
         if let Some(x) = cause.downcast_ref::<ExportError>() {
-            return match x {
-                ExportError::Read { .. } => Code::Input,
-                _ => Code::Output,
-            };
+            return export_code(x);
         }
         if cause.downcast_ref::<basin_mrd::MrdError>().is_some()
             || cause.downcast_ref::<basin_prior::PriorError>().is_some()
@@ -106,10 +103,19 @@ pub fn code_of(e: &anyhow::Error) -> Code {
         }
         if let Some(r) = cause.downcast_ref::<ReconError>() {
             return match r {
-                ReconError::Protocol { .. } => Code::Usage,
+                ReconError::Protocol { .. } | ReconError::Usage(_) => Code::Usage,
+                ReconError::Write(x) => export_code(x),
+                ReconError::Device(_) => Code::Device,
                 _ => Code::Input,
             };
         }
     }
     Code::Input
+}
+
+fn export_code(x: &basin_export::ExportError) -> Code {
+    match x {
+        basin_export::ExportError::Read { .. } => Code::Input,
+        _ => Code::Output,
+    }
 }

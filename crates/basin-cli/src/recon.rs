@@ -1,14 +1,12 @@
 //! `basin recon`: read, reconstruct with a protocol, write NIfTI.
 
-use crate::exit;
-use anyhow::{Context, Result};
-use basin_export::geometry::{slice_location, stack_geometry};
-use basin_recon::{protocol::DEFAULT_PROTOCOL, reconstruct_on, Protocol};
+use anyhow::Result;
+use basin_recon::pipeline::{format_of, Event, Format, Job, Outputs, Pipeline};
+use basin_recon::{protocol::DEFAULT_PROTOCOL, Protocol};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array3, Array4, Axis};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `basin recon`.
 #[derive(Args, Debug)]
@@ -20,7 +18,7 @@ pub struct ReconArgs {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Output format when the name does not say it (e.g. a DICOM directory named `x.h5`).
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "nifti|dicom|ismrmrd")]
     pub format: Option<Format>,
     /// More outputs in one run, each chosen by its name like `-o` (repeatable).
     #[arg(long, value_name = "PATH")]
@@ -86,38 +84,6 @@ pub struct ReconArgs {
     pub force: bool,
 }
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// NIfTI-1 (.nii, .nii.gz).
-    Nifti,
-    /// DICOM MR series in a directory.
-    Dicom,
-    /// ISMRMRD images (HDF5).
-    Ismrmrd,
-}
-
-/// The format a path asks for by its name: `.nii`/`.nii.gz` NIfTI, `.h5`/`.mrd`/`.hdf5`
-/// ISMRMRD, and a DICOM series directory for a name without an extension, ending in `/` or
-/// `.dcm`, or an existing directory. Any other extension is refused (it used to become a DICOM
-/// directory named `x.foo`).
-fn format_of(p: &Path) -> Result<Format> {
-    let s = p.to_string_lossy().to_lowercase();
-    if s.ends_with(".nii") || s.ends_with(".nii.gz") {
-        Ok(Format::Nifti)
-    } else if s.ends_with(".h5") || s.ends_with(".mrd") || s.ends_with(".hdf5") {
-        Ok(Format::Ismrmrd)
-    } else if s.ends_with('/') || s.ends_with(".dcm") || p.is_dir() || p.extension().is_none() {
-        Ok(Format::Dicom)
-    } else {
-        Err(exit::usage(format!(
-            "{}: unknown output extension; use .nii or .nii.gz (NIfTI), .h5 (ISMRMRD images), a directory name without an extension (DICOM series), or --format",
-            p.display()
-        )))
-    }
-}
-
 #[derive(Serialize)]
 struct OutputSummary {
     path: String,
@@ -179,21 +145,9 @@ pub fn progress_bar(total: usize, what: &str, hidden: bool) -> ProgressBar {
     b
 }
 
-/// A [`basin_export::write_all`] writer of one 3D NIfTI volume.
-fn nifti_writer<'a>(
-    volume: &'a Array3<f32>,
-    geom: &'a basin_export::geometry::StackGeometry,
-    descrip: String,
-) -> basin_export::Writer<'a> {
-    Box::new(move |t: &Path| {
-        basin_export::nifti_out::write_nifti(t, volume, geom, &descrip, false)
-            .map_err(|e| e.to_string())
-    })
-}
-
-/// Runs `basin recon`.
+/// Runs `basin recon`: the library pipeline does the work; this prints.
 pub fn run(a: ReconArgs) -> Result<()> {
-    let mut outputs = vec![(
+    let mut images = vec![(
         a.output.clone(),
         match a.format {
             Some(f) => f,
@@ -201,244 +155,63 @@ pub fn run(a: ReconArgs) -> Result<()> {
         },
     )];
     for p in &a.also {
-        outputs.push((p.clone(), format_of(p)?));
+        images.push((p.clone(), format_of(p)?));
     }
-    let mut paths: Vec<&Path> = outputs.iter().map(|(p, _)| p.as_path()).collect();
-    paths.extend(a.preview.as_deref());
-    paths.extend(a.energy_map.as_deref());
-    paths.extend(a.uncertainty.as_deref());
-    for (what, p) in [
-        ("energy map", &a.energy_map),
-        ("uncertainty map", &a.uncertainty),
-    ] {
-        if let Some(e) = p {
-            if format_of(e).ok() != Some(Format::Nifti) {
-                return Err(exit::usage(format!(
-                    "{}: the {what} is written as NIfTI (.nii or .nii.gz)",
-                    e.display()
-                )));
-            }
-        }
-    }
-    if a.uncertainty.is_some() && a.samples < 2 {
-        return Err(exit::usage(
-            "--uncertainty needs --samples 2 or more (it is the standard deviation over the samples)",
-        ));
-    }
-    if let Some(r) = &a.uid_root {
-        basin_export::dicom::validate_uid_root(r).map_err(|e| exit::usage(e.to_string()))?;
-    }
+    let outputs = Outputs {
+        images,
+        preview: a.preview.clone(),
+        energy_map: a.energy_map.clone(),
+        uncertainty: a.uncertainty.clone(),
+        complex: a.complex,
+        anonymize: a.anonymize,
+        uid_root: a.uid_root.clone(),
+    };
     let (protocol, protocol_source) = Protocol::locate(&a.protocol, None)?;
     let options = basin_recon::ReconOptions {
         samples: a.samples,
         seed: a.seed,
     };
-    // Before reading the data: --samples with a protocol that cannot sample.
-    options
-        .check(&protocol)
-        .map_err(|e| exit::usage(e.to_string()))?;
-    // Before any work: no output replaces the input or another output, every directory takes
-    // new files, and existing outputs need --force.
-    if !a.input.is_file() {
-        return Err(exit::input(format!("{}: no such file", a.input.display())));
-    }
-    basin_export::check_outputs(&[a.input.as_path()], &paths, a.force)?;
-    let kspace = basin_mrd::read_kspace(&a.input, a.dataset.as_deref())?;
-    for w in &kspace.warnings {
-        eprintln!("warning: {}: {w}", a.input.display());
-    }
-    let total = kspace.buckets.len();
     let hidden = a.quiet || a.json;
-    let bar = progress_bar(total, "reconstructing slices", hidden);
+    let bar = progress_bar(0, "reconstructing slices", hidden);
     let lines = !hidden && bar.is_hidden();
-    // Only the EBM solver runs on a GPU: other protocols do not open (or probe for) a device.
-    let device = if matches!(protocol.solver, basin_recon::Solver::Ebm(_)) {
-        basin_gpu::Gpu::open(a.backend)?
-    } else {
-        if a.backend == basin_gpu::Backend::Gpu {
-            tracing::warn!(
-                "protocol {} runs on the CPU: --backend gpu applies to the EBM solver",
-                protocol.name
-            );
-        }
-        None
+    let pipeline = Pipeline::new(a.backend);
+    let job = Job {
+        input: &a.input,
+        dataset: a.dataset.as_deref(),
+        protocol: &protocol,
+        options,
+        outputs: &outputs,
+        force: a.force,
     };
-    let device_name = device
-        .as_ref()
-        .map_or_else(|| "cpu".to_string(), |g| g.description().to_string());
-    if !hidden {
-        eprintln!("device: {device_name}");
-    }
-    let result = reconstruct_on(&protocol, &kspace, device.as_ref(), &options, &|done, n| {
-        bar.set_position(done as u64);
-        if lines {
-            eprintln!("reconstructed slice {done}/{n}");
+    let report = pipeline.run(&job, &|e| match e {
+        Event::Read(k) => {
+            for w in &k.warnings {
+                eprintln!("warning: {}: {w}", a.input.display());
+            }
+            bar.set_length(k.buckets.len() as u64);
         }
-    })
-    .context("reconstruction failed")?;
+        Event::Device(d) => {
+            if !hidden {
+                eprintln!("device: {d}");
+            }
+        }
+        Event::Slice(done, n) => {
+            bar.set_position(done as u64);
+            if lines {
+                eprintln!("reconstructed slice {done}/{n}");
+            }
+        }
+    });
     bar.finish_and_clear();
-
-    // Stack: volumes grouped by (contrast, repetition, set); within each, slices ordered along
-    // the slice normal (2D) or the partitions of one slab (3D).
-    let mut groups: std::collections::BTreeMap<(u16, u16, u16), Vec<&basin_recon::SliceResult>> =
-        Default::default();
-    for s in &result.slices {
-        groups
-            .entry((s.key.contrast, s.key.repetition, s.key.set))
-            .or_default()
-            .push(s);
-    }
-    let enc = kspace.header.first_encoding().cloned().unwrap_or_default();
-    let fov = [
-        enc.reconSpace.fieldOfView_mm.x,
-        enc.reconSpace.fieldOfView_mm.y,
-        enc.reconSpace.fieldOfView_mm.z,
-    ];
-    let mut vols: Vec<Array3<f32>> = Vec::new();
-    let mut cvols: Vec<Array3<basin_core::C32>> = Vec::new();
-    let mut geom = None;
-    let mut first_cvol: Option<Array3<basin_core::C32>> = None;
-    let mut first_sd: Option<Array3<f32>> = None;
-    for slices in groups.values_mut() {
-        slices.sort_by(|a, b| {
-            slice_location(&a.geometry)
-                .total_cmp(&slice_location(&b.geometry))
-                .then(a.key.slice.cmp(&b.key.slice))
-        });
-        let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
-        let cvol = ndarray::concatenate(Axis(0), &views)?;
-        let vol = cvol.mapv(|v| v.norm());
-        if first_cvol.is_none() && a.energy_map.is_some() {
-            first_cvol = Some(cvol.clone());
-        }
-        if first_sd.is_none() && a.uncertainty.is_some() {
-            let sds = slices
-                .iter()
-                .map(|s| s.uncertainty.as_ref().map(|u| u.view()))
-                .collect::<Option<Vec<_>>>()
-                .context("a slice has no uncertainty map")?;
-            first_sd = Some(ndarray::concatenate(Axis(0), &sds)?);
-        }
-        if a.complex {
-            cvols.push(cvol);
-        }
-        if geom.is_none() {
-            let (nz, ny, nx) = vol.dim();
-            let gs: Vec<_> = slices.iter().map(|s| s.geometry).collect();
-            geom = Some(stack_geometry(&gs, nx, ny, nz, fov, kspace.three_d));
-        }
-        vols.push(vol);
-    }
-    let geom = geom.context("no slices were reconstructed")?;
-    let mut warnings = kspace.warnings.clone();
-    if geom.fallback && !warnings.iter().any(|w| w.contains("fall")) {
-        warnings.push("geometry fell back to axial orientation".into());
-    }
-    let descrip = format!(
-        "basin {} protocol {}",
-        env!("CARGO_PKG_VERSION"),
-        protocol.name
-    );
-    let shape = {
-        let (nz, ny, nx) = vols[0].dim();
-        [nx, ny, nz, vols.len()]
-    };
-    if vols.iter().any(|v| v.dim() != vols[0].dim()) {
-        return Err(exit::input(
-            "volumes of different shapes cannot be stacked into one NIfTI",
-        ));
-    }
-    let views: Vec<_> = vols.iter().map(|v| v.view().insert_axis(Axis(0))).collect();
-    let v4: Array4<f32> = ndarray::concatenate(Axis(0), &views)?;
-    let c4 = if a.complex {
-        let cv: Vec<_> = cvols
-            .iter()
-            .map(|v| v.view().insert_axis(Axis(0)))
-            .collect();
-        Some(ndarray::concatenate(Axis(0), &cv)?)
-    } else {
-        None
-    };
-    for (path, format) in &outputs {
-        if *format == Format::Dicom && vols.len() > 1 {
-            warnings.push(format!("{}: DICOM holds the first of {} volumes (contrast/repetition); use NIfTI or ISMRMRD for all", path.display(), vols.len()));
-        }
-    }
-    let energy = match (&a.energy_map, &first_cvol) {
-        (Some(_), Some(cv)) => {
-            let (model, _) = basin_prior::default_model().context("the embedded prior")?;
-            Some(basin_prior::validate::energy_density_volume(
-                &basin_prior::fast::FastPyramid::new(&model),
-                cv,
-            ))
-        }
-        _ => None,
-    };
-    let dicom_opts = basin_export::dicom::DicomOptions {
-        series_description: format!("basin {}: {}", protocol.name, protocol.description),
-        uid_root: a.uid_root.clone(),
-        anonymize: a.anonymize,
-        overwrite: false,
-        three_d: kspace.three_d,
-    };
-    // Every output is written to a temporary sibling; they are moved into place together,
-    // or, when any fails, none is.
-    let (geom, descrip, v4, vols, c4) = (&geom, &descrip, &v4, &vols, &c4);
-    let mut writes: Vec<basin_export::Output<'_>> = Vec::new();
-    for (path, format) in &outputs {
-        let dicom_opts = &dicom_opts;
-        let header = &kspace.header;
-        let w: basin_export::Writer<'_> = match format {
-            Format::Nifti if vols.len() == 1 => nifti_writer(&vols[0], geom, descrip.clone()),
-            Format::Nifti => Box::new(move |t: &Path| {
-                basin_export::nifti_out::write_nifti_4d(t, v4, geom, descrip, false)
-                    .map_err(|e| e.to_string())
-            }),
-            Format::Ismrmrd => Box::new(move |t: &Path| {
-                basin_export::ismrmrd_out::write_ismrmrd_images(
-                    t,
-                    v4,
-                    c4.as_ref(),
-                    geom,
-                    descrip,
-                    false,
-                )
-                .map_err(|e| e.to_string())
-            }),
-            Format::Dicom => Box::new(move |t: &Path| {
-                basin_export::dicom::write_dicom_series(t, &vols[0], geom, header, dicom_opts)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }),
-        };
-        writes.push((path.clone(), w));
-    }
-    if let Some(p) = &a.preview {
-        writes.push((
-            p.clone(),
-            Box::new(move |t: &Path| {
-                basin_export::preview::write_preview(t, &vols[0], false).map_err(|e| e.to_string())
-            }),
-        ));
-    }
-    if let (Some(p), Some(map)) = (&a.energy_map, &energy) {
-        let d = format!(
-            "basin energy density, sigma {}",
-            basin_prior::validate::SCORE_SIGMA
-        );
-        writes.push((p.clone(), nifti_writer(map, geom, d)));
-    }
-    if let (Some(p), Some(sd)) = (&a.uncertainty, &first_sd) {
-        let d = format!("basin posterior sd, {} samples", a.samples);
-        writes.push((p.clone(), nifti_writer(sd, geom, d)));
-    }
-    basin_export::write_all(writes, a.force)?;
-    for w in &warnings[kspace.warnings.len()..] {
+    let report = report?;
+    for w in &report.warnings[report.input_warnings..] {
         eprintln!("warning: {w}");
     }
+    let shape = report.shape_xyzt;
     let summary = Summary {
         input: a.input.display().to_string(),
         outputs: outputs
+            .images
             .iter()
             .map(|(p, f)| OutputSummary {
                 path: p.display().to_string(),
@@ -452,12 +225,13 @@ pub fn run(a: ReconArgs) -> Result<()> {
             source: &protocol_source,
             parameters: &protocol,
         },
-        device: device_name,
+        device: report.device,
         samples: a.samples,
         shape_xyzt: shape,
-        spacing_mm: geom.spacing,
-        fallback_geometry: geom.fallback,
-        slices: result
+        spacing_mm: report.spacing_mm,
+        fallback_geometry: report.fallback_geometry,
+        slices: report
+            .result
             .slices
             .iter()
             .map(|s| SliceSummary {
@@ -468,13 +242,14 @@ pub fn run(a: ReconArgs) -> Result<()> {
                 diagnostics: s.diagnostics.clone(),
             })
             .collect(),
-        warnings,
+        warnings: report.warnings,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !a.quiet {
         let secs: f64 = summary.slices.iter().map(|s| s.diagnostics.seconds).sum();
         let names: Vec<String> = outputs
+            .images
             .iter()
             .map(|(p, _)| p.display().to_string())
             .collect();

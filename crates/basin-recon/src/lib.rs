@@ -6,6 +6,7 @@
 pub mod coils;
 pub mod cs;
 pub mod ebm;
+pub mod pipeline;
 pub mod prewhiten;
 pub mod protocol;
 pub mod solvers;
@@ -45,6 +46,21 @@ pub enum ReconError {
     /// An operator could not be built.
     #[error(transparent)]
     Core(#[from] basin_core::CoreError),
+    /// Options or outputs that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// An input that is missing or invalid.
+    #[error("{0}")]
+    Input(String),
+    /// The k-space could not be read.
+    #[error(transparent)]
+    Read(#[from] basin_mrd::MrdError),
+    /// An output could not be written (or must not be).
+    #[error(transparent)]
+    Write(#[from] basin_export::ExportError),
+    /// The device could not be opened.
+    #[error(transparent)]
+    Device(#[from] basin_gpu::GpuError),
 }
 
 /// Per-bucket diagnostics.
@@ -96,7 +112,8 @@ pub struct ReconOptions {
     /// samples' mean and [`SliceResult::uncertainty`] their per-pixel standard deviation
     /// ([`ebm::posterior`]). Sampling runs on the CPU.
     pub samples: usize,
-    /// Seed of the first bucket's first sample (bucket i starts at `seed + 1000 i`).
+    /// Seed of the first bucket's first sample (a bucket starts at `seed + 1000 o`, o its
+    /// [`bucket_ordinal`]).
     pub seed: u64,
 }
 
@@ -137,11 +154,90 @@ pub fn reconstruct_with_progress(
 
 /// As [`reconstruct_with_progress`], running the EBM solver on `device` when given (see
 /// [`basin_gpu::Gpu::open`]); the other solvers, 3D encoding and posterior sampling run on the
-/// CPU. `options.samples` > 0 with a protocol other than EBM is an error.
+/// CPU. `options.samples` > 0 with a protocol other than EBM is an error. The prior is decoded
+/// (and uploaded) once per call; a [`pipeline::Pipeline`] keeps it across calls.
 pub fn reconstruct_on(
     protocol: &Protocol,
     kspace: &KSpace,
     device: Option<&basin_gpu::Gpu>,
+    options: &ReconOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ReconResult, ReconError> {
+    reconstruct_with(
+        protocol,
+        kspace,
+        device,
+        &Priors::default(),
+        options,
+        progress,
+    )
+}
+
+/// The prior in the forms the solvers use, each built once when first needed: the decoded
+/// embedded model, its fast CPU form and its device form (behind a lock: one solve at a time
+/// uses the device's buffers).
+#[derive(Default)]
+pub(crate) struct Priors {
+    pyramid: std::sync::OnceLock<basin_prior::Pyramid>,
+    cpu: std::sync::OnceLock<basin_prior::fast::FastPyramid>,
+    gpu: std::sync::Mutex<Option<basin_gpu::prior::GpuPrior>>,
+}
+
+impl Priors {
+    fn pyramid(&self) -> Result<&basin_prior::Pyramid, ReconError> {
+        if let Some(p) = self.pyramid.get() {
+            return Ok(p);
+        }
+        let model = basin_prior::default_model()
+            .map_err(|e| ReconError::Numerical {
+                what: "the embedded prior".into(),
+                message: e.to_string(),
+            })?
+            .0;
+        Ok(self.pyramid.get_or_init(|| model))
+    }
+
+    fn cpu(&self) -> Result<&basin_prior::fast::FastPyramid, ReconError> {
+        let pyr = self.pyramid()?;
+        Ok(self
+            .cpu
+            .get_or_init(|| basin_prior::fast::FastPyramid::new(pyr)))
+    }
+}
+
+/// The noise prewhitening matrix for `kspace` under `protocol`: from the noise scan (scaled by
+/// the ratio of the dwell times) when the protocol asks for prewhitening and there is one.
+pub fn whitening_for(
+    protocol: &Protocol,
+    kspace: &KSpace,
+) -> Result<Option<ndarray::Array2<basin_core::C64>>, ReconError> {
+    match (&kspace.noise, protocol.prewhiten) {
+        (Some(noise), true) if noise.shape()[1] > noise.shape()[0] => {
+            let cov = prewhiten::noise_covariance(noise);
+            let scale = if kspace.noise_dwell_us > 0.0 && kspace.data_dwell_us > 0.0 {
+                (kspace.noise_dwell_us / kspace.data_dwell_us) as f64
+            } else {
+                1.0
+            };
+            Ok(Some(prewhiten::whitening_matrix(&cov, scale)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The ordinal that seeds a bucket's random choices (L1's random shifts, posterior samples):
+/// taken from its key, not its position in a file, so a bucket reconstructs the same whether
+/// it comes from a file or alone from a stream (slice s of a one-contrast scan gets s).
+pub fn bucket_ordinal(key: &BucketKey) -> u64 {
+    key.slice as u64
+        + 1024 * (key.contrast as u64 + 1024 * (key.repetition as u64 + 1024 * key.set as u64))
+}
+
+pub(crate) fn reconstruct_with(
+    protocol: &Protocol,
+    kspace: &KSpace,
+    device: Option<&basin_gpu::Gpu>,
+    priors: &Priors,
     options: &ReconOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
@@ -160,29 +256,41 @@ pub fn reconstruct_on(
             ),
         }
     }
-    let device = device.filter(|_| !kspace.three_d);
-    let mut gpu_prior: Option<basin_gpu::prior::GpuPrior> = None;
-    let whitening = match (&kspace.noise, protocol.prewhiten) {
-        (Some(noise), true) if noise.shape()[1] > noise.shape()[0] => {
-            let cov = prewhiten::noise_covariance(noise);
-            let scale = if kspace.noise_dwell_us > 0.0 && kspace.data_dwell_us > 0.0 {
-                (kspace.noise_dwell_us / kspace.data_dwell_us) as f64
-            } else {
-                1.0
-            };
-            Some(prewhiten::whitening_matrix(&cov, scale)?)
-        }
-        _ => None,
-    };
+    let whitening = whitening_for(protocol, kspace)?;
     let total = kspace.buckets.len();
     let mut slices = Vec::with_capacity(total);
-    // The embedded prior, decoded once, and its CPU or device form, built once when first used.
-    let mut pyramid: Option<basin_prior::Pyramid> = None;
-    let mut cpu_prior: Option<basin_prior::fast::FastPyramid> = None;
     for (i, b) in kspace.buckets.iter().enumerate() {
+        slices.push(reconstruct_bucket(
+            protocol,
+            b,
+            kspace.three_d,
+            whitening.as_ref(),
+            device,
+            priors,
+            options,
+        )?);
+        progress(i + 1, total);
+    }
+    Ok(ReconResult { slices })
+}
+
+/// Reconstructs one bucket: the work of [`reconstruct_on`] for one slice (or slab), with the
+/// whitening matrix of [`whitening_for`] computed once for the whole acquisition.
+pub(crate) fn reconstruct_bucket(
+    protocol: &Protocol,
+    b: &basin_mrd::Bucket,
+    three_d: bool,
+    whitening: Option<&ndarray::Array2<basin_core::C64>>,
+    device: Option<&basin_gpu::Gpu>,
+    priors: &Priors,
+    options: &ReconOptions,
+) -> Result<SliceResult, ReconError> {
+    let device = device.filter(|_| !three_d);
+    let ordinal = bucket_ordinal(&b.key);
+    {
         let t0 = Instant::now();
         let mut data = b.data.clone();
-        if let Some(w) = &whitening {
+        if let Some(w) = whitening {
             prewhiten::apply(w, &mut data);
         }
         let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
@@ -195,26 +303,22 @@ pub fn reconstruct_on(
             Solver::ZeroFilled => {
                 // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
                 // whitened ones it would be ρ‖W s‖, shaded by the noise covariance.
-                let img = solvers::zero_filled_rss(&b.data, kspace.three_d);
+                let img = solvers::zero_filled_rss(&b.data, three_d);
                 (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
             }
             solver => {
                 // Maps from the unwhitened calibration data: unit norm in the original coil
                 // space, s/‖s‖, whatever the noise covariance (calibrating whitened data gives
                 // W s/‖W s‖, an image shaded by ‖W s‖/‖s‖, and measurably worse maps).
-                let maps = coils::estimate(
-                    &protocol.calibration,
-                    &b.calib,
-                    &b.calib_mask,
-                    kspace.three_d,
-                )?;
+                let maps =
+                    coils::estimate(&protocol.calibration, &b.calib, &b.calib_mask, three_d)?;
                 // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the
                 // result is scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
-                let (op_maps, k) = match &whitening {
+                let (op_maps, k) = match whitening {
                     Some(w) => prewhiten::whiten_maps(&maps, w),
                     None => (maps.clone(), 1.0),
                 };
-                let op = Sense::new(op_maps, b.mask.clone(), kspace.three_d)?;
+                let op = Sense::new(op_maps, b.mask.clone(), three_d)?;
                 let (img, it) = match solver {
                     Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
                     Solver::CgSense {
@@ -245,27 +349,18 @@ pub fn reconstruct_on(
                         &op,
                         &data,
                         &cs::L1Params {
-                            seed: i as u64 + 1,
+                            seed: ordinal + 1,
                             ..*p
                         },
                     ),
                     Solver::Tv(p) => cs::tv(&op, &data, p),
                     Solver::Ebm(p) => {
-                        let pyr = match pyramid {
-                            Some(ref m) => m,
-                            None => pyramid.insert(
-                                basin_prior::default_model()
-                                    .map_err(|e| ReconError::Numerical {
-                                        what: "the embedded prior".into(),
-                                        message: e.to_string(),
-                                    })?
-                                    .0,
-                            ),
-                        };
-                        let noise = whitening.as_ref().map(|_| 1.0);
+                        let noise = whitening.map(|_| 1.0);
                         let (img, rep) = match device {
                             Some(g) if options.samples == 0 => {
-                                let gp = gpu_prior
+                                let pyr = priors.pyramid()?;
+                                let mut gp = priors.gpu.lock().unwrap_or_else(|e| e.into_inner());
+                                let gp = gp
                                     .get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(g, pyr));
                                 let (img, rep, _) = ebm::ebm_gpu(g, gp, &op, &data, p, noise)
                                     .map_err(|e| ReconError::Numerical {
@@ -275,9 +370,7 @@ pub fn reconstruct_on(
                                 (img, rep)
                             }
                             _ => {
-                                let model = cpu_prior.get_or_insert_with(|| {
-                                    basin_prior::fast::FastPyramid::new(pyr)
-                                });
+                                let model = priors.cpu()?;
                                 if options.samples > 0 {
                                     let post = ebm::posterior(
                                         &op,
@@ -286,7 +379,7 @@ pub fn reconstruct_on(
                                         p,
                                         noise,
                                         options.samples,
-                                        options.seed.wrapping_add(1000 * i as u64),
+                                        options.seed.wrapping_add(1000 * ordinal),
                                     );
                                     uncertainty = Some(post.sd);
                                     (post.mean, post.report)
@@ -317,7 +410,7 @@ pub fn reconstruct_on(
                 (img.mapv(|v| v * k), maps, it, res)
             }
         };
-        slices.push(SliceResult {
+        Ok(SliceResult {
             key: b.key,
             image,
             maps,
@@ -333,8 +426,6 @@ pub fn reconstruct_on(
                 residual_over_noise,
                 energy,
             },
-        });
-        progress(i + 1, total);
+        })
     }
-    Ok(ReconResult { slices })
 }
