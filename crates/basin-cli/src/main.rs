@@ -11,6 +11,7 @@ mod info;
 mod phantom;
 mod recon;
 mod score;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,20 @@ enum Command {
     /// whole prior's per-pixel energy density above that of an empty image: where it is high,
     /// the prior finds the image implausible.
     Score(score::ScoreArgs),
+    /// Reconstruct inside a scanner's pipeline: an MRD streaming-protocol server (FIRE /
+    /// OpenRecon, Gadgetron and python-ismrmrd-server clients).
+    ///
+    /// Each connection sends a config (a protocol name, built in or NAME.toml in --protocols,
+    /// as CONFIG_FILE; or a protocol's TOML text as CONFIG_TEXT), the ISMRMRD XML header and the
+    /// acquisitions, noise scans first. Each slice is reconstructed as soon as its last
+    /// acquisition (LAST_IN_SLICE) arrives and its image (float32 magnitude, full image header,
+    /// MetaAttributes) is sent back during the scan; the rest at CLOSE. A malformed message gets
+    /// a TEXT naming the problem and closes that connection only. SIGINT/SIGTERM: stop
+    /// accepting, finish the slices held, close, exit 0.
+    Serve(serve::ServeArgs),
+    /// Stream an ISMRMRD file to an MRD server (`basin serve`, or another) and write the
+    /// images it sends back as ISMRMRD.
+    Send(serve::SendArgs),
 }
 
 /// Where no Wayland session can be found (XDG_RUNTIME_DIR unset or relative and WAYLAND_DISPLAY
@@ -93,6 +108,14 @@ fn exit_cleanly_on_signals() {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
+                    // A server finishes the slices in flight, then exits; a second signal
+                    // exits at once.
+                    if serve::request_stop() {
+                        eprintln!("stopping: finishing the slices in flight");
+                        if signals.forever().next().is_none() {
+                            return;
+                        }
+                    }
                     basin_export::remove_temporaries_then(|| {
                         eprintln!("interrupted: temporaries removed, no output written");
                         std::process::exit(128 + sig);
@@ -126,6 +149,8 @@ fn main() -> ExitCode {
         Command::Phantom(a) => phantom::run(a),
         Command::Train(a) => train::run(a),
         Command::Score(a) => score::run(a),
+        Command::Serve(a) => serve::run_serve(a),
+        Command::Send(a) => serve::run_send(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
