@@ -82,6 +82,14 @@ pub enum StreamError {
     /// Text that is not UTF-8.
     #[error("{0}: not UTF-8 text")]
     NotUtf8(&'static str),
+    /// The stream ended inside a message (a truncated frame).
+    #[error("message {id} is truncated: {detail}")]
+    Truncated {
+        /// The message id.
+        id: u16,
+        /// How far it got.
+        detail: String,
+    },
     /// An image of a pixel type basin does not read.
     #[error("image data type {0} is not supported (float 5, complex float 7, ushort 1, short 2)")]
     DataType(u16),
@@ -428,6 +436,18 @@ fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
 /// Reads the next message. Lengths are checked against `limits` before they are read.
 pub fn read_message(r: &mut impl Read, limits: &Limits) -> Result<Message, StreamError> {
     let msg = u16::from_le_bytes(read_array(r)?);
+    read_body(msg, r, limits).map_err(|e| match e {
+        StreamError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StreamError::Truncated {
+                id: msg,
+                detail: io.to_string(),
+            }
+        }
+        e => e,
+    })
+}
+
+fn read_body(msg: u16, r: &mut impl Read, limits: &Limits) -> Result<Message, StreamError> {
     match msg {
         id::CONFIG_FILE => {
             let b = read_bytes(r, CONFIG_FILE_SIZE)?;
