@@ -21,15 +21,26 @@ pub(crate) fn to_stream_image(
         .unwrap_or_default();
     let magnitude = r.image.mapv(|v| v.norm());
     let g = &r.geometry;
+    // The directions as every basin writer has them (an axial fallback when the
+    // acquisitions carry none), so a streamed image and `basin recon`'s agree.
+    let stack = basin_export::geometry::stack_geometry(
+        std::slice::from_ref(g),
+        nx,
+        ny,
+        nz,
+        [fov.x, fov.y, fov.z],
+        nz > 1,
+    );
+    let unit = |c: usize| stack.direction(c).map(|v| v as f32);
     let head = ImageHeader {
         version: 1,
         matrix_size: [nx as u16, ny as u16, nz as u16],
         field_of_view: [fov.x as f32, fov.y as f32, fov.z as f32],
         channels: 1,
         position: g.position,
-        read_dir: g.read_dir,
-        phase_dir: g.phase_dir,
-        slice_dir: g.slice_dir,
+        read_dir: unit(0),
+        phase_dir: unit(1),
+        slice_dir: unit(2),
         slice: r.key.slice,
         contrast: r.key.contrast,
         repetition: r.key.repetition,

@@ -204,9 +204,17 @@ impl Server {
             }));
             threads.retain(|t| !t.is_finished());
         }
-        // Stopping: connections stop reading (what they hold is still reconstructed and sent).
-        for s in lock(&streams).values() {
-            let _ = s.shutdown(Shutdown::Read);
+        // After `max_accepts` connections the open ones are served to their end; once stopped,
+        // they stop reading (what they hold is still reconstructed and sent).
+        let mut stopping = false;
+        while threads.iter().any(|t| !t.is_finished()) {
+            if !stopping && self.stop.load(Ordering::SeqCst) {
+                stopping = true;
+                for s in lock(&streams).values() {
+                    let _ = s.shutdown(Shutdown::Read);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         for t in threads {
             let _ = t.join();
@@ -272,6 +280,9 @@ struct Session<'a> {
     noise: Vec<Acquisition>,
     pending: BTreeMap<BucketKey, Vec<Acquisition>>,
     held: usize,
+    complete: Vec<BucketKey>,
+    channels: Option<u16>,
+    samples: Option<u16>,
     whitening: Option<Option<Array2<C64>>>,
     image_index: u16,
     warned: Vec<String>,
@@ -321,6 +332,7 @@ impl Session<'_> {
                         self.options.max_connection_bytes
                     )));
                 }
+                self.check_shape(&a)?;
                 if a.head.is_flag_set(basin_mrd::flags::IS_NOISE_MEASUREMENT) {
                     self.noise.push(*a);
                     return Ok(true);
@@ -332,7 +344,7 @@ impl Session<'_> {
                 if last {
                     self.flush_all(out)?;
                 } else if last_in_slice {
-                    self.flush(key, out)?;
+                    self.slice_complete(key, out)?;
                 }
             }
             Message::Waveform { .. } => {}
@@ -348,6 +360,34 @@ impl Session<'_> {
         Ok(true)
     }
 
+    /// Every acquisition of a connection has the channels of the first, and every imaging
+    /// acquisition its samples: caught on arrival, not when the slice completes.
+    fn check_shape(&mut self, a: &Acquisition) -> Result<(), SessionError> {
+        let n = self.report.acquisitions;
+        let (c, s) = (a.head.active_channels, a.head.number_of_samples);
+        if a.data.len() != c as usize * s as usize {
+            return Err(SessionError::Protocol(format!(
+                "acquisition {n} holds {} samples, not channels × samples = {c} × {s}",
+                a.data.len()
+            )));
+        }
+        let c0 = *self.channels.get_or_insert(c);
+        if c != c0 {
+            return Err(SessionError::Protocol(format!(
+                "acquisitions inconsistent: acquisition {n} has {c} channels, the first had {c0}"
+            )));
+        }
+        if !a.head.is_flag_set(basin_mrd::flags::IS_NOISE_MEASUREMENT) {
+            let s0 = *self.samples.get_or_insert(s);
+            if s != s0 {
+                return Err(SessionError::Protocol(format!(
+                    "acquisitions inconsistent: acquisition {n} has {s} samples, the first had {s0}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn set_protocol(&mut self, p: Protocol) -> Result<(), SessionError> {
         if self.protocol.is_some() {
             return Err(SessionError::Protocol("a second config".into()));
@@ -359,17 +399,72 @@ impl Session<'_> {
 
     fn flush_all(&mut self, out: &mut impl Write) -> Result<(), SessionError> {
         let keys: Vec<BucketKey> = self.pending.keys().copied().collect();
+        if self.interleaved() {
+            // The repetitions of a slice calibrate together: one group at a time.
+            let mut groups: BTreeMap<(u16, u16, u16), Vec<BucketKey>> = BTreeMap::new();
+            for k in keys {
+                groups
+                    .entry((k.slice, k.contrast, k.set))
+                    .or_default()
+                    .push(k);
+            }
+            for g in groups.values() {
+                self.flush(g, out)?;
+            }
+            return Ok(());
+        }
         for k in keys {
-            self.flush(k, out)?;
+            self.flush(&[k], out)?;
         }
         Ok(())
     }
 
-    /// Reconstructs the bucket `key` (its data are complete) and sends its image.
-    fn flush(&mut self, key: BucketKey, out: &mut impl Write) -> Result<(), SessionError> {
-        let Some(acqs) = self.pending.remove(&key) else {
+    /// Interleaved calibration (`parallelImaging.calibrationMode`): a slice's calibration data
+    /// are the union of its repetitions, so its images wait for all of them.
+    fn interleaved(&self) -> bool {
+        self.header
+            .as_ref()
+            .and_then(|h| h.encoding.first())
+            .and_then(|e| e.parallelImaging.as_ref())
+            .and_then(|p| p.calibrationMode.as_deref())
+            .is_some_and(|m| m.eq_ignore_ascii_case("interleaved"))
+    }
+
+    /// The bucket `key` is complete (LAST_IN_SLICE): reconstruct it now, or, with interleaved
+    /// calibration, once every repetition of its slice is complete.
+    fn slice_complete(&mut self, key: BucketKey, out: &mut impl Write) -> Result<(), SessionError> {
+        if !self.interleaved() {
+            return self.flush(&[key], out);
+        }
+        self.complete.push(key);
+        let reps = self
+            .header
+            .as_ref()
+            .and_then(|h| h.encoding.first())
+            .and_then(|e| e.encodingLimits.repetition)
+            .map(|l| l.maximum as usize + 1);
+        let group: Vec<BucketKey> = self
+            .complete
+            .iter()
+            .copied()
+            .filter(|k| (k.slice, k.contrast, k.set) == (key.slice, key.contrast, key.set))
+            .collect();
+        if reps.is_some_and(|r| group.len() >= r) {
+            self.complete.retain(|k| !group.contains(k));
+            self.flush(&group, out)?;
+        }
+        Ok(())
+    }
+
+    /// Reconstructs the buckets `keys` (their data are complete) and sends their images.
+    fn flush(&mut self, keys: &[BucketKey], out: &mut impl Write) -> Result<(), SessionError> {
+        let mut acqs = Vec::new();
+        for k in keys {
+            acqs.extend(self.pending.remove(k).unwrap_or_default());
+        }
+        if acqs.is_empty() {
             return Ok(());
-        };
+        }
         let (Some(protocol), Some(header)) = (&self.protocol, &self.header) else {
             return Ok(());
         };
@@ -432,6 +527,9 @@ fn serve_connection(
         noise: Vec::new(),
         pending: BTreeMap::new(),
         held: 0,
+        complete: Vec::new(),
+        channels: None,
+        samples: None,
         whitening: None,
         image_index: 0,
         warned: Vec::new(),
@@ -453,6 +551,17 @@ fn serve_connection(
             // Stopping (the read side was shut down): finish what is held, then close.
             Err(StreamError::Io(_)) if stop.load(Ordering::SeqCst) => {
                 return session.flush_all(&mut out);
+            }
+            Err(StreamError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(SessionError::Protocol(format!(
+                    "no message for {} s: closing the connection",
+                    options.idle_timeout.as_secs()
+                )));
             }
             Err(e) => return Err(e.into()),
         };
