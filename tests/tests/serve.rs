@@ -525,3 +525,76 @@ fn fifty_sequential_connections_keep_memory_bounded() {
         "resident memory grew from {after10} KiB to {after49} KiB over 39 connections"
     );
 }
+
+/// SIGTERM while a client is mid-scan: the slice being reconstructed is sent, the client is
+/// told which incomplete slice is not reconstructed, gets a CLOSE, and the server exits 0.
+#[test]
+fn sigterm_finishes_the_slice_in_flight_and_exits_cleanly() {
+    use basin_mrd::stream::{read_message, write_message, Limits, Message};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.h5");
+    basin_ok(&[
+        "phantom",
+        "--matrix",
+        "64",
+        "--coils",
+        "4",
+        "-o",
+        f.to_str().unwrap(),
+    ]);
+    let (xml, _, acqs) = basin_mrd::io::read_ismrmrd_with_xml(&f, "dataset").unwrap();
+    let server = Served::start(1000, &[]);
+    let s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let mut w = std::io::BufWriter::new(s.try_clone().unwrap());
+    let mut r = std::io::BufReader::new(s);
+    let limits = Limits::default();
+    write_message(&mut w, &Message::ConfigFile("sense".into())).unwrap();
+    write_message(&mut w, &Message::Header(xml)).unwrap();
+    // Slice 0 complete (its last acquisition flagged), then half of the same lines again as a
+    // second slice that never completes.
+    for a in &acqs {
+        write_message(&mut w, &Message::Acquisition(Box::new(a.clone()))).unwrap();
+    }
+    for a in acqs.iter().skip(1).take(acqs.len() / 2) {
+        let mut a = a.clone();
+        a.head.idx.slice = 1;
+        a.head.flags &= !(1 << 7);
+        write_message(&mut w, &Message::Acquisition(Box::new(a))).unwrap();
+    }
+    w.flush().unwrap();
+    match read_message(&mut r, &limits).unwrap() {
+        Message::Image(im) => assert_eq!(im.head.slice, 0),
+        m => panic!("expected slice 0's image, got {m:?}"),
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut texts = Vec::new();
+    loop {
+        match read_message(&mut r, &limits) {
+            Ok(Message::Text(t)) => texts.push(t),
+            Ok(Message::Close) => break,
+            Ok(Message::Image(im)) => panic!("an image of incomplete slice {}", im.head.slice),
+            Ok(m) => panic!("unexpected {m:?}"),
+            Err(e) => panic!("no CLOSE after SIGTERM: {e}; texts {texts:?}"),
+        }
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("stopping") && t.contains("slice 1")),
+        "{texts:?}"
+    );
+    let (ok, log) = server.finish();
+    assert!(ok, "exit status after SIGTERM:\n{}", log.join("\n"));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("stopped after 1 connections")),
+        "{log:?}"
+    );
+}

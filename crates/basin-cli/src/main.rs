@@ -78,7 +78,8 @@ enum Command {
     /// acquisition (LAST_IN_SLICE) arrives and its image (float32 magnitude, full image header,
     /// MetaAttributes) is sent back during the scan; the rest at CLOSE. A malformed message gets
     /// a TEXT naming the problem and closes that connection only. SIGINT/SIGTERM: stop
-    /// accepting, finish the slices held, close, exit 0.
+    /// accepting, finish the slices being reconstructed, tell each client which incomplete
+    /// slices are not reconstructed, close, exit 0 (a second signal exits at once).
     Serve(serve::ServeArgs),
     /// Stream an ISMRMRD file to an MRD server (`basin serve`, or another) and write the
     /// images it sends back as ISMRMRD.

@@ -419,6 +419,30 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The server is stopping: tells the client which incomplete slices are dropped.
+    fn abandon(&mut self, out: &mut impl Write) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let held: Vec<String> = self
+            .pending
+            .iter()
+            .map(|(k, v)| format!("slice {} ({} acquisitions)", k.slice, v.len()))
+            .collect();
+        self.report.error = Some(format!(
+            "stopped: {} incomplete slice(s) not reconstructed",
+            held.len()
+        ));
+        let _ = write_message(
+            out,
+            &Message::Text(format!(
+                "basin: warning: the server is stopping; incomplete, not reconstructed: {}",
+                held.join(", ")
+            )),
+        );
+        self.pending.clear();
+    }
+
     /// Interleaved calibration (`parallelImaging.calibrationMode`): a slice's calibration data
     /// are the union of its repetitions, so its images wait for all of them.
     fn interleaved(&self) -> bool {
@@ -548,9 +572,12 @@ fn serve_connection(
     let result: Result<(), SessionError> = (|| loop {
         let m = match read_message(&mut reader, &options.limits) {
             Ok(m) => m,
-            // Stopping (the read side was shut down): finish what is held, then close.
-            Err(StreamError::Io(_)) if stop.load(Ordering::SeqCst) => {
-                return session.flush_all(&mut out);
+            // Stopping (the read side was shut down): the slice being reconstructed has been
+            // sent; slices whose data are incomplete are not reconstructed (an image from part
+            // of a slice's k-space could be mistaken for the real one), and the client is told.
+            Err(_) if stop.load(Ordering::SeqCst) => {
+                session.abandon(&mut out);
+                return Ok(());
             }
             Err(StreamError::Io(e))
                 if matches!(
