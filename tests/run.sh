@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash .ci/install-deps
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The library, the server and the binary also build CPU-only (no cubecl, no wgpu).
+cargo clippy -p basin-recon -p basin-server -p basin-cli --no-default-features --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast 2>&1

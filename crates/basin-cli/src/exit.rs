@@ -92,6 +92,7 @@ pub fn code_of(e: &anyhow::Error) -> Code {
         {
             return Code::Input;
         }
+        #[cfg(feature = "gpu")]
         if cause.downcast_ref::<basin_gpu::GpuError>().is_some() {
             return Code::Device;
         }

@@ -69,7 +69,7 @@ pub struct ReconArgs {
     /// adapter (lavapipe; slow) with a warning; `cpu` never touches a GPU. Other solvers run on
     /// the CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
-    pub backend: basin_gpu::Backend,
+    pub backend: basin_recon::Backend,
     /// ISMRMRD group holding `xml` and `data`.
     #[arg(long)]
     pub dataset: Option<String>,

@@ -37,7 +37,7 @@ pub struct ServeArgs {
     /// Where the EBM solver's iterations run (as `basin recon --backend`); the device and
     /// the prior are set up once and shared by every connection.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
-    pub backend: basin_gpu::Backend,
+    pub backend: basin_recon::Backend,
 }
 
 /// Set while serving: SIGINT/SIGTERM then stop the server gracefully instead of exiting.

@@ -5,12 +5,14 @@
 //! Conventions: k-space arrays are `[coil, z, y, x]`, images `[z, y, x]`; x is the readout.
 //! FFTs are centered (fftshift ∘ FFT ∘ ifftshift) and orthonormal.
 
+pub mod backend;
 pub mod fft;
 pub mod fuzz;
 pub mod linop;
 pub mod metrics;
 pub mod rng;
 
+pub use backend::Backend;
 pub use num_complex::Complex32;
 
 /// Complex single-precision sample, the element type of every image and k-space array.

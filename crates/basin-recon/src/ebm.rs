@@ -180,6 +180,7 @@ pub fn schedule(p: &EbmParams, noise_scaled: f64) -> Vec<(f64, f32)> {
         .collect()
 }
 
+#[cfg(feature = "gpu")]
 /// The device solver's [`basin_gpu::ebm::Schedule`] for these parameters: [`schedule`] in
 /// float32, with the same iteration counts and [`DC_TOLERANCE`].
 pub fn device_schedule(p: &EbmParams, noise_scaled: f64) -> basin_gpu::ebm::Schedule {
@@ -316,6 +317,7 @@ pub fn ebm(
     )
 }
 
+#[cfg(feature = "gpu")]
 /// [`ebm`] on a GPU ([`basin_gpu::ebm::run`]): the same scaling, noise level, support and
 /// schedule, computed here on the host and shared with the CPU solver; every iteration runs on
 /// the device. Returns the image (data scale), the report, and the device's own report (copy

@@ -58,9 +58,36 @@ pub enum ReconError {
     /// An output could not be written (or must not be).
     #[error(transparent)]
     Write(#[from] basin_export::ExportError),
-    /// The device could not be opened.
-    #[error(transparent)]
-    Device(#[from] basin_gpu::GpuError),
+    /// The device could not be opened (or this build has none).
+    #[error("{0}")]
+    Device(String),
+}
+
+#[cfg(feature = "gpu")]
+impl From<basin_gpu::GpuError> for ReconError {
+    fn from(e: basin_gpu::GpuError) -> Self {
+        ReconError::Device(e.to_string())
+    }
+}
+
+pub use basin_core::Backend;
+
+/// A device the EBM solver runs on: a GPU ([`basin_gpu::Gpu`]) with the `gpu` feature.
+#[cfg(feature = "gpu")]
+pub use basin_gpu::Gpu as Device;
+
+/// A device the EBM solver runs on: none in a build without the `gpu` feature (an uninhabited
+/// type, so an `Option<&Device>` is always `None`).
+#[cfg(not(feature = "gpu"))]
+#[derive(Debug)]
+pub enum Device {}
+
+#[cfg(not(feature = "gpu"))]
+impl Device {
+    /// What the device is.
+    pub fn description(&self) -> &str {
+        match *self {}
+    }
 }
 
 /// Per-bucket diagnostics.
@@ -153,13 +180,13 @@ pub fn reconstruct_with_progress(
 }
 
 /// As [`reconstruct_with_progress`], running the EBM solver on `device` when given (see
-/// [`basin_gpu::Gpu::open`]); the other solvers, 3D encoding and posterior sampling run on the
+/// [`pipeline::Pipeline::device_for`]); the other solvers, 3D encoding and posterior sampling run on the
 /// CPU. `options.samples` > 0 with a protocol other than EBM is an error. The prior is decoded
 /// (and uploaded) once per call; a [`pipeline::Pipeline`] keeps it across calls.
 pub fn reconstruct_on(
     protocol: &Protocol,
     kspace: &KSpace,
-    device: Option<&basin_gpu::Gpu>,
+    device: Option<&Device>,
     options: &ReconOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
@@ -180,6 +207,7 @@ pub fn reconstruct_on(
 pub(crate) struct Priors {
     pyramid: std::sync::OnceLock<basin_prior::Pyramid>,
     cpu: std::sync::OnceLock<basin_prior::fast::FastPyramid>,
+    #[cfg(feature = "gpu")]
     gpu: std::sync::Mutex<Option<basin_gpu::prior::GpuPrior>>,
 }
 
@@ -236,7 +264,7 @@ pub fn bucket_ordinal(key: &BucketKey) -> u64 {
 pub(crate) fn reconstruct_with(
     protocol: &Protocol,
     kspace: &KSpace,
-    device: Option<&basin_gpu::Gpu>,
+    device: Option<&Device>,
     priors: &Priors,
     options: &ReconOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
@@ -281,7 +309,7 @@ pub(crate) fn reconstruct_bucket(
     b: &basin_mrd::Bucket,
     three_d: bool,
     whitening: Option<&ndarray::Array2<basin_core::C64>>,
-    device: Option<&basin_gpu::Gpu>,
+    device: Option<&Device>,
     priors: &Priors,
     options: &ReconOptions,
 ) -> Result<SliceResult, ReconError> {
@@ -357,6 +385,7 @@ pub(crate) fn reconstruct_bucket(
                     Solver::Ebm(p) => {
                         let noise = whitening.map(|_| 1.0);
                         let (img, rep) = match device {
+                            #[cfg(feature = "gpu")]
                             Some(g) if options.samples == 0 => {
                                 let pyr = priors.pyramid()?;
                                 let mut gp = priors.gpu.lock().unwrap_or_else(|e| e.into_inner());

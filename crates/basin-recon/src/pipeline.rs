@@ -248,15 +248,15 @@ pub struct Report {
 
 /// The reconstruction pipeline with its device and prior, set up once per process.
 pub struct Pipeline {
-    backend: basin_gpu::Backend,
-    device: OnceLock<Option<basin_gpu::Gpu>>,
+    backend: crate::Backend,
+    device: OnceLock<Option<crate::Device>>,
     priors: Priors,
 }
 
 impl Pipeline {
     /// A pipeline whose EBM solves run where `backend` says (the device is opened when an EBM
     /// protocol first needs it, once).
-    pub fn new(backend: basin_gpu::Backend) -> Self {
+    pub fn new(backend: crate::Backend) -> Self {
         Pipeline {
             backend,
             device: OnceLock::new(),
@@ -266,9 +266,9 @@ impl Pipeline {
 
     /// The device for `protocol`: only the EBM solver runs on one; other protocols never open
     /// (or probe for) a device.
-    pub fn device_for(&self, protocol: &Protocol) -> Result<Option<&basin_gpu::Gpu>, ReconError> {
+    pub fn device_for(&self, protocol: &Protocol) -> Result<Option<&crate::Device>, ReconError> {
         if !matches!(protocol.solver, Solver::Ebm(_)) {
-            if self.backend == basin_gpu::Backend::Gpu {
+            if self.backend == crate::Backend::Gpu {
                 tracing::warn!(
                     "protocol {} runs on the CPU: --backend gpu applies to the EBM solver",
                     protocol.name
@@ -279,7 +279,18 @@ impl Pipeline {
         if let Some(d) = self.device.get() {
             return Ok(d.as_ref());
         }
+        #[cfg(feature = "gpu")]
         let d = basin_gpu::Gpu::open(self.backend)?;
+        #[cfg(not(feature = "gpu"))]
+        let d = match self.backend {
+            crate::Backend::Gpu => {
+                return Err(ReconError::Device(
+                    "this build of basin has no GPU support (built without the `gpu` feature)"
+                        .into(),
+                ))
+            }
+            _ => None,
+        };
         Ok(self.device.get_or_init(|| d).as_ref())
     }
 
@@ -516,4 +527,32 @@ fn nifti_writer<'a>(
         basin_export::nifti_out::write_nifti(t, volume, geom, &descrip, false)
             .map_err(|e| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the EBM solver asks for a device; without the `gpu` feature `--backend gpu` is an
+    /// error naming the missing support, and `auto` runs on the CPU.
+    #[test]
+    fn device_choice_follows_the_backend_and_the_build() {
+        let ebm = Protocol::resolve("brain-2d-ebm", None).unwrap();
+        let sense = Protocol::resolve("sense", None).unwrap();
+        let cpu = Pipeline::new(crate::Backend::Cpu);
+        assert!(cpu.device_for(&ebm).unwrap().is_none());
+        assert_eq!(cpu.device_name(&ebm).unwrap(), "cpu");
+        let gpu = Pipeline::new(crate::Backend::Gpu);
+        assert!(gpu.device_for(&sense).unwrap().is_none());
+        #[cfg(not(feature = "gpu"))]
+        {
+            let e = gpu.device_for(&ebm).unwrap_err();
+            assert!(matches!(e, ReconError::Device(_)));
+            assert!(e.to_string().contains("no GPU support"), "{e}");
+            assert!(Pipeline::new(crate::Backend::Auto)
+                .device_for(&ebm)
+                .unwrap()
+                .is_none());
+        }
+    }
 }

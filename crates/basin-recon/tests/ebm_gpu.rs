@@ -1,5 +1,6 @@
 //! The EBM solver on the GPU path (wgpu; lavapipe in CI) against the CPU path on a 64² phantom.
 //! Fails, not skips, without an adapter: `.ci/install-deps` installs Mesa's Vulkan driver.
+#![cfg(feature = "gpu")]
 
 use basin_core::C32;
 use basin_prior::fast::FastPyramid;
