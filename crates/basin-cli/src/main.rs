@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 /// The exit-code contract (crate `exit`), shown by `basin --help`.
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 completed but flagged (score --fail-on-atypical); \
-2 usage (bad arguments, invalid protocol); 3 unreadable or invalid input; 4 output exists, would \
+2 usage (bad arguments, invalid protocol or recipe); 3 unreadable or invalid input; 4 output exists, would \
 replace an input, or cannot be written; 5 device (GPU) failure; 130/143 interrupted (SIGINT/SIGTERM).";
 
 /// basin — MRI reconstruction for the clinic.

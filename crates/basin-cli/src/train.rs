@@ -3,12 +3,12 @@
 
 use anyhow::{bail, Context, Result};
 use basin_export::{atomic_write, nifti_in::read_nifti_volume};
-use basin_prior::data::{tissue_slices, Augment};
+use basin_prior::data::tissue_slices;
+use basin_prior::recipe::{ExpertsSec, Recipe};
 use basin_prior::train::{TrainConfig, Trainer};
 use basin_prior::weights::to_safetensors;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -47,150 +47,12 @@ pub struct TrainArgs {
     network: Option<PathBuf>,
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct Recipe {
-    model: ModelSec,
-    noise: NoiseSec,
-    training: TrainingSec,
-    data: DataSec,
-    augment: AugmentSec,
-    experts: Option<ExpertsSec>,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct ExpertsSec {
-    n_sigma: usize,
-    em_images: usize,
-    em_samples: usize,
-    fit_images: usize,
-    with_network: bool,
-    seed: u64,
-    /// The expert field's own training anatomy (default: the [data] sources); the slices are
-    /// chosen by [data] min_tissue.
-    #[serde(default)]
-    sources: Option<Vec<PathBuf>>,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct ModelSec {
-    levels: usize,
-    c1: usize,
-    k1: usize,
-    c2: usize,
-    k2: usize,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct NoiseSec {
-    sigma_min: f64,
-    sigma_max: f64,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct TrainingSec {
-    steps: usize,
-    batch: usize,
-    patch: usize,
-    lr: f64,
-    seed: u64,
-    checkpoint_every: usize,
-    /// Train the network on what an expert field leaves of the score: the recipe's [experts]
-    /// fitted first without the network on the [data] sources, the network's DSM target then
-    /// n − σ∇F(x̃) (see `Trainer::set_residual_field`).
-    #[serde(default)]
-    residual_of_experts: bool,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct DataSec {
-    sources: Vec<PathBuf>,
-    min_tissue: f64,
-}
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct AugmentSec {
-    gamma: f64,
-    invert: f64,
-    rotate_deg: f64,
-    scale: f64,
-    phase: f64,
-}
-
 fn load_recipe(path: &Path) -> Result<(Recipe, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the training recipe", path.display()))?;
-    let r: Recipe =
-        toml::from_str(&text).with_context(|| format!("{}: invalid recipe", path.display()))?;
-    let m = &r.model;
-    if m.levels == 0 || m.c1 == 0 || m.c2 == 0 || m.k1 % 2 == 0 || m.k2 % 2 == 0 {
-        bail!(
-            "{}: [model] needs levels ≥ 1, channels ≥ 1 and odd kernel widths",
-            path.display()
-        );
-    }
-    let n = &r.noise;
-    if !(n.sigma_min > 0.0 && n.sigma_max >= n.sigma_min && n.sigma_max.is_finite()) {
-        bail!(
-            "{}: [noise] needs 0 < sigma_min ≤ sigma_max",
-            path.display()
-        );
-    }
-    let t = &r.training;
-    if t.steps == 0
-        || t.batch == 0
-        || t.patch < 8
-        || t.lr.is_nan()
-        || t.lr <= 0.0
-        || t.checkpoint_every == 0
-    {
-        bail!(
-            "{}: [training] needs steps, batch, checkpoint_every ≥ 1, patch ≥ 8 and lr > 0",
-            path.display()
-        );
-    }
-    if let Some(e) = &r.experts {
-        if e.n_sigma == 0 || e.em_images == 0 || e.em_samples == 0 || e.fit_images == 0 {
-            bail!(
-                "{}: [experts] needs n_sigma, em_images, em_samples and fit_images ≥ 1",
-                path.display()
-            );
-        }
-    }
-    if r.data.sources.is_empty() {
-        bail!("{}: [data] sources is empty", path.display());
-    }
-    if r.training.residual_of_experts && r.experts.is_none() {
-        bail!(
-            "{}: [training] residual_of_experts needs an [experts] section (the field the network completes)",
-            path.display()
-        );
-    }
+    let r = Recipe::from_toml(&text)
+        .map_err(|e| crate::exit::usage(format!("{}: {e}", path.display())))?;
     Ok((r, text))
-}
-
-fn config_of(r: &Recipe) -> TrainConfig {
-    TrainConfig {
-        levels: r.model.levels,
-        c1: r.model.c1,
-        k1: r.model.k1,
-        c2: r.model.c2,
-        k2: r.model.k2,
-        sigma_min: r.noise.sigma_min,
-        sigma_max: r.noise.sigma_max,
-        steps: r.training.steps,
-        batch: r.training.batch,
-        patch: r.training.patch,
-        lr: r.training.lr,
-        seed: r.training.seed,
-        augment: Augment {
-            gamma: r.augment.gamma,
-            invert: r.augment.invert,
-            rotate_deg: r.augment.rotate_deg,
-            scale: r.augment.scale,
-            phase: r.augment.phase,
-        },
-    }
 }
 
 fn write_bytes(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
@@ -203,7 +65,7 @@ fn write_bytes(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
 /// Runs `basin train`.
 pub fn run(a: TrainArgs) -> Result<()> {
     let (recipe, text) = load_recipe(&a.config)?;
-    let cfg = config_of(&recipe);
+    let cfg = recipe.train_config();
     let total = a.steps.unwrap_or(cfg.steps);
     let ckpt = PathBuf::from(format!("{}.ckpt", a.out.display()));
     let mut inputs = vec![a.config.as_path()];
@@ -267,7 +129,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let start = Instant::now();
         let net = basin_prior::fast::FastPyramid::new(trainer.model()).network_only();
         let (field, report) =
-            basin_prior::experts::fit(&net, slices, &fit_config(e, &cfg, false), |m| {
+            basin_prior::experts::fit(&net, slices, &e.fit_config(&cfg, false), |m| {
                 if !a.quiet {
                     eprintln!("residual field: {m}");
                 }
@@ -500,7 +362,7 @@ fn fit_experts(
 ) -> Result<()> {
     let slices = &data.slices;
     let start = Instant::now();
-    let fc = fit_config(e, cfg, e.with_network);
+    let fc = e.fit_config(cfg, e.with_network);
     let net = basin_prior::fast::FastPyramid::new(model).network_only();
     let (experts, report) = basin_prior::experts::fit(&net, slices, &fc, |m| {
         if !quiet {
@@ -541,24 +403,6 @@ fn fit_experts(
     );
     model.experts = Some(experts);
     Ok(())
-}
-
-fn fit_config(
-    e: &ExpertsSec,
-    cfg: &TrainConfig,
-    with_network: bool,
-) -> basin_prior::experts::FitConfig {
-    basin_prior::experts::FitConfig {
-        sigma_min: cfg.sigma_min,
-        sigma_max: cfg.sigma_max,
-        n_sigma: e.n_sigma,
-        em_images: e.em_images,
-        em_samples: e.em_samples,
-        fit_images: e.fit_images,
-        with_network,
-        seed: e.seed,
-        augment: cfg.augment,
-    }
 }
 
 fn tail_mean(v: &[f64], n: usize) -> f64 {

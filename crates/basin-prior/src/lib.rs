@@ -23,6 +23,7 @@ pub mod experts;
 pub mod fast;
 pub mod model;
 pub mod pyramid;
+pub mod recipe;
 pub mod train;
 pub mod validate;
 pub mod weights;
