@@ -598,3 +598,116 @@ fn sigterm_finishes_the_slice_in_flight_and_exits_cleanly() {
         "{log:?}"
     );
 }
+
+/// A protocol whose `[output]` asks for 16-bit pixels, the energy map and the posterior SD
+/// (4 samples): `basin send` receives three series, equal to `basin recon --samples 4
+/// --energy-map --uncertainty` of the same file (read by the Python ismrmrd package and
+/// nibabel): the 16-bit image within its quantisation, the maps to NMSE < 1e-6.
+#[test]
+fn output_section_sends_ushort_pixels_and_the_maps_as_extra_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = small_phantom(dir.path(), "small.h5");
+    let protocols = dir.path().join("protocols");
+    std::fs::create_dir(&protocols).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocols/brain-2d-ebm.toml"),
+    )
+    .unwrap()
+    .replace("name = \"brain-2d-ebm\"", "name = \"ebm-maps\"");
+    let toml = protocols.join("ebm-maps.toml");
+    std::fs::write(
+        &toml,
+        format!("{shipped}\n[output]\npixels = \"ushort\"\nenergy_map = true\nuncertainty_samples = 4\n"),
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (reference, energy, sd) = (
+        dir.path().join("ref.h5"),
+        dir.path().join("energy.nii"),
+        dir.path().join("sd.nii"),
+    );
+    basin_ok(&[
+        "recon",
+        &s(&small),
+        "-p",
+        &s(&toml),
+        "--backend",
+        "cpu",
+        "--samples",
+        "4",
+        "--energy-map",
+        &s(&energy),
+        "--uncertainty",
+        &s(&sd),
+        "-o",
+        &s(&reference),
+    ]);
+    let server = Served::start(1, &["--protocols", &s(&protocols)]);
+    let got = dir.path().join("got.h5");
+    basin_ok(&[
+        "send",
+        &s(&small),
+        "--port",
+        &server.port.to_string(),
+        "-c",
+        "ebm-maps",
+        "-o",
+        &s(&got),
+    ]);
+    let (ok, log) = server.finish();
+    assert!(ok, "{}", log.join("\n"));
+    // Debian's Python (h5py, nibabel; MetaAttributes parsed with ElementTree).
+    let out = basin_tests::python(
+        r#"
+import sys, json, h5py, numpy as np, nibabel as nib, xml.etree.ElementTree as ET
+got, ref, energy, sd = sys.argv[1:5]
+def series(f):
+    out = {}
+    with h5py.File(f, 'r') as h:
+        for k in sorted(h['dataset'].keys()):
+            if k.startswith('image'):
+                g = h['dataset'][k]
+                meta = {}
+                for m in ET.fromstring(bytes(g['attributes'][0]).decode() if g['attributes'].dtype.kind != 'O' else g['attributes'][0]).findall('meta'):
+                    meta[m.find('name').text] = m.find('value').text
+                out[k] = (np.asarray(g['data'][0]).squeeze(), meta, g['data'].dtype)
+    return out
+g, r = series(got), series(ref)
+nmse = lambda a, b: float(np.sum((a - b) ** 2) / np.sum(b ** 2))
+img, meta, dtype = g['image_1']
+scale = float(meta['BasinScale'])
+ref_img = list(r.values())[0][0].astype(np.float64)
+nii = lambda p: np.asarray(nib.load(p).dataobj, np.float64)[:, :, 0].T
+print(json.dumps({
+    'series': sorted(g.keys()),
+    'roles': [g[k][1]['DataRole'] for k in sorted(g.keys())],
+    'ushort': str(dtype),
+    'image_max_error': float(np.abs(img * scale - ref_img).max() / ref_img.max()),
+    'energy_nmse': nmse(g['image_2'][0].astype(np.float64), nii(energy)),
+    'sd_nmse': nmse(g['image_3'][0].astype(np.float64), nii(sd)),
+}))
+"#,
+        &[&s(&got), &s(&reference), &s(&energy), &s(&sd)],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    eprintln!("{v}");
+    assert_eq!(
+        v["series"],
+        serde_json::json!(["image_1", "image_2", "image_3"])
+    );
+    assert_eq!(
+        v["roles"],
+        serde_json::json!(["Image", "Quantitative", "Quantitative"])
+    );
+    assert_eq!(v["ushort"], "uint16");
+    // 12 bits: half a step of max/4095.
+    let e = v["image_max_error"].as_f64().unwrap();
+    assert!(
+        e <= 0.5 / 4095.0 + 1e-6,
+        "16-bit image off by {e} of its maximum"
+    );
+    for k in ["energy_nmse", "sd_nmse"] {
+        let n = v[k].as_f64().unwrap();
+        assert!(n < 1e-6, "{k} = {n:.2e}");
+    }
+}

@@ -13,6 +13,8 @@ use std::path::Path;
 pub const DATATYPE_FLOAT: u16 = 5;
 /// ISMRMRD `data_type` of complex float32 pixels.
 pub const DATATYPE_CXFLOAT: u16 = 7;
+/// ISMRMRD `data_type` of unsigned 16-bit pixels.
+pub const DATATYPE_USHORT: u16 = 1;
 /// ISMRMRD `image_type` magnitude.
 pub const IMTYPE_MAGNITUDE: u16 = 1;
 /// ISMRMRD `image_type` complex.
@@ -83,12 +85,14 @@ struct Cx {
     imag: f32,
 }
 
-/// Pixels of one series: magnitude or complex, `[image, channel, z, y, x]`.
+/// Pixels of one series: magnitude, complex or 16-bit, `[image, channel, z, y, x]`.
 pub enum Pixels {
     /// float32 pixels.
     Magnitude(Array5<f32>),
     /// complex float32 pixels.
     Complex(Array5<C32>),
+    /// unsigned 16-bit pixels.
+    UShort(Array5<u16>),
 }
 
 /// Writes one image series to `/<group>/<series>/` of `path` (creating the file when absent,
@@ -112,6 +116,7 @@ pub fn write_images(
     let n = match pixels {
         Pixels::Magnitude(a) => a.shape()[0],
         Pixels::Complex(a) => a.shape()[0],
+        Pixels::UShort(a) => a.shape()[0],
     };
     if headers.len() != n || attributes.len() != n {
         return Err(MrdError::Invalid {
@@ -146,6 +151,7 @@ pub fn write_images(
         h.data_type = match pixels {
             Pixels::Magnitude(_) => DATATYPE_FLOAT,
             Pixels::Complex(_) => DATATYPE_CXFLOAT,
+            Pixels::UShort(_) => DATATYPE_USHORT,
         };
     }
     s.new_dataset_builder()
@@ -180,6 +186,11 @@ pub fn write_images(
                 real: c.re,
                 imag: c.im,
             }))
+            .create("data")
+            .map(|_| ()),
+        Pixels::UShort(a) => s
+            .new_dataset_builder()
+            .with_data(a)
             .create("data")
             .map(|_| ()),
     }

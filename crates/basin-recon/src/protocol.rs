@@ -24,6 +24,48 @@ pub struct Protocol {
     pub calibration: Calibration,
     /// The solver.
     pub solver: Solver,
+    /// What a streamed reconstruction (`basin serve`) sends back.
+    #[serde(default, skip_serializing_if = "Output::is_default")]
+    pub output: Output,
+}
+
+/// `[output]`: what `basin serve` sends back for each slice (files choose with `basin recon`'s
+/// options instead).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Pixel type of the images: "float" (float32 magnitude, the default) or "ushort"
+    /// (unsigned 16-bit using 12 bits: each slice scaled so its largest value is 4095, as basin's
+    /// DICOM series; the factor back to float is in the MetaAttributes as `BasinScale`). The
+    /// maps are signed quantities and stay float32.
+    #[serde(default)]
+    pub pixels: Pixels,
+    /// Also send the prior's per-pixel energy density (as `basin recon --energy-map`) as image
+    /// series 2. EBM protocols only.
+    #[serde(default)]
+    pub energy_map: bool,
+    /// Posterior samples per slice (≥ 2; 0 = none): the image is their mean and their per-pixel
+    /// standard deviation (as `basin recon --samples N --uncertainty`) goes back as image
+    /// series 3. EBM protocols only; sampling runs on the CPU.
+    #[serde(default)]
+    pub uncertainty_samples: usize,
+}
+
+impl Output {
+    fn is_default(&self) -> bool {
+        *self == Output::default()
+    }
+}
+
+/// Pixel type of streamed images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pixels {
+    /// float32 magnitude.
+    #[default]
+    Float,
+    /// unsigned 16-bit (12 bits used).
+    Ushort,
 }
 
 fn yes() -> bool {
@@ -204,6 +246,19 @@ impl Protocol {
             {
                 return bad("solver.tolerance and solver.lambda must be ≥ 0".into());
             }
+        }
+        let ebm = matches!(self.solver, Solver::Ebm(_));
+        if (self.output.energy_map || self.output.uncertainty_samples > 0) && !ebm {
+            return bad(
+                "output.energy_map and output.uncertainty_samples need an EBM protocol (solver kind = \"ebm\")"
+                    .into(),
+            );
+        }
+        if self.output.uncertainty_samples == 1 || self.output.uncertainty_samples > 64 {
+            return bad(format!(
+                "output.uncertainty_samples = {} must be 0 (none) or in 2..=64",
+                self.output.uncertainty_samples
+            ));
         }
         match &self.solver {
             Solver::L1Wavelet(p) => {

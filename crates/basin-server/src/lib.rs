@@ -512,19 +512,55 @@ impl Session<'_> {
             self.whitening = Some(basin_recon::whitening_for(protocol, &kspace)?);
         }
         let whitening = self.whitening.as_ref().and_then(|w| w.as_ref());
+        // As `basin recon --samples N --seed 1` for the protocol's uncertainty_samples.
+        let options = ReconOptions {
+            samples: protocol.output.uncertainty_samples,
+            seed: 1,
+        };
         for b in &kspace.buckets {
             let r = self.pipeline.reconstruct_bucket(
                 protocol,
                 b,
                 kspace.three_d,
                 whitening,
-                &ReconOptions::default(),
+                &options,
             )?;
             self.image_index = self.image_index.wrapping_add(1);
-            let im = image::to_stream_image(&r, header, protocol, self.image_index, 1);
-            write_message(out, &Message::Image(Box::new(im))).map_err(StreamError::from)?;
+            let magnitude = r.image.mapv(|v| v.norm());
+            let mut images = vec![image::to_stream_image(
+                &r,
+                &magnitude,
+                image::Kind::Image,
+                header,
+                protocol,
+                self.image_index,
+            )];
+            if protocol.output.energy_map {
+                let e = self.pipeline.energy_map(&r.image)?;
+                images.push(image::to_stream_image(
+                    &r,
+                    &e,
+                    image::Kind::Energy,
+                    header,
+                    protocol,
+                    self.image_index,
+                ));
+            }
+            if let Some(sd) = &r.uncertainty {
+                images.push(image::to_stream_image(
+                    &r,
+                    sd,
+                    image::Kind::Uncertainty,
+                    header,
+                    protocol,
+                    self.image_index,
+                ));
+            }
+            for im in images {
+                write_message(out, &Message::Image(Box::new(im))).map_err(StreamError::from)?;
+                self.report.images += 1;
+            }
             out.flush().map_err(StreamError::from)?;
-            self.report.images += 1;
             self.report
                 .first_image_s
                 .get_or_insert(self.started.elapsed().as_secs_f64());
@@ -646,14 +682,29 @@ pub fn write_images(path: &Path, images: &[StreamImage]) -> Result<(), basin_mrd
             m[1] as usize,
             m[0] as usize,
         );
+        use basin_mrd::stream::ImagePixels;
         let complex = ims
             .iter()
-            .all(|i| matches!(i.pixels, basin_mrd::stream::ImagePixels::Complex(_)));
-        let pixels = if complex {
+            .all(|i| matches!(i.pixels, ImagePixels::Complex(_)));
+        let ushort = ims
+            .iter()
+            .all(|i| matches!(i.pixels, ImagePixels::UShort(_)));
+        let pixels = if ushort {
+            let v: Vec<u16> = ims
+                .iter()
+                .flat_map(|i| match &i.pixels {
+                    ImagePixels::UShort(p) => p.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            Pixels::UShort(
+                ndarray::Array5::from_shape_vec(shape, v).map_err(|e| invalid(e.to_string()))?,
+            )
+        } else if complex {
             let v: Vec<basin_core::C32> = ims
                 .iter()
                 .flat_map(|i| match &i.pixels {
-                    basin_mrd::stream::ImagePixels::Complex(p) => p.clone(),
+                    ImagePixels::Complex(p) => p.clone(),
                     _ => Vec::new(),
                 })
                 .collect();
