@@ -197,3 +197,110 @@ fn fuzz_fastmri_conversion() {
         },
     );
 }
+
+/// A valid MRD stream as `basin serve` receives and sends it: config name and text, XML header,
+/// a text, acquisitions (one with a trajectory), a float and a 16-bit image, close.
+fn stream_seed() -> Vec<u8> {
+    use basin_mrd::image::ImageHeader;
+    use basin_mrd::stream::{write_message, ImagePixels, Message, StreamImage};
+    let mut v = Vec::new();
+    let mut msgs = vec![
+        Message::ConfigFile("brain-2d-ebm".into()),
+        Message::ConfigText("name = \"x\"\n[solver]\nkind = \"cg-sense\"\n".into()),
+        Message::Header(header(16, 4, 1).to_xml().unwrap()),
+        Message::Text("hello".into()),
+    ];
+    for y in 0..4u16 {
+        let mut head = AcquisitionHeader {
+            number_of_samples: 16,
+            active_channels: 2,
+            available_channels: 2,
+            center_sample: 8,
+            ..Default::default()
+        };
+        head.idx.kspace_encode_step_1 = y;
+        let traj = if y == 1 {
+            head.trajectory_dimensions = 2;
+            vec![0.5; 32]
+        } else {
+            Vec::new()
+        };
+        msgs.push(Message::Acquisition(Box::new(Acquisition {
+            head,
+            traj,
+            data: Array2::from_shape_fn((2, 16), |(c, x)| C32::new(c as f32, x as f32)),
+        })));
+    }
+    for pixels in [
+        ImagePixels::Float((0..16).map(|i| i as f32).collect()),
+        ImagePixels::UShort((0..16).collect()),
+    ] {
+        msgs.push(Message::Image(Box::new(StreamImage {
+            head: ImageHeader {
+                version: 1,
+                matrix_size: [4, 4, 1],
+                channels: 1,
+                image_series_index: 1,
+                ..Default::default()
+            },
+            attributes:
+                "<ismrmrdMeta><meta><name>DataRole</name><value>Image</value></meta></ismrmrdMeta>"
+                    .into(),
+            pixels,
+        })));
+    }
+    msgs.push(Message::Close);
+    for m in &msgs {
+        write_message(&mut v, m).unwrap();
+    }
+    v
+}
+
+/// The MRD stream decoder of `basin serve` (issue 20) on mutated streams: no panic, no huge
+/// allocation (declared lengths are checked against the limits before reading), and every
+/// message it decodes re-encodes to bytes that decode to the same encoding.
+#[test]
+fn fuzz_mrd_stream() {
+    use basin_mrd::stream::{read_message, write_message, Limits, Message};
+    let seed = stream_seed();
+    let limits = Limits {
+        max_text: 1 << 20,
+        max_payload: 64 << 20,
+    };
+    // The seed itself decodes to its 11 messages.
+    let mut r = seed.as_slice();
+    let mut n = 0;
+    while let Ok(m) = read_message(&mut r, &limits) {
+        n += 1;
+        if matches!(m, Message::Close) {
+            break;
+        }
+    }
+    assert_eq!(n, 11, "the seed stream decodes to its messages");
+    run(
+        "mrd stream",
+        cases(20_000),
+        4,
+        |rng| mutate(&seed, rng),
+        |bytes| {
+            let mut r = bytes.as_slice();
+            for _ in 0..64 {
+                let Ok(m) = read_message(&mut r, &limits) else {
+                    return;
+                };
+                if matches!(m, Message::Close) {
+                    return;
+                }
+                let mut once = Vec::new();
+                if write_message(&mut once, &m).is_err() {
+                    continue; // waveforms and over-long config names are not written
+                }
+                let again = read_message(&mut once.as_slice(), &limits)
+                    .expect("a re-encoded message decodes");
+                let mut twice = Vec::new();
+                write_message(&mut twice, &again).unwrap();
+                assert_eq!(once, twice, "re-encoding is not stable: {m:?}");
+            }
+        },
+    );
+}
