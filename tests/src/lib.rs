@@ -70,6 +70,18 @@ pub fn basin_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The interpreter of the virtual environment `.ci/install-deps` makes under `target/pyenv`,
+/// which has the Python `ismrmrd` package (PyPI 1.15.0).
+pub fn venv_python() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} missing: run `bash .ci/install-deps`",
+        p.display()
+    );
+    p
+}
+
 /// Debian's interpreter, which sees python3-h5py, python3-nibabel and python3-numpy.
 pub const PYTHON: &str = "/usr/bin/python3";
 

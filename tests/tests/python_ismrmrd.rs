@@ -2,19 +2,8 @@
 //! `.ci/install-deps` into `target/pyenv`): it reads what basin writes (acquisitions and
 //! images), and basin reads what it writes.
 
-use basin_tests::basin_ok;
-use std::path::PathBuf;
+use basin_tests::{basin_ok, venv_python};
 use std::process::Command;
-
-fn venv_python() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} missing: run `bash .ci/install-deps`",
-        p.display()
-    );
-    p
-}
 
 fn run(script: &str, args: &[&str]) -> String {
     let out = Command::new(venv_python())

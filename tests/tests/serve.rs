@@ -8,21 +8,11 @@
 //! bounded; `basin send` writes what it receives as ISMRMRD images.
 
 use basin_benches::prior_validation::MNI152;
-use basin_tests::{basin_bin, basin_ok, generate_shepp_logan, small_phantom};
+use basin_tests::{basin_bin, basin_ok, generate_shepp_logan, small_phantom, venv_python};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-
-fn venv_python() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} missing: run `bash .ci/install-deps`",
-        p.display()
-    );
-    p
-}
 
 fn py(script: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(venv_python())
