@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Close a connection after this many seconds without a message.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub idle_timeout: u64,
+    /// Refuse (with a TEXT, closing that connection) a slice whose estimated reconstruction
+    /// memory is larger than this (e.g. 4G), as `basin recon --max-memory`; per connection.
+    #[arg(long, value_name = "SIZE", value_parser = basin_recon::memory::parse_size)]
+    pub max_memory: Option<u64>,
     /// Exit after this many connections (default: serve until SIGINT/SIGTERM).
     #[arg(long, value_name = "N")]
     pub connections: Option<usize>,
@@ -75,6 +79,7 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
         max_connections: a.max_connections,
         idle_timeout: std::time::Duration::from_secs(a.idle_timeout.max(1)),
         max_accepts: a.connections,
+        max_memory: a.max_memory,
         ..Default::default()
     };
     let server = Server::new(listener, Arc::new(Pipeline::new(a.backend)), options)

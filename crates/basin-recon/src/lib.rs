@@ -6,6 +6,7 @@
 pub mod coils;
 pub mod cs;
 pub mod ebm;
+pub mod memory;
 pub mod pipeline;
 pub mod prewhiten;
 pub mod protocol;
@@ -142,6 +143,9 @@ pub struct ReconOptions {
     /// Seed of the first bucket's first sample (a bucket starts at `seed + 1000 o`, o its
     /// [`bucket_ordinal`]).
     pub seed: u64,
+    /// Refuse, before any work, a reconstruction whose estimated peak resident memory
+    /// ([`memory::estimate`]) is larger than this many bytes.
+    pub max_memory: Option<u64>,
 }
 
 impl ReconOptions {
@@ -155,6 +159,27 @@ impl ReconOptions {
             });
         }
         Ok(())
+    }
+
+    /// The estimated peak memory of reconstructing `kspace` ([`memory::estimate`]); an error
+    /// when it is past `max_memory`.
+    pub fn check_memory(&self, protocol: &Protocol, kspace: &KSpace) -> Result<u64, ReconError> {
+        let need = memory::estimate(protocol, kspace, self);
+        tracing::info!(
+            "estimated peak memory: {} (protocol {})",
+            memory::human(need),
+            protocol.name
+        );
+        match self.max_memory {
+            Some(max) if need > max => Err(ReconError::Input(format!(
+                "{}: reconstructing it with protocol {} needs about {} (estimated peak resident memory), more than the limit of {} (--max-memory)",
+                kspace.source.display(),
+                protocol.name,
+                memory::human(need),
+                memory::human(max)
+            ))),
+            _ => Ok(need),
+        }
     }
 }
 
@@ -270,6 +295,7 @@ pub(crate) fn reconstruct_with(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ReconResult, ReconError> {
     options.check(protocol)?;
+    options.check_memory(protocol, kspace)?;
     if options.samples > 0 && device.is_some() {
         tracing::info!("posterior sampling runs on the CPU");
     }

@@ -244,6 +244,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// How many of `warnings` came from reading the input.
     pub input_warnings: usize,
+    /// The estimated peak resident memory of the reconstruction ([`crate::memory::estimate`]).
+    pub memory_estimate: u64,
 }
 
 /// The reconstruction pipeline with its device and prior, set up once per process.
@@ -383,6 +385,7 @@ impl Pipeline {
             job.force,
         )?);
         Ok(Report {
+            memory_estimate: crate::memory::estimate(job.protocol, &kspace, &job.options),
             shape_xyzt: volumes.shape_xyzt(),
             spacing_mm: volumes.geometry.spacing,
             fallback_geometry: volumes.geometry.fallback,

@@ -59,6 +59,8 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Stop after this many connections (tests and one-shot use); None: until stopped.
     pub max_accepts: Option<usize>,
+    /// A slice whose estimated reconstruction memory is past this is refused (per connection).
+    pub max_memory: Option<u64>,
 }
 
 impl Default for ServerOptions {
@@ -70,6 +72,7 @@ impl Default for ServerOptions {
             max_connection_bytes: 4 << 30,
             idle_timeout: Duration::from_secs(300),
             max_accepts: None,
+            max_memory: None,
         }
     }
 }
@@ -516,7 +519,9 @@ impl Session<'_> {
         let options = ReconOptions {
             samples: protocol.output.uncertainty_samples,
             seed: 1,
+            max_memory: self.options.max_memory,
         };
+        options.check_memory(protocol, &kspace)?;
         for b in &kspace.buckets {
             let r = self.pipeline.reconstruct_bucket(
                 protocol,
