@@ -51,4 +51,7 @@ pub enum PriorError {
         /// What is wrong.
         message: String,
     },
+    /// A training recipe that cannot be used (the message names the section).
+    #[error("{0}")]
+    Recipe(String),
 }

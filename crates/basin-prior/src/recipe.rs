@@ -5,6 +5,7 @@
 use crate::data::Augment;
 use crate::experts::FitConfig;
 use crate::train::TrainConfig;
+use crate::PriorError;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -123,22 +124,17 @@ pub struct AugmentSec {
     pub phase: f64,
 }
 
-/// Why a recipe was refused (the message names the section).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RecipeError(pub String);
-
 impl Recipe {
     /// Parses and checks a recipe's TOML text.
-    pub fn from_toml(text: &str) -> Result<Recipe, RecipeError> {
+    pub fn from_toml(text: &str) -> Result<Recipe, PriorError> {
         let r: Recipe =
-            toml::from_str(text).map_err(|e| RecipeError(format!("invalid recipe: {e}")))?;
+            toml::from_str(text).map_err(|e| PriorError::Recipe(format!("invalid recipe: {e}")))?;
         r.check()?;
         Ok(r)
     }
 
-    fn check(&self) -> Result<(), RecipeError> {
-        let bad = |m: &str| Err(RecipeError(m.to_string()));
+    fn check(&self) -> Result<(), PriorError> {
+        let bad = |m: &str| Err(PriorError::Recipe(m.to_string()));
         let m = &self.model;
         if m.levels == 0 || m.c1 == 0 || m.c2 == 0 || m.k1 % 2 == 0 || m.k2 % 2 == 0 {
             return bad("[model] needs levels ≥ 1, channels ≥ 1 and odd kernel widths");

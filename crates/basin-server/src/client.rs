@@ -3,6 +3,7 @@
 //! (the server sends images during the scan, so reading only after sending could deadlock on
 //! full socket buffers).
 
+use crate::SessionError;
 use basin_mrd::stream::{read_message, write_message, Limits, Message, StreamError, StreamImage};
 use basin_mrd::Acquisition;
 use std::io::{BufReader, BufWriter, Write};
@@ -28,17 +29,6 @@ pub struct Received {
     pub closed: bool,
 }
 
-/// Errors of the client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The server could not be reached or the connection broke while sending.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The server's answer could not be decoded.
-    #[error("the server's answer: {0}")]
-    Stream(#[from] StreamError),
-}
-
 /// Streams `acquisitions` with `xml` under `config` to the server at `addr`; returns what the
 /// server sent back.
 pub fn send(
@@ -46,7 +36,7 @@ pub fn send(
     config: &Config,
     xml: &str,
     acquisitions: &[Acquisition],
-) -> Result<Received, ClientError> {
+) -> Result<Received, SessionError> {
     let stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true).ok();
     let rs = stream.try_clone()?;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub mod client;
 mod image;
 
-/// Errors of one connection (each ends that connection only).
+/// Errors of one connection, the server's or the client's (each ends that connection only).
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The stream could not be decoded.
@@ -42,6 +42,13 @@ pub enum SessionError {
     /// The acquisitions do not assemble.
     #[error("acquisitions: {0}")]
     Mrd(#[from] basin_mrd::MrdError),
+}
+
+/// A connection that could not be made or broke (the client's side).
+impl From<std::io::Error> for SessionError {
+    fn from(e: std::io::Error) -> Self {
+        SessionError::Stream(StreamError::Io(e))
+    }
 }
 
 /// How the server behaves.
