@@ -29,19 +29,19 @@ pub fn basin(args: &[&str]) -> Output {
         .expect("run basin")
 }
 
+/// A phantom acquisition written by `basin phantom ARGS -o dir/name`.
+pub fn phantom(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let f = dir.join(name);
+    let mut all = vec!["phantom"];
+    all.extend_from_slice(args);
+    all.extend(["-o", f.to_str().expect("UTF-8 path")]);
+    basin_ok(&all);
+    f
+}
+
 /// A small phantom acquisition (32², 2 coils) written by `basin phantom` as `dir/name`.
 pub fn small_phantom(dir: &Path, name: &str) -> PathBuf {
-    let f = dir.join(name);
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "32",
-        "--coils",
-        "2",
-        "-o",
-        f.to_str().expect("UTF-8 path"),
-    ]);
-    f
+    phantom(dir, name, &["--matrix", "32", "--coils", "2"])
 }
 
 /// The names in a directory, sorted.

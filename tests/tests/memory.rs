@@ -36,7 +36,7 @@ fn the_memory_estimate_bounds_measured_peaks_and_the_limit_refuses_before_work()
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let s = |n: &str| p(n).to_str().unwrap().to_string();
-    let phantom = |name: &str, matrix: &str, coils: &str| {
+    let make = |name: &str, matrix: &str, coils: &str| {
         basin_ok(&[
             "phantom",
             "--matrix",
@@ -67,17 +67,17 @@ fn the_memory_estimate_bounds_measured_peaks_and_the_limit_refuses_before_work()
     let cases: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![
         (
             "cs-tv 192² 12 coils",
-            phantom("a.h5", "192", "12"),
+            make("a.h5", "192", "12"),
             vec!["-p", "cs-tv"],
         ),
         (
             "ebm 96² 6 coils",
-            phantom("b.h5", "96", "6"),
+            make("b.h5", "96", "6"),
             vec!["-p", "brain-2d-ebm"],
         ),
         (
             "ebm posterior, 3 samples, 128² 8 coils",
-            phantom("c.h5", "128", "8"),
+            make("c.h5", "128", "8"),
             vec!["-p", "brain-2d-ebm", "--samples", "3"],
         ),
         (

@@ -2,7 +2,7 @@
 //! `.ci/install-deps` into `target/pyenv`): it reads what basin writes (acquisitions and
 //! images), and basin reads what it writes.
 
-use basin_tests::{basin_ok, venv_python};
+use basin_tests::{basin_ok, phantom, venv_python};
 use std::process::Command;
 
 fn run(script: &str, args: &[&str]) -> String {
@@ -23,22 +23,22 @@ fn run(script: &str, args: &[&str]) -> String {
 #[test]
 fn python_ismrmrd_reads_basin_acquisitions() {
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("p.h5");
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "64",
-        "--coils",
-        "4",
-        "--accel",
-        "2",
-        "--center-fraction",
-        "0.2",
-        "--noise",
-        "0.01",
-        "-o",
-        f.to_str().unwrap(),
-    ]);
+    let f = phantom(
+        dir.path(),
+        "p.h5",
+        &[
+            "--matrix",
+            "64",
+            "--coils",
+            "4",
+            "--accel",
+            "2",
+            "--center-fraction",
+            "0.2",
+            "--noise",
+            "0.01",
+        ],
+    );
     let out = run(
         r#"
 import sys, ismrmrd, numpy as np

@@ -8,7 +8,7 @@
 //! bounded; `basin send` writes what it receives as ISMRMRD images.
 
 use basin_benches::prior_validation::MNI152;
-use basin_tests::{basin_bin, basin_ok, generate_shepp_logan, small_phantom, venv_python};
+use basin_tests::{basin_bin, basin_ok, generate_shepp_logan, phantom, small_phantom, venv_python};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -482,20 +482,20 @@ fn hostile_messages_get_a_text_and_a_close_and_the_server_keeps_serving() {
 #[test]
 fn fifty_sequential_connections_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("p128.h5");
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "128",
-        "--coils",
-        "8",
-        "--accel",
-        "2",
-        "--center-fraction",
-        "0.1",
-        "-o",
-        f.to_str().unwrap(),
-    ]);
+    let f = phantom(
+        dir.path(),
+        "p128.h5",
+        &[
+            "--matrix",
+            "128",
+            "--coils",
+            "8",
+            "--accel",
+            "2",
+            "--center-fraction",
+            "0.1",
+        ],
+    );
     let reference = dir.path().join("ref.h5");
     recon_reference(&f, "zero-filled", &reference);
     let server = Served::start(50, &[]);
@@ -529,16 +529,7 @@ fn sigterm_finishes_the_slice_in_flight_and_exits_cleanly() {
     use basin_mrd::stream::{read_message, write_message, Limits, Message};
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("p.h5");
-    basin_ok(&[
-        "phantom",
-        "--matrix",
-        "64",
-        "--coils",
-        "4",
-        "-o",
-        f.to_str().unwrap(),
-    ]);
+    let f = phantom(dir.path(), "p.h5", &["--matrix", "64", "--coils", "4"]);
     let (xml, _, acqs) = basin_mrd::io::read_ismrmrd_with_xml(&f, "dataset").unwrap();
     let server = Served::start(1000, &[]);
     let s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
