@@ -341,76 +341,68 @@ pub(crate) fn reconstruct_bucket(
 ) -> Result<SliceResult, ReconError> {
     let device = device.filter(|_| !three_d);
     let ordinal = bucket_ordinal(&b.key);
-    {
-        let t0 = Instant::now();
-        let mut data = b.data.clone();
-        if let Some(w) = whitening {
-            prewhiten::apply(w, &mut data);
+    let t0 = Instant::now();
+    let mut data = b.data.clone();
+    if let Some(w) = whitening {
+        prewhiten::apply(w, &mut data);
+    }
+    let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
+    let acceleration = b.mask.len() as f64 / sampled as f64;
+    let mut energy = None;
+    let mut uncertainty = None;
+    let mut noise_std = f64::NAN;
+    let mut residual_over_noise = f64::NAN;
+    let (image, maps, iterations, residual) = match &protocol.solver {
+        Solver::ZeroFilled => {
+            // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
+            // whitened ones it would be ρ‖W s‖, shaded by the noise covariance.
+            let img = solvers::zero_filled_rss(&b.data, three_d);
+            (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
         }
-        let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
-        let acceleration = b.mask.len() as f64 / sampled as f64;
-        let mut energy = None;
-        let mut uncertainty = None;
-        let mut noise_std = f64::NAN;
-        let mut residual_over_noise = f64::NAN;
-        let (image, maps, iterations, residual) = match &protocol.solver {
-            Solver::ZeroFilled => {
-                // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
-                // whitened ones it would be ρ‖W s‖, shaded by the noise covariance.
-                let img = solvers::zero_filled_rss(&b.data, three_d);
-                (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
-            }
-            solver => {
-                // Maps from the unwhitened calibration data: unit norm in the original coil
-                // space, s/‖s‖, whatever the noise covariance (calibrating whitened data gives
-                // W s/‖W s‖, an image shaded by ‖W s‖/‖s‖, and measurably worse maps).
-                let maps =
-                    coils::estimate(&protocol.calibration, &b.calib, &b.calib_mask, three_d)?;
-                // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the
-                // result is scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
-                let (op_maps, k) = match whitening {
-                    Some(w) => prewhiten::whiten_maps(&maps, w),
-                    None => (maps.clone(), 1.0),
-                };
-                let op = Sense::new(op_maps, b.mask.clone(), three_d)?;
-                let (img, it) = match solver {
-                    Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
-                    Solver::CgSense {
-                        iterations,
-                        tolerance,
-                        lambda,
-                        discrepancy,
-                    } => {
-                        let stop_at = (*discrepancy > 0.0).then(|| {
-                            let sigma = if whitening.is_some() {
-                                1.0
-                            } else {
-                                ebm::estimate_noise(&data, op.mask())
-                            };
-                            let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
-                            (discrepancy * sigma).powi(2) * m as f64
-                        });
-                        solvers::cg_sense(
-                            &op,
-                            &data,
-                            *lambda as f32,
-                            *tolerance,
-                            *iterations,
-                            stop_at,
-                        )
-                    }
-                    Solver::L1Wavelet(p) => cs::l1_wavelet(
-                        &op,
-                        &data,
-                        &cs::L1Params {
-                            seed: ordinal + 1,
-                            ..*p
-                        },
-                    ),
-                    Solver::Tv(p) => cs::tv(&op, &data, p),
-                    Solver::Ebm(p) => {
-                        let noise = whitening.map(|_| 1.0);
-                        let (img, rep) = match device {
+        solver => {
+            // Maps from the unwhitened calibration data: unit norm in the original coil
+            // space, s/‖s‖, whatever the noise covariance (calibrating whitened data gives
+            // W s/‖W s‖, an image shaded by ‖W s‖/‖s‖, and measurably worse maps).
+            let maps = coils::estimate(&protocol.calibration, &b.calib, &b.calib_mask, three_d)?;
+            // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the
+            // result is scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
+            let (op_maps, k) = match whitening {
+                Some(w) => prewhiten::whiten_maps(&maps, w),
+                None => (maps.clone(), 1.0),
+            };
+            let op = Sense::new(op_maps, b.mask.clone(), three_d)?;
+            let (img, it) = match solver {
+                Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
+                Solver::CgSense {
+                    iterations,
+                    tolerance,
+                    lambda,
+                    discrepancy,
+                } => {
+                    let stop_at = (*discrepancy > 0.0).then(|| {
+                        let sigma = if whitening.is_some() {
+                            1.0
+                        } else {
+                            ebm::estimate_noise(&data, op.mask())
+                        };
+                        let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+                        (discrepancy * sigma).powi(2) * m as f64
+                    });
+                    solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations, stop_at)
+                }
+                Solver::L1Wavelet(p) => cs::l1_wavelet(
+                    &op,
+                    &data,
+                    &cs::L1Params {
+                        seed: ordinal + 1,
+                        ..*p
+                    },
+                ),
+                Solver::Tv(p) => cs::tv(&op, &data, p),
+                Solver::Ebm(p) => {
+                    let noise = whitening.map(|_| 1.0);
+                    let (img, rep) =
+                        match device {
                             #[cfg(feature = "gpu")]
                             Some(g) if options.samples == 0 => {
                                 let pyr = priors.pyramid()?;
@@ -443,44 +435,43 @@ pub(crate) fn reconstruct_bucket(
                                 }
                             }
                         };
-                        energy = Some(rep.energy);
-                        (img, rep.iterations)
-                    }
-                    Solver::ZeroFilled => unreachable!("handled above"),
-                };
-                let res = solvers::dc_residual(&op, &img, &data);
-                noise_std = if whitening.is_some() {
-                    1.0
-                } else {
-                    ebm::estimate_noise(&data, op.mask())
-                };
-                let measured = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
-                let mut r = basin_core::linop::LinearOp::forward(&op, img.view().into_dyn());
-                r -= &data.view().into_dyn();
-                let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
-                residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
-                if let Some(sd) = uncertainty.as_mut() {
-                    sd.mapv_inplace(|v: f32| v * k);
+                    energy = Some(rep.energy);
+                    (img, rep.iterations)
                 }
-                (img.mapv(|v| v * k), maps, it, res)
+                Solver::ZeroFilled => unreachable!("handled above"),
+            };
+            let res = solvers::dc_residual(&op, &img, &data);
+            noise_std = if whitening.is_some() {
+                1.0
+            } else {
+                ebm::estimate_noise(&data, op.mask())
+            };
+            let measured = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+            let mut r = basin_core::linop::LinearOp::forward(&op, img.view().into_dyn());
+            r -= &data.view().into_dyn();
+            let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
+            residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
+            if let Some(sd) = uncertainty.as_mut() {
+                sd.mapv_inplace(|v: f32| v * k);
             }
-        };
-        Ok(SliceResult {
-            key: b.key,
-            image,
-            maps,
-            geometry: b.geometry,
-            uncertainty,
-            diagnostics: Diagnostics {
-                residual,
-                iterations,
-                seconds: t0.elapsed().as_secs_f64(),
-                acceleration,
-                prewhitened: whitening.is_some(),
-                noise_std,
-                residual_over_noise,
-                energy,
-            },
-        })
-    }
+            (img.mapv(|v| v * k), maps, it, res)
+        }
+    };
+    Ok(SliceResult {
+        key: b.key,
+        image,
+        maps,
+        geometry: b.geometry,
+        uncertainty,
+        diagnostics: Diagnostics {
+            residual,
+            iterations,
+            seconds: t0.elapsed().as_secs_f64(),
+            acceleration,
+            prewhitened: whitening.is_some(),
+            noise_std,
+            residual_over_noise,
+            energy,
+        },
+    })
 }
