@@ -300,6 +300,11 @@ struct Session<'a> {
     started: Instant,
 }
 
+/// What an acquisition costs a connection to hold (its samples, trajectory and header).
+fn held_bytes(a: &Acquisition) -> usize {
+    a.data.len() * 8 + a.traj.len() * 4 + 340
+}
+
 fn key_of(a: &Acquisition) -> BucketKey {
     BucketKey {
         slice: a.head.idx.slice,
@@ -334,8 +339,7 @@ impl Session<'_> {
                     ));
                 }
                 self.report.acquisitions += 1;
-                let bytes = a.data.len() * 8 + a.traj.len() * 4 + 340;
-                self.held += bytes;
+                self.held += held_bytes(&a);
                 if self.held > self.options.max_connection_bytes {
                     return Err(SessionError::Protocol(format!(
                         "the acquisitions of incomplete slices exceed {} bytes (is LAST_IN_SLICE never set?)",
@@ -502,11 +506,7 @@ impl Session<'_> {
         let (Some(protocol), Some(header)) = (&self.protocol, &self.header) else {
             return Ok(());
         };
-        self.held = self.held.saturating_sub(
-            acqs.iter()
-                .map(|a| a.data.len() * 8 + a.traj.len() * 4 + 340)
-                .sum(),
-        );
+        self.held = self.held.saturating_sub(acqs.iter().map(held_bytes).sum());
         let mut all = self.noise.clone();
         all.extend(acqs);
         let t0 = Instant::now();
