@@ -68,8 +68,9 @@ pub fn rotate_scale(img: ArrayView2<'_, f32>, deg: f64, scale: f64) -> Array2<f3
     })
 }
 
-/// Augmentation ranges.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Augmentation ranges (a training recipe's `[augment]`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Augment {
     /// Gamma drawn log-uniformly from [1/g, g].
     pub gamma: f64,

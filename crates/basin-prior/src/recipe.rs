@@ -22,7 +22,7 @@ pub struct Recipe {
     /// `[data]`.
     pub data: DataSec,
     /// `[augment]`.
-    pub augment: AugmentSec,
+    pub augment: Augment,
     /// `[experts]`: the expert field fitted on the finished network (optional).
     pub experts: Option<ExpertsSec>,
 }
@@ -108,22 +108,6 @@ pub struct DataSec {
     pub min_tissue: f64,
 }
 
-/// `[augment]` (see [`Augment`]).
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct AugmentSec {
-    /// Random gamma range.
-    pub gamma: f64,
-    /// Probability of inverting the contrast.
-    pub invert: f64,
-    /// Largest rotation in degrees.
-    pub rotate_deg: f64,
-    /// Largest scale change.
-    pub scale: f64,
-    /// Random smooth phase amplitude.
-    pub phase: f64,
-}
-
 impl Recipe {
     /// Parses and checks a recipe's TOML text.
     pub fn from_toml(text: &str) -> Result<Recipe, PriorError> {
@@ -184,13 +168,7 @@ impl Recipe {
             patch: self.training.patch,
             lr: self.training.lr,
             seed: self.training.seed,
-            augment: Augment {
-                gamma: self.augment.gamma,
-                invert: self.augment.invert,
-                rotate_deg: self.augment.rotate_deg,
-                scale: self.augment.scale,
-                phase: self.augment.phase,
-            },
+            augment: self.augment,
         }
     }
 }
