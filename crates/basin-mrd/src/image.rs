@@ -15,6 +15,8 @@ pub const DATATYPE_FLOAT: u16 = 5;
 pub const DATATYPE_CXFLOAT: u16 = 7;
 /// ISMRMRD `data_type` of unsigned 16-bit pixels.
 pub const DATATYPE_USHORT: u16 = 1;
+/// ISMRMRD `data_type` of signed 16-bit pixels.
+pub const DATATYPE_SHORT: u16 = 2;
 /// ISMRMRD `image_type` magnitude.
 pub const IMTYPE_MAGNITUDE: u16 = 1;
 /// ISMRMRD `image_type` complex.

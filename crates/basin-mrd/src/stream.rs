@@ -8,7 +8,9 @@
 //! or a panic.
 
 use crate::acquisition::{Acquisition, AcquisitionHeader, EncodingCounters};
-use crate::image::ImageHeader;
+use crate::image::{
+    ImageHeader, DATATYPE_CXFLOAT, DATATYPE_FLOAT, DATATYPE_SHORT, DATATYPE_USHORT,
+};
 use basin_core::C32;
 use ndarray::Array2;
 use std::io::{Read, Write};
@@ -124,10 +126,10 @@ impl ImagePixels {
     /// The ISMRMRD data type.
     pub fn data_type(&self) -> u16 {
         match self {
-            ImagePixels::UShort(_) => 1,
-            ImagePixels::Short(_) => 2,
-            ImagePixels::Float(_) => crate::image::DATATYPE_FLOAT,
-            ImagePixels::Complex(_) => crate::image::DATATYPE_CXFLOAT,
+            ImagePixels::UShort(_) => DATATYPE_USHORT,
+            ImagePixels::Short(_) => DATATYPE_SHORT,
+            ImagePixels::Float(_) => DATATYPE_FLOAT,
+            ImagePixels::Complex(_) => DATATYPE_CXFLOAT,
         }
     }
     /// Number of values.
@@ -510,25 +512,25 @@ fn read_body(msg: u16, r: &mut impl Read, limits: &Limits) -> Result<Message, St
                     .map(|&m| m as u128)
                     .product::<u128>();
             let size = match head.data_type {
-                1 | 2 => 2,
-                5 => 4,
-                7 => 8,
+                DATATYPE_USHORT | DATATYPE_SHORT => 2,
+                DATATYPE_FLOAT => 4,
+                DATATYPE_CXFLOAT => 8,
                 t => return Err(StreamError::DataType(t)),
             };
             let bytes = checked("image data", n * size, limits.max_payload)?;
             let b = read_bytes(r, bytes)?;
             let pixels = match head.data_type {
-                1 => ImagePixels::UShort(
+                DATATYPE_USHORT => ImagePixels::UShort(
                     b.chunks_exact(2)
                         .map(|c| u16::from_le_bytes([c[0], c[1]]))
                         .collect(),
                 ),
-                2 => ImagePixels::Short(
+                DATATYPE_SHORT => ImagePixels::Short(
                     b.chunks_exact(2)
                         .map(|c| i16::from_le_bytes([c[0], c[1]]))
                         .collect(),
                 ),
-                5 => ImagePixels::Float(f32s(&b).collect()),
+                DATATYPE_FLOAT => ImagePixels::Float(f32s(&b).collect()),
                 _ => ImagePixels::Complex(
                     f32s(&b)
                         .collect::<Vec<_>>()
