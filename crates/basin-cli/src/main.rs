@@ -75,8 +75,9 @@ enum Command {
     /// Each connection sends a config (a protocol name, built in or NAME.toml in --protocols,
     /// as CONFIG_FILE; or a protocol's TOML text as CONFIG_TEXT), the ISMRMRD XML header and the
     /// acquisitions, noise scans first. Each slice is reconstructed as soon as its last
-    /// acquisition (LAST_IN_SLICE) arrives and its image (float32 magnitude, full image header,
-    /// MetaAttributes) is sent back during the scan; the rest at CLOSE. A malformed message gets
+    /// acquisition (LAST_IN_SLICE) arrives and its image (float32 magnitude, or 16-bit, with the
+    /// energy map and posterior SD as extra series, as the protocol's [output] asks; full image
+    /// header, MetaAttributes) is sent back during the scan; the rest at CLOSE. A malformed message gets
     /// a TEXT naming the problem and closes that connection only. SIGINT/SIGTERM: stop
     /// accepting, finish the slices being reconstructed, tell each client which incomplete
     /// slices are not reconstructed, close, exit 0 (a second signal exits at once).
