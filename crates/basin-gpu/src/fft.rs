@@ -10,14 +10,14 @@ use crate::kernels;
 pub fn radices(mut n: usize) -> Vec<usize> {
     let mut f = Vec::new();
     for p in [4usize, 2, 3, 5, 7] {
-        while n % p == 0 {
+        while n.is_multiple_of(p) {
             f.push(p);
             n /= p;
         }
     }
     let mut q = 11;
     while n > 1 {
-        while n % q == 0 {
+        while n.is_multiple_of(q) {
             f.push(q);
             n /= q;
         }
