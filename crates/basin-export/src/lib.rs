@@ -67,15 +67,15 @@ pub(crate) fn quantile(sorted: &[f32], p: f64) -> Option<f32> {
 /// [`remove_temporaries`] when the process is interrupted.
 static TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// Records a temporary before it is created.
-pub(crate) fn track(p: &Path) {
+/// Records a temporary (or a lock file) before it is created, so that an interrupt removes it.
+pub fn track(p: &Path) {
     if let Ok(mut t) = TEMPORARIES.lock() {
         t.push(p.to_path_buf());
     }
 }
 
 /// Forgets a temporary once it has been renamed or removed.
-pub(crate) fn untrack(p: &Path) {
+pub fn untrack(p: &Path) {
     if let Ok(mut t) = TEMPORARIES.lock() {
         t.retain(|q| q != p);
     }
@@ -205,7 +205,10 @@ pub fn check_outputs(
             return Err(ExportError::Exists(o.to_path_buf()));
         }
         let dir = r.parent().unwrap_or(Path::new("/"));
-        let probe = dir.join(format!(".basin-probe-{}", std::process::id()));
+        // Unique per call: threads of one process (basin batch --jobs) probe the same directory.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = dir.join(format!(".basin-probe-{}-{n}", std::process::id()));
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -244,6 +247,56 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "output".into());
     path.with_file_name(format!(".{tag}-{}-{name}", std::process::id()))
+}
+
+/// Cleans what a killed writer of `path` left next to it (call only while no other process
+/// writes `path`, e.g. holding its lock): temporaries `.tmp-<pid>-<name>` are removed, and a
+/// previous output moved aside (`.old-<pid>-<name>`) is put back when `path` is missing (the
+/// run died between moving it aside and moving the new one in), else removed. Returns one line
+/// per action, for the log.
+pub fn clean_stale(path: &Path) -> Vec<String> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = name.to_string_lossy().to_string();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut done = Vec::new();
+    for e in entries.flatten() {
+        let f = e.file_name().to_string_lossy().to_string();
+        let Some((tag, rest)) = f
+            .strip_prefix(".tmp-")
+            .map(|r| ("tmp", r))
+            .or_else(|| f.strip_prefix(".old-").map(|r| ("old", r)))
+        else {
+            continue;
+        };
+        // rest = "<pid>-<name>"
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        if n != name || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let p = e.path();
+        if tag == "old" && !path.exists() && std::fs::rename(&p, path).is_ok() {
+            done.push(format!(
+                "restored {} from {} (a run was killed while replacing it)",
+                path.display(),
+                p.display()
+            ));
+            continue;
+        }
+        remove_any(&p);
+        done.push(format!("removed {} (left by a killed run)", p.display()));
+    }
+    done
 }
 
 /// Writes several outputs all together or not at all: every existing output is refused first
