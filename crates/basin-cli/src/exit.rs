@@ -4,7 +4,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done |
-//! | 1 | the run completed but flagged something (`score --fail-on-atypical`) |
+//! | 1 | the run completed but flagged something (`score --fail-on-atypical`, `batch` rows not done) |
 //! | 2 | usage: bad arguments, options that do not fit together, an invalid protocol |
 //! | 3 | an input that cannot be read or is invalid (k-space, image, model, covariance) |
 //! | 4 | an output that exists, replaces an input, or cannot be written |

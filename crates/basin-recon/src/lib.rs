@@ -3,6 +3,7 @@
 //! estimation, the solvers, the TOML `Protocol`, and the one pure function
 //! `reconstruct(&Protocol, &KSpace) -> ReconResult` that every driver (CLI, server, benches) calls.
 
+pub mod batch;
 pub mod coils;
 pub mod cs;
 pub mod ebm;

@@ -311,6 +311,11 @@ impl Protocol {
         Self::locate(name_or_path, search_dir).map(|(p, _)| p)
     }
 
+    /// Whether `name` is a built-in protocol's name (which always means the built-in one).
+    pub fn is_builtin(name: &str) -> bool {
+        BUILTIN.iter().any(|(n, _)| *n == name)
+    }
+
     /// Resolves `name_or_path` and says where it came from ("built-in" or the file's path).
     /// A built-in name always means the built-in protocol — a `sense.toml` lying in the
     /// working directory or in `search_dir` never replaces it silently; any other name is a
