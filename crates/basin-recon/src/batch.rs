@@ -206,8 +206,9 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Refuses, before any work, a manifest with no rows, an output named by two rows or an
-    /// output that is some row's input (paths compared after resolving what exists of them).
+    /// Refuses, before any work, a manifest with no rows, an output whose format its name does
+    /// not say, an output named by two rows or an output that is some row's input (paths
+    /// compared after resolving what exists of them).
     fn check(&self) -> Result<(), ReconError> {
         if self.rows.is_empty() {
             return Err(ReconError::Input(format!("{}: no rows", self.source)));
@@ -219,6 +220,9 @@ impl Manifest {
             .collect();
         let mut outputs: HashMap<PathBuf, usize> = HashMap::new();
         for r in &self.rows {
+            format_of(&r.output).map_err(|e| {
+                ReconError::Usage(format!("row {}: {e}", r.index + 1))
+            })?;
             let o = normal(&r.output);
             if let Some(&i) = inputs.get(&o) {
                 return Err(ReconError::Usage(format!(
@@ -1006,6 +1010,7 @@ mod tests {
             ),
             ("input,output\n", "no rows"),
             ("input,output,backend\na,b.nii,tpu\n", "unknown backend"),
+            ("input,output\na.h5,b.foo\n", "row 1"),
         ] {
             std::fs::write(&m, text).unwrap();
             let e = Manifest::read_csv(&m, "sense", Backend::Auto)
