@@ -10,6 +10,11 @@
 //! per slice (basin: calibration + solve in-process; BART: both processes).
 //!
 //! Usage: `bash benches/fetch-s1.sh && cargo run --release -p basin-benches --bin realistic`.
+//!
+//! `… --bin realistic -- --schedules` instead sweeps the EBM protocol's iteration counts
+//! (levels × inner prior steps, CG iterations per data-consistency step) on the tuning slices
+//! only (MNI152 z = 120, S1 y = 130; neither is in the test set), to choose the shipped schedule
+//! without looking at the test set.
 
 use basin_benches::cases::{mni_slices, scaled_mag};
 use basin_benches::prior_validation::MNI152;
@@ -30,6 +35,8 @@ const MNI_SLICES: [usize; 5] = [60, 72, 84, 96, 108];
 /// S1 is LIA: axial slices are planes of the second axis (inferior increasing).
 const S1_SLICES: [usize; 5] = [80, 90, 100, 110, 120];
 const TUNE_SLICE: usize = 120;
+/// S1's tuning slice for the schedule sweep (not in the test set).
+const S1_TUNE_SLICE: usize = 130;
 const BART_GRID: [f64; 8] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 const PROTOCOLS: [&str; 4] = ["brain-2d-ebm", "sense", "cs-l1-wavelet", "cs-tv"];
 
@@ -223,8 +230,63 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     (m, (var / n).sqrt())
 }
 
+/// The EBM schedule sweep (`--schedules`): PSNR, SSIM and seconds of `brain-2d-ebm` with other
+/// (levels, inner, cg_iterations) on the tuning slices, against the shipped schedule.
+fn sweep_schedules(root: &Path) {
+    let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
+    let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE])
+        .unwrap_or_else(|e| panic!("{e} (run benches/fetch-s1.sh)"));
+    let slices = [("MNI152 z120", &tune[0]), ("S1 y130", &s1[0])];
+    let schedules: [(usize, usize, usize); 8] = [
+        (6, 5, 5),
+        (6, 4, 4),
+        (6, 3, 5),
+        (6, 3, 4),
+        (6, 3, 3),
+        (5, 3, 4),
+        (4, 4, 4),
+        (4, 3, 4),
+    ];
+    let base = Protocol::resolve("brain-2d-ebm", None).unwrap();
+    println!("| accel | schedule (levels × inner, CG) | prior steps | PSNR dB | SSIM | seconds/slice |");
+    println!("|---|---|---|---|---|---|");
+    for accel in [4.0, 8.0] {
+        let acqs: Vec<Acq> = slices
+            .iter()
+            .enumerate()
+            .map(|(i, (_, s))| acquire(s, accel, 900 + i as u64))
+            .collect();
+        for (levels, inner, cg) in schedules {
+            let mut p = base.clone();
+            if let basin_recon::protocol::Solver::Ebm(e) = &mut p.solver {
+                e.levels = levels;
+                e.inner = inner;
+                e.cg_iterations = cg;
+            }
+            let v: Vec<Score> = acqs.iter().map(|a| run_basin(&p, a).0).collect();
+            let n = v.len() as f64;
+            let (ps, ss, t) = v.iter().fold((0.0, 0.0, 0.0), |acc, s| {
+                (acc.0 + s.psnr / n, acc.1 + s.ssim / n, acc.2 + s.seconds / n)
+            });
+            for ((name, _), s) in slices.iter().zip(&v) {
+                eprintln!(
+                    "{accel}× {name} {levels}×{inner}, CG {cg}: {:.2} dB {:.4} ({:.2} s)",
+                    s.psnr, s.ssim, s.seconds
+                );
+            }
+            println!(
+                "| {accel}× | {levels} × {inner}, CG {cg} | {} | {ps:.2} | {ss:.4} | {t:.2} |",
+                levels * inner
+            );
+        }
+    }
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::args().any(|a| a == "--schedules") {
+        return sweep_schedules(&root);
+    }
     let mni = mni_slices(&root.join(MNI152), &MNI_SLICES)
         .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152)"));
     let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
