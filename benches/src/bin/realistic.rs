@@ -248,7 +248,9 @@ fn sweep_schedules(root: &Path) {
         (4, 3, 4),
     ];
     let base = Protocol::resolve("brain-2d-ebm", None).unwrap();
-    println!("| accel | schedule (levels × inner, CG) | prior steps | PSNR dB | SSIM | seconds/slice |");
+    println!(
+        "| accel | schedule (levels × inner, CG) | prior steps | PSNR dB | SSIM | seconds/slice |"
+    );
     println!("|---|---|---|---|---|---|");
     for accel in [4.0, 8.0] {
         let acqs: Vec<Acq> = slices
@@ -266,7 +268,11 @@ fn sweep_schedules(root: &Path) {
             let v: Vec<Score> = acqs.iter().map(|a| run_basin(&p, a).0).collect();
             let n = v.len() as f64;
             let (ps, ss, t) = v.iter().fold((0.0, 0.0, 0.0), |acc, s| {
-                (acc.0 + s.psnr / n, acc.1 + s.ssim / n, acc.2 + s.seconds / n)
+                (
+                    acc.0 + s.psnr / n,
+                    acc.1 + s.ssim / n,
+                    acc.2 + s.seconds / n,
+                )
             });
             for ((name, _), s) in slices.iter().zip(&v) {
                 eprintln!(

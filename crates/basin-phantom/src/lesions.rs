@@ -70,7 +70,11 @@ pub fn place(truth: ArrayView2<'_, f32>, max: usize) -> Vec<Lesion> {
                 .iter()
                 .all(|l| ((l.y - y as f64).powi(2) + (l.x - x as f64).powi(2)).sqrt() > 13.0);
             if flat && apart {
-                let factor = if out.len().is_multiple_of(2) { 1.2 } else { 0.8 };
+                let factor = if out.len().is_multiple_of(2) {
+                    1.2
+                } else {
+                    0.8
+                };
                 out.push(Lesion {
                     y: y as f64,
                     x: x as f64,

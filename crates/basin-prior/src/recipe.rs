@@ -120,7 +120,12 @@ impl Recipe {
     fn check(&self) -> Result<(), PriorError> {
         let bad = |m: &str| Err(PriorError::Recipe(m.to_string()));
         let m = &self.model;
-        if m.levels == 0 || m.c1 == 0 || m.c2 == 0 || m.k1.is_multiple_of(2) || m.k2.is_multiple_of(2) {
+        if m.levels == 0
+            || m.c1 == 0
+            || m.c2 == 0
+            || m.k1.is_multiple_of(2)
+            || m.k2.is_multiple_of(2)
+        {
             return bad("[model] needs levels ≥ 1, channels ≥ 1 and odd kernel widths");
         }
         let n = &self.noise;

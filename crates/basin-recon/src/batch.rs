@@ -220,9 +220,8 @@ impl Manifest {
             .collect();
         let mut outputs: HashMap<PathBuf, usize> = HashMap::new();
         for r in &self.rows {
-            format_of(&r.output).map_err(|e| {
-                ReconError::Usage(format!("row {}: {e}", r.index + 1))
-            })?;
+            format_of(&r.output)
+                .map_err(|e| ReconError::Usage(format!("row {}: {e}", r.index + 1)))?;
             let o = normal(&r.output);
             if let Some(&i) = inputs.get(&o) {
                 return Err(ReconError::Usage(format!(
