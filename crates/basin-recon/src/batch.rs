@@ -838,7 +838,7 @@ fn run_row(
     for note in basin_export::clean_stale(&row.output) {
         events(BatchEvent::Note(row, &note));
     }
-    // Another process may have finished the row while we waited for nothing: look again.
+    // Another process may have finished the row just before we took the lock: look again.
     let previous = read_record(&row.output);
     if skip(previous.as_ref()) {
         return Ok(RowStatus::Skipped);
