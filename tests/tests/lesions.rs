@@ -6,9 +6,11 @@
 //! noise-free truth, averaged over the lesions.
 //!
 //! Asserted: the default EBM protocol keeps on average at least as much contrast as L1-wavelet
-//! (measured +0.13 at 4× and +0.07 at 8×, standard errors 0.017 and 0.014). Issue 5's absolute
-//! bars (≥ 90 % at 4×, ≥ 75 % at 8×) are printed, not asserted: no method reaches them at this
-//! noise (EBM 72 % / 41 %, L1-wavelet 59 % / 34 %, CG-SENSE 71 % / 47 %; benches/RESULTS.md).
+//! (measured +0.13 at 4× and +0.07 at 8×, standard errors 0.017 and 0.014, with the earlier
+//! 6 × 5 schedule; +0.10 and +0.05 with the shipped 6 × 3). Issue 5's absolute bars (≥ 90 % at
+//! 4×, ≥ 75 % at 8×) are printed, not asserted: no method reaches them at this noise (EBM
+//! 69 % / 38 % (6 × 5: 72 % / 41 %), L1-wavelet 59 % / 34 %, CG-SENSE 71 % / 47 %;
+//! benches/RESULTS.md).
 
 use basin_benches::cases::{mni_slices, scaled_mag};
 use basin_benches::lesions::{kept, lesion_cases, LESION_SLICES};
