@@ -11,17 +11,22 @@ fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("read JSON")).expect("parse JSON")
 }
 
+/// A small acquisition `dir/name` (32², 2 coils, fully sampled) with the noise of `seed`.
+fn scan(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let seed = seed.to_string();
+    phantom(
+        dir,
+        name,
+        &["--matrix", "32", "--coils", "2", "--seed", &seed],
+    )
+}
+
 /// 9 small acquisitions (32², 2 coils, fully sampled; distinct noise) and a manifest writing
 /// out/sN.nii.gz with `sense`, except row 5 (zero-filled).
 fn setup(dir: &Path) -> PathBuf {
     let mut csv = String::from("input,output,protocol\n");
     for i in 1..=9 {
-        let seed = i.to_string();
-        phantom(
-            dir,
-            &format!("s{i}.h5"),
-            &["--matrix", "32", "--coils", "2", "--seed", &seed],
-        );
+        scan(dir, &format!("s{i}.h5"), i);
         let protocol = if i == 5 { "zero-filled" } else { "" };
         csv.push_str(&format!("s{i}.h5,out/s{i}.nii.gz,{protocol}\n"));
     }
@@ -34,6 +39,23 @@ fn batch(args: &[&str]) -> std::process::Output {
     let mut all = vec!["batch"];
     all.extend_from_slice(args);
     basin(&all)
+}
+
+/// `basin batch MANIFEST -p sense --backend cpu --summary dir/NAME`, which must succeed; its
+/// summary.
+fn rerun(dir: &Path, m: &Path, name: &str) -> serde_json::Value {
+    let summary = dir.join(name);
+    let o = batch(&[
+        m.to_str().unwrap(),
+        "-p",
+        "sense",
+        "--backend",
+        "cpu",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    json(&summary)
 }
 
 fn statuses(summary: &serde_json::Value) -> Vec<(u64, String)> {
@@ -131,15 +153,7 @@ fn shards_at_once_write_each_output_once_and_reruns_skip() {
     assert_eq!(a, b, "basin batch and basin recon wrote different files");
 
     // A rerun skips every row, each well under a second.
-    let o = batch(&[
-        m.to_str().unwrap(),
-        "-p",
-        "sense",
-        "--summary",
-        dir.join("rerun.json").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = json(&dir.join("rerun.json"));
+    let s = rerun(dir, &m, "rerun.json");
     assert_eq!(s["skipped"], 9, "{s}");
     for r in s["rows"].as_array().unwrap() {
         let secs = r["seconds"].as_f64().unwrap();
@@ -152,17 +166,7 @@ fn shards_at_once_write_each_output_once_and_reruns_skip() {
         .replace("zero-filled", "");
     std::fs::write(&m, text).unwrap();
     let before = std::fs::read(dir.join("out/s5.nii.gz")).unwrap();
-    let o = batch(&[
-        m.to_str().unwrap(),
-        "-p",
-        "sense",
-        "--backend",
-        "cpu",
-        "--summary",
-        dir.join("changed.json").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = json(&dir.join("changed.json"));
+    let s = rerun(dir, &m, "changed.json");
     for (row, status) in statuses(&s) {
         assert_eq!(
             status,
@@ -181,33 +185,10 @@ fn shards_at_once_write_each_output_once_and_reruns_skip() {
     let s1 = dir.join("s1.h5");
     let same = std::fs::read(&s1).unwrap();
     std::fs::write(&s1, &same).unwrap();
-    phantom(
-        dir,
-        "s1b.h5",
-        &["--matrix", "32", "--coils", "2", "--seed", "42"],
-    );
-    std::fs::rename(dir.join("s1b.h5"), dir.join("s1_new.h5")).unwrap();
-    let o = batch(&[
-        m.to_str().unwrap(),
-        "-p",
-        "sense",
-        "--summary",
-        dir.join("touched.json").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(json(&dir.join("touched.json"))["skipped"], 9);
+    scan(dir, "s1_new.h5", 42);
+    assert_eq!(rerun(dir, &m, "touched.json")["skipped"], 9);
     std::fs::rename(dir.join("s1_new.h5"), &s1).unwrap();
-    let o = batch(&[
-        m.to_str().unwrap(),
-        "-p",
-        "sense",
-        "--backend",
-        "cpu",
-        "--summary",
-        dir.join("new_input.json").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for (row, status) in statuses(&json(&dir.join("new_input.json"))) {
+    for (row, status) in statuses(&rerun(dir, &m, "new_input.json")) {
         assert_eq!(
             status,
             if row == 1 { "done" } else { "skipped" },
@@ -221,12 +202,7 @@ fn a_bad_row_fails_alone_and_foreign_outputs_are_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     for i in 1..=2 {
-        let seed = i.to_string();
-        phantom(
-            dir,
-            &format!("s{i}.h5"),
-            &["--matrix", "32", "--coils", "2", "--seed", &seed],
-        );
+        scan(dir, &format!("s{i}.h5"), i);
     }
     std::fs::write(dir.join("corrupt.h5"), b"not HDF5 at all").unwrap();
     std::fs::create_dir(dir.join("out")).unwrap();
@@ -300,12 +276,7 @@ fn glob_batches_and_usage_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     for i in 1..=2 {
-        let seed = i.to_string();
-        phantom(
-            dir,
-            &format!("s{i}.h5"),
-            &["--matrix", "32", "--coils", "2", "--seed", &seed],
-        );
+        scan(dir, &format!("s{i}.h5"), i);
     }
     let pat = format!("{}/*.h5", dir.display());
     let out = format!("{}/nii/{{stem}}.nii.gz", dir.display());

@@ -79,12 +79,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
     }
     let shard = Shard::parse(&a.shard, a.shard_count, &|k| std::env::var(k).ok())?;
     let manifest = match (&a.manifest, &a.inputs, &a.output_pattern) {
-        (Some(m), _, _) => {
-            if !m.is_file() {
-                return Err(exit::input(format!("{}: no such manifest", m.display())));
-            }
-            Manifest::read_csv(m, &a.protocol, a.backend)?
-        }
+        (Some(m), _, _) => Manifest::read_csv(m, &a.protocol, a.backend)?,
         (None, Some(g), Some(o)) => Manifest::from_glob(g, o, &a.protocol, a.backend)?,
         _ => {
             return Err(exit::usage(
@@ -116,7 +111,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
         anonymize: a.anonymize,
     };
     let quiet = a.quiet;
-    let mine = manifest.rows.iter().filter(|r| shard.owns(r.index)).count();
+    let mine = manifest.rows_of(shard).len();
     if !quiet {
         eprintln!(
             "basin batch: {mine} of {} rows (shard {}/{}) from {}",

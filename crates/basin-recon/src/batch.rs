@@ -26,7 +26,6 @@ use crate::{Backend, Protocol, ReconError, ReconOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -204,6 +203,11 @@ impl Manifest {
         };
         m.check()?;
         Ok(m)
+    }
+
+    /// The rows `shard` owns, in order.
+    pub fn rows_of(&self, shard: Shard) -> Vec<&Row> {
+        self.rows.iter().filter(|r| shard.owns(r.index)).collect()
     }
 
     /// Refuses, before any work, a manifest with no rows, an output whose format its name does
@@ -447,13 +451,25 @@ pub struct BatchSummary {
     pub rows: Vec<RowSummary>,
 }
 
+/// Where a row's reconstruction stands in its completion record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    /// Being reconstructed (or killed while it was).
+    Running,
+    /// Written: the record describes the output.
+    Done,
+    /// The reconstruction failed.
+    Failed,
+}
+
 /// The completion record next to an output (`NAME.basin.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Version of this record's layout.
     pub schema: u32,
-    /// `running` while the row is being reconstructed, `done` after, `failed` when it failed.
-    pub state: String,
+    /// Whether the output it describes is finished.
+    pub state: RecordState,
     /// The basin that wrote it.
     pub basin_version: String,
     /// The input's path as the manifest gave it.
@@ -522,16 +538,8 @@ fn input_meta(p: &Path) -> std::io::Result<(u64, u64)> {
 }
 
 fn sha256_of(p: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(p)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::fs::File::open(p)?, &mut h)?;
     Ok(format!("{:x}", h.finalize()))
 }
 
@@ -539,7 +547,7 @@ fn sha256_of(p: &Path) -> std::io::Result<String> {
 /// computed only when the size or modification time differ from the record's (a file touched
 /// but unchanged still matches).
 fn matches(rec: &Record, input: &Path, protocol: &serde_json::Value, format: Format) -> bool {
-    if rec.state != "done" || rec.protocol != *protocol || rec.format != format {
+    if rec.state != RecordState::Done || rec.protocol != *protocol || rec.format != format {
         return false;
     }
     match input_meta(input) {
@@ -674,11 +682,7 @@ pub fn run(
     events: &(dyn Fn(BatchEvent<'_>) + Sync),
 ) -> Result<BatchSummary, ReconError> {
     let start = Instant::now();
-    let mine: Vec<&Row> = manifest
-        .rows
-        .iter()
-        .filter(|r| options.shard.owns(r.index))
-        .collect();
+    let mine = manifest.rows_of(options.shard);
     // Protocols and backends once, before any work.
     let mut protocols: HashMap<&str, (Protocol, serde_json::Value)> = HashMap::new();
     for r in &mine {
@@ -690,9 +694,7 @@ pub fn run(
             })?;
             protocols.insert(&r.protocol, (p, v));
         }
-        if options.recon.samples > 0 {
-            options.recon.check(&protocols[r.protocol.as_str()].0)?;
-        }
+        options.recon.check(&protocols[r.protocol.as_str()].0)?;
     }
     let mut backends: Vec<Backend> = Vec::new();
     for r in &mine {
@@ -858,7 +860,7 @@ fn run_row(
         .map_err(|e| ReconError::Input(format!("{}: {e}", row.input.display())))?;
     let mut record = Record {
         schema: 1,
-        state: "running".into(),
+        state: RecordState::Running,
         basin_version: env!("CARGO_PKG_VERSION").into(),
         input: row.input.display().to_string(),
         input_bytes: bytes,
@@ -900,13 +902,13 @@ fn run_row(
             for w in &report.warnings[report.input_warnings..] {
                 events(BatchEvent::Note(row, w));
             }
-            record.state = "done".into();
+            record.state = RecordState::Done;
             write_record(&row.output, &record)?;
             drop(lock);
             Ok(RowStatus::Done)
         }
         Err(e) => {
-            record.state = "failed".into();
+            record.state = RecordState::Failed;
             record.error = Some(e.to_string());
             let _ = write_record(&row.output, &record);
             Err(e)
