@@ -96,11 +96,26 @@ pub fn code_of(e: &anyhow::Error) -> Code {
         if cause.downcast_ref::<basin_gpu::GpuError>().is_some() {
             return Code::Device;
         }
+        if let Some(f) = cause.downcast_ref::<basin_phantom::files::FilesError>() {
+            return match f {
+                basin_phantom::files::FilesError::Phantom(_) => Code::Usage,
+                basin_phantom::files::FilesError::Export(x) => export_code(x),
+                basin_phantom::files::FilesError::Mrd(_) => Code::Output,
+            };
+        }
         if cause
             .downcast_ref::<basin_phantom::PhantomError>()
             .is_some()
         {
             return Code::Usage;
+        }
+        if let Some(c) = cause.downcast_ref::<basin_compare::CompareError>() {
+            return match c {
+                basin_compare::CompareError::Usage(_) => Code::Usage,
+                basin_compare::CompareError::Input(_) => Code::Input,
+                basin_compare::CompareError::Output(x) => export_code(x),
+                basin_compare::CompareError::Recon(_) => Code::Input,
+            };
         }
         if let Some(r) = cause.downcast_ref::<ReconError>() {
             return match r {

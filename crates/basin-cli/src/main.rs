@@ -8,6 +8,7 @@
 //! - `basin score INPUT [-o energy.nii.gz]`: per-pixel energy and per-slice plausibility.
 
 mod batch;
+mod compare;
 mod exit;
 mod info;
 mod phantom;
@@ -60,8 +61,14 @@ enum Command {
     /// what a killed run left is cleaned. A failing row is reported and the others go on. The
     /// device and the prior are set up once for all rows.
     Batch(batch::BatchArgs),
-    /// Simulate a phantom acquisition (analytic k-space, coils, mask, noise) as ISMRMRD HDF5.
+    /// Simulate a phantom acquisition (analytic k-space, coils, mask, noise) as ISMRMRD HDF5,
+    /// a realistic acquisition of a real image (--from), or a whole dataset (--suite).
     Phantom(phantom::PhantomArgs),
+    /// Compare reconstruction methods on a dataset: every protocol, external tool and set of
+    /// precomputed images on every case, scored against the references (NMSE, PSNR, SSIM,
+    /// HFEN, the prior's z, lesion contrast, time), with paired statistics and a report
+    /// (metrics.csv, summary.md, PNG figures, index.html). Resumable.
+    Compare(compare::CompareArgs),
     /// Train an energy prior by denoising score matching (progress, checkpoints, resume).
     Train(train::TrainArgs),
     /// Score how plausible an image is under the prior: per-pixel energy-density map and
@@ -163,6 +170,7 @@ fn main() -> ExitCode {
         Command::Recon(a) => recon::run(a),
         Command::Batch(a) => batch::run(a),
         Command::Phantom(a) => phantom::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Train(a) => train::run(a),
         Command::Score(a) => score::run(a),
         Command::Serve(a) => serve::run_serve(a),

@@ -4,10 +4,13 @@
 
 use anyhow::{bail, Context, Result};
 use basin_core::C64;
-use basin_phantom::realistic::{mean_abs_correlation, simulate, RealisticSpec, Simulation};
+use basin_export::nifti_in::read_axial;
+use basin_phantom::files::{simulate_to_files, SimFiles, Source, NOISE_SAMPLES};
+use basin_phantom::realistic::RealisticSpec;
+use basin_phantom::suite::{Anatomy, Setting, SuiteSpec};
 use basin_phantom::{generate, to_ismrmrd, Kind, MaskKind, PhantomSpec};
 use clap::{Args, ValueEnum};
-use ndarray::{Array2, Array3, Array4, Axis};
+use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
 /// Ellipse set.
@@ -52,18 +55,18 @@ pub struct PhantomArgs {
     #[arg(long, requires = "from")]
     pub slices: Option<String>,
     /// SNR of the fully sampled coil-combined image in tissue (mean tissue magnitude over the
-    /// mean coil noise standard deviation), with --from; "inf" for noise-free data.
-    #[arg(long, default_value_t = 50.0, requires = "from")]
+    /// mean coil noise standard deviation), with --from or --suite; "inf" for noise-free data.
+    #[arg(long, default_value_t = 50.0)]
     pub snr: f64,
     /// Relative coil noise covariance for --from: a JSON file with "real" and "imag" matrices
     /// (coils × coils), or the JSON a previous simulation wrote. Default: a generated one like a
     /// real receive array's (variances 0.5–1.4, neighbour correlations, mean |ρ| ≈ 0.2).
     #[arg(long, value_name = "FILE", requires = "from")]
     pub noise_cov: Option<PathBuf>,
-    /// Small disks of ±20 % contrast (3–6 px across) per slice on flat tissue, with --from;
-    /// recorded in the JSON.
-    #[arg(long, default_value_t = 0, requires = "from")]
-    pub lesions: usize,
+    /// Small disks of ±20 % contrast (3–6 px across) per slice on flat tissue, with --from
+    /// (default 0) or in the lesion cases of --suite (default 4); recorded in the JSON.
+    #[arg(long)]
+    pub lesions: Option<usize>,
     /// Voxel size in mm (x y z) of --from, overriding the NIfTI header (DICOM series: 1 mm
     /// unless given).
     #[arg(long, num_args = 3, value_names = ["X", "Y", "Z"], requires = "from")]
@@ -99,8 +102,26 @@ pub struct PhantomArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output ISMRMRD file.
+    #[arg(short, long, required_unless_present = "suite")]
+    pub output: Option<PathBuf>,
+    /// Write a standard dataset for `basin compare` into this new directory instead: the analytic
+    /// phantoms, the brain-ellipse image through the realistic simulator (with and without
+    /// --lesions), and each --anatomy slice through it, at 4× (equispaced, 8 % centre) and 8×
+    /// (random, 4 % centre); seeded from --seed; suite.json describes every case.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "output"])]
+    pub suite: Option<PathBuf>,
+    /// With --suite: axial slices of a real image to simulate, NAME=IMAGE:SLICES (NIfTI or
+    /// DICOM; slices as N,N,… or A-B/STEP), e.g. mni=mni152.nii.gz:60-108/12. Repeatable.
+    #[arg(long, value_name = "NAME=IMAGE:SLICES", requires = "suite")]
+    pub anatomy: Vec<String>,
+    /// With --suite: accelerations, comma-separated; 4 means equispaced lines with an 8 % centre,
+    /// 8 random lines with a 4 % centre (fastMRI's settings), any other R equispaced with a
+    /// 0.32/R centre.
+    #[arg(long, value_delimiter = ',', default_value = "4,8", requires = "suite")]
+    pub accelerations: Vec<f64>,
+    /// With --suite: no line per case.
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub quiet: bool,
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,
@@ -108,8 +129,16 @@ pub struct PhantomArgs {
 
 /// Runs `basin phantom`.
 pub fn run(a: PhantomArgs) -> Result<()> {
+    if let Some(dir) = a.suite.clone() {
+        return run_suite(a, dir);
+    }
+    let Some(output) = a.output.clone() else {
+        return Err(crate::exit::usage(
+            "give -o OUT.h5 (or --suite DIR for a dataset)",
+        ));
+    };
     if a.from.is_some() {
-        return run_from(a);
+        return run_from(a, output);
     }
     let matrix = a.matrix.unwrap_or(256);
     let spec = PhantomSpec {
@@ -128,16 +157,16 @@ pub fn run(a: PhantomArgs) -> Result<()> {
         noise: a.noise,
         seed: a.seed,
     };
-    basin_export::check_outputs(&[], &[a.output.as_path()], a.force)?;
+    basin_export::check_outputs(&[], &[output.as_path()], a.force)?;
     let p = generate(&spec)?;
     let (header, acqs) = to_ismrmrd(&p, &spec);
-    basin_export::atomic_write(&a.output, a.force, |tmp| {
+    basin_export::atomic_write(&output, a.force, |tmp| {
         basin_mrd::io::write_ismrmrd(tmp, "dataset", &header, &acqs).map_err(|e| e.to_string())
     })
-    .with_context(|| format!("writing {}", a.output.display()))?;
+    .with_context(|| format!("writing {}", output.display()))?;
     eprintln!(
         "wrote {} ({}×{}, {} coils, {} of {} lines)",
-        a.output.display(),
+        output.display(),
         matrix,
         matrix,
         a.coils,
@@ -145,101 +174,6 @@ pub fn run(a: PhantomArgs) -> Result<()> {
         matrix
     );
     Ok(())
-}
-
-/// `OUT.h5` → `OUT` + `suffix` next to it.
-fn sibling(output: &Path, suffix: &str) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let stem = name
-        .strip_suffix(".h5")
-        .or_else(|| name.strip_suffix(".mrd"))
-        .unwrap_or(&name);
-    output.with_file_name(format!("{stem}{suffix}"))
-}
-
-/// The image of `--from` as `[z, y, x]` axial slices (anterior up) and its voxel size (x, y, z).
-fn read_image(path: &Path) -> Result<(Array3<f32>, [f64; 3])> {
-    let is_nifti = {
-        let n = path.to_string_lossy().to_lowercase();
-        n.ends_with(".nii") || n.ends_with(".nii.gz")
-    };
-    if is_nifti {
-        let (vol, h) = basin_export::nifti_in::read_nifti(path)?;
-        let pix = [h.pixdim[1], h.pixdim[2], h.pixdim[3]].map(|d| {
-            if d.is_finite() && d > 0.0 {
-                d as f64
-            } else {
-                1.0
-            }
-        });
-        // Voxel axes to R, A, S by the header's orientation (a stored LIA or LPS volume gives
-        // axial slices too); without one, the voxel axes are taken as R, A, S.
-        let axes = ras_axes(&h).unwrap_or([(0, false), (1, false), (2, false)]);
-        let mut v = vol.permuted_axes([axes[0].0, axes[1].0, axes[2].0]);
-        for (d, &(_, flip)) in axes.iter().enumerate() {
-            if flip {
-                v.invert_axis(Axis(d));
-            }
-        }
-        let spacing = [pix[axes[0].0], pix[axes[1].0], pix[axes[2].0]];
-        // [R, A, S] → axial slices [S, A, R] with anterior up.
-        let mut v = v.permuted_axes([2, 1, 0]);
-        v.invert_axis(Axis(1));
-        Ok((v.as_standard_layout().to_owned(), spacing))
-    } else {
-        let v = basin_export::dicom_in::read_dicom_series(path)?;
-        Ok((v, [1.0, 1.0, 1.0]))
-    }
-}
-
-/// For the world axes R, A, S: the voxel axis nearest to each and whether it runs the other
-/// way, from the sform (or else the qform) of a NIfTI header; `None` without a usable one.
-fn ras_axes(h: &nifti::NiftiHeader) -> Option<[(usize, bool); 3]> {
-    // m[w][j]: world component w of voxel axis j.
-    let m: [[f64; 3]; 3] = if h.sform_code > 0 {
-        let r = [h.srow_x, h.srow_y, h.srow_z];
-        std::array::from_fn(|w| std::array::from_fn(|j| r[w][j] as f64))
-    } else if h.qform_code > 0 {
-        let (b, c, d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
-        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
-        let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-        let r = [
-            [
-                a * a + b * b - c * c - d * d,
-                2.0 * (b * c - a * d),
-                2.0 * (b * d + a * c),
-            ],
-            [
-                2.0 * (b * c + a * d),
-                a * a + c * c - b * b - d * d,
-                2.0 * (c * d - a * b),
-            ],
-            [
-                2.0 * (b * d - a * c),
-                2.0 * (c * d + a * b),
-                a * a + d * d - c * c - b * b,
-            ],
-        ];
-        std::array::from_fn(|w| {
-            std::array::from_fn(|j| if j == 2 { r[w][j] * qfac } else { r[w][j] })
-        })
-    } else {
-        return None;
-    };
-    let mut out = [(0usize, false); 3];
-    let mut used = [false; 3];
-    for (w, row) in m.iter().enumerate() {
-        let j = (0..3).max_by(|&x, &y| row[x].abs().total_cmp(&row[y].abs()))?;
-        if used[j] || row[j] == 0.0 || !row[j].is_finite() {
-            return None;
-        }
-        used[j] = true;
-        out[w] = (j, row[j] < 0.0);
-    }
-    Some(out)
 }
 
 /// `--slices`: N or A:B, within `n` slices.
@@ -301,20 +235,14 @@ fn read_covariance(path: &Path) -> Result<Array2<C64>> {
 }
 
 /// Runs `basin phantom --from`.
-fn run_from(a: PhantomArgs) -> Result<()> {
+fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
     let from = a.from.clone().context("--from")?;
-    let truth_path = sibling(&a.output, "_truth.nii.gz");
-    let maps_path = sibling(&a.output, "_maps.nii.gz");
-    let json_path = sibling(&a.output, ".json");
+    let files = SimFiles::of(&output);
     let inputs: Vec<&Path> = std::iter::once(from.as_path())
         .chain(a.noise_cov.as_deref())
         .collect();
-    basin_export::check_outputs(
-        &inputs,
-        &[&a.output, &truth_path, &maps_path, &json_path],
-        a.force,
-    )?;
-    let (image, header_spacing) = read_image(&from)?;
+    basin_export::check_outputs(&inputs, &files.paths(), a.force)?;
+    let (image, header_spacing) = read_axial(&from)?;
     let spacing = match &a.voxel_mm {
         Some(v) if v.iter().all(|d| d.is_finite() && *d > 0.0) => [v[0], v[1], v[2]],
         Some(v) => {
@@ -337,88 +265,23 @@ fn run_from(a: PhantomArgs) -> Result<()> {
         coils: a.coils,
         accel: a.accel,
         center_fraction: a.center_fraction,
-        mask: match a.mask {
-            MaskArg::Equispaced => MaskKind::Equispaced,
-            MaskArg::Random => MaskKind::Random,
-        },
+        mask: mask_kind(a.mask),
         snr: a.snr,
         noise_cov,
-        lesions: a.lesions,
+        lesions: a.lesions.unwrap_or(0),
         noise_samples: NOISE_SAMPLES,
         seed: a.seed,
     };
-    let sim = simulate(&image, &spec)?;
-    let fov = [
-        matrix.1 as f64 * spacing[0],
-        matrix.0 as f64 * spacing[1],
-        spacing[2],
-    ];
-    let d = basin_phantom::Description {
-        patient_name: "Simulation^basin".into(),
-        patient_id: format!("basin-sim-{}", a.seed),
-        study: format!("basin realistic simulation of {}", from.display()),
-        protocol: format!(
-            "simulation R{} {:?} SNR {} {} coils",
-            a.accel, spec.mask, a.snr, a.coils
-        ),
-        model: "realistic simulator".into(),
-    };
-    let (header, acqs) = basin_phantom::acquisition_to_ismrmrd(
-        &d,
-        sim.kspace.view(),
-        &sim.lines,
-        &sim.acs,
-        a.accel,
-        fov,
-        &sim.noise_scan,
-    );
-    // The truth's grid: the geometry basin recon derives from these very acquisitions.
-    let kspace = basin_mrd::assemble(&a.output, header.clone(), &acqs)?;
-    let (truth, maps, geom) = on_recon_grid(&sim, &kspace, fov);
-    let json = record(
-        &a,
-        &from,
-        range,
+    let source = Source {
+        name: from.display().to_string(),
+        slices: range,
         spacing,
-        &spec,
-        &sim,
-        [&truth_path, &maps_path],
-    )?;
-    let descrip = format!("basin {} simulation truth", env!("CARGO_PKG_VERSION"));
-    let output = a.output.clone();
-    basin_export::write_all(
-        vec![
-            (
-                output,
-                Box::new(|tmp: &Path| {
-                    basin_mrd::io::write_ismrmrd(tmp, "dataset", &header, &acqs)
-                        .map_err(|e| e.to_string())
-                }),
-            ),
-            (
-                truth_path.clone(),
-                Box::new(|tmp: &Path| {
-                    basin_export::nifti_out::write_nifti(tmp, &truth, &geom, &descrip, true)
-                        .map_err(|e| e.to_string())
-                }),
-            ),
-            (
-                maps_path.clone(),
-                Box::new(|tmp: &Path| {
-                    basin_export::nifti_out::write_nifti_4d(tmp, &maps, &geom, "coil maps", true)
-                        .map_err(|e| e.to_string())
-                }),
-            ),
-            (
-                json_path.clone(),
-                Box::new(move |tmp: &Path| std::fs::write(tmp, json).map_err(|e| e.to_string())),
-            ),
-        ],
-        a.force,
-    )?;
+        noise_cov_given: a.noise_cov.as_ref().map(|p| p.display().to_string()),
+    };
+    let sim = simulate_to_files(&image, &source, &spec, &files, &inputs, a.force)?;
     eprintln!(
         "wrote {} ({} slices of {}×{}, {} coils, {} of {} lines, SNR {}), {}, {}, {}",
-        a.output.display(),
+        output.display(),
         sim.truth.dim().0,
         matrix.0,
         matrix.1,
@@ -426,106 +289,115 @@ fn run_from(a: PhantomArgs) -> Result<()> {
         sim.lines.iter().filter(|&&l| l).count(),
         matrix.0,
         a.snr,
-        truth_path.display(),
-        maps_path.display(),
-        json_path.display()
+        files.truth.display(),
+        files.maps.display(),
+        files.record.display()
     );
     Ok(())
 }
 
-/// Complex samples per coil in the simulated noise scan.
-const NOISE_SAMPLES: usize = 2048;
-
-/// The truth `[z, y, x]` and maps `[2c, z, y, x]` (real, imaginary) stacked in the slice order
-/// `basin recon` stacks the buckets of `kspace`, and that stack's geometry.
-fn on_recon_grid(
-    sim: &Simulation,
-    kspace: &basin_mrd::KSpace,
-    fov: [f64; 3],
-) -> (
-    Array3<f32>,
-    Array4<f32>,
-    basin_export::geometry::StackGeometry,
-) {
-    let mut order: Vec<&basin_mrd::Bucket> = kspace.buckets.iter().collect();
-    order.sort_by(|a, b| {
-        basin_export::geometry::slice_location(&a.geometry)
-            .total_cmp(&basin_export::geometry::slice_location(&b.geometry))
-            .then(a.key.slice.cmp(&b.key.slice))
-    });
-    let zs: Vec<usize> = order.iter().map(|b| b.key.slice as usize).collect();
-    let truth = sim.truth.select(Axis(0), &zs);
-    let (nc, _, ny, nx) = sim.maps.dim();
-    let maps = Array4::from_shape_fn((2 * nc, zs.len(), ny, nx), |(t, z, y, x)| {
-        let v = sim.maps[[t / 2, zs[z], y, x]];
-        if t % 2 == 0 {
-            v.re
-        } else {
-            v.im
-        }
-    });
-    let gs: Vec<_> = order.iter().map(|b| b.geometry).collect();
-    let geom = basin_export::geometry::stack_geometry(&gs, nx, ny, zs.len(), fov, false);
-    (truth, maps, geom)
+fn mask_kind(m: MaskArg) -> MaskKind {
+    match m {
+        MaskArg::Equispaced => MaskKind::Equispaced,
+        MaskArg::Random => MaskKind::Random,
+    }
 }
 
-/// The JSON record of a simulation.
-fn record(
-    a: &PhantomArgs,
-    from: &Path,
-    range: std::ops::Range<usize>,
-    spacing: [f64; 3],
-    spec: &RealisticSpec,
-    sim: &Simulation,
-    files: [&Path; 2],
-) -> Result<String> {
-    let n = sim.noise_cov.shape()[0];
-    let rel = sim
-        .noise_cov
-        .mapv(|v| v / (sim.sigma * sim.sigma).max(1e-300));
-    let cov = if sim.sigma > 0.0 {
-        &rel
-    } else {
-        &sim.noise_cov
+/// `--anatomy NAME=IMAGE:SLICES` → an anatomy of the suite.
+fn anatomy(arg: &str) -> Result<Anatomy> {
+    let (name, rest) = arg.split_once('=').ok_or_else(|| {
+        crate::exit::usage(format!(
+            "--anatomy {arg}: expected NAME=IMAGE:SLICES, e.g. mni=brain.nii.gz:60,72,84"
+        ))
+    })?;
+    let (path, slices) = rest.rsplit_once(':').ok_or_else(|| {
+        crate::exit::usage(format!(
+            "--anatomy {arg}: give the axial slices after a ':' (e.g. :60,72,84 or :60-100/10)"
+        ))
+    })?;
+    let (image, spacing) = read_axial(Path::new(path))?;
+    let n = image.dim().0;
+    let bad = |t: &str| {
+        crate::exit::usage(format!(
+            "--anatomy {arg}: '{t}' is not a slice list (N,N,… or A-B/STEP; the image has slices 0 to {})",
+            n.saturating_sub(1)
+        ))
     };
-    let part = |f: fn(&C64) -> f64| -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|i| (0..n).map(|j| f(&cov[[i, j]])).collect())
-            .collect()
+    let mut list = Vec::new();
+    for t in slices.split(',') {
+        let t = t.trim();
+        if let Some((range, step)) = t.split_once('/') {
+            let (a0, b0) = range.split_once('-').ok_or_else(|| bad(t))?;
+            let (a0, b0, st): (usize, usize, usize) = (
+                a0.parse().map_err(|_| bad(t))?,
+                b0.parse().map_err(|_| bad(t))?,
+                step.parse().map_err(|_| bad(t))?,
+            );
+            if st == 0 || b0 < a0 {
+                return Err(bad(t));
+            }
+            list.extend((a0..=b0).step_by(st));
+        } else {
+            list.push(t.parse().map_err(|_| bad(t))?);
+        }
+    }
+    if list.iter().any(|&z| z >= n) {
+        return Err(bad(slices));
+    }
+    Ok(Anatomy {
+        name: name.to_string(),
+        source: path.to_string(),
+        image,
+        spacing,
+        slices: list,
+    })
+}
+
+/// Runs `basin phantom --suite`.
+fn run_suite(a: PhantomArgs, dir: PathBuf) -> Result<()> {
+    let anatomy = a
+        .anatomy
+        .iter()
+        .map(|s| anatomy(s))
+        .collect::<Result<Vec<_>>>()?;
+    let mut settings = Vec::new();
+    for &r in &a.accelerations {
+        if !(r.is_finite() && (1.0..=64.0).contains(&r)) {
+            return Err(crate::exit::usage(format!(
+                "--accelerations: {r} is outside 1 to 64"
+            )));
+        }
+        settings.push(match r {
+            4.0 => Setting::fastmri()[0],
+            8.0 => Setting::fastmri()[1],
+            _ => Setting {
+                accel: r,
+                mask: MaskKind::Equispaced,
+                center_fraction: (0.32 / r).min(1.0),
+            },
+        });
+    }
+    let spec = SuiteSpec {
+        settings,
+        matrix: a.matrix.unwrap_or(256),
+        coils: a.coils,
+        snr: a.snr,
+        lesions: a.lesions.unwrap_or(4),
+        anatomy,
+        seed: a.seed,
     };
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
-    let v = serde_json::json!({
-        "schema": 1,
-        "basin": env!("CARGO_PKG_VERSION"),
-        "source": from.display().to_string(),
-        "source_slices": [range.start, range.end],
-        "voxel_mm": spacing,
-        "matrix": [spec.matrix.0, spec.matrix.1],
-        "coils": spec.coils,
-        "coil_model": "birdcage (SigPy birdcage_maps: loops on a circle of radius 1.5, unit root sum of squares), ring rotated at random",
-        "upsampling": "2x Keys cubic convolution (a = -0.5) with a random sub-pixel offset; k-space cropped to the matrix",
-        "accel": spec.accel,
-        "mask": format!("{:?}", spec.mask).to_lowercase(),
-        "center_fraction": spec.center_fraction,
-        "lines": sim.lines.iter().enumerate().filter(|(_, &l)| l).map(|(i, _)| i).collect::<Vec<_>>(),
-        "acs_lines": sim.acs.iter().filter(|&&l| l).count(),
-        "snr": spec.snr.is_finite().then_some(spec.snr),
-        "snr_definition": "mean truth magnitude in tissue (> 20 % of its p99) over the mean coil noise standard deviation per complex k-space sample",
-        "sigma": sim.sigma,
-        "tissue_mean": sim.tissue_mean,
-        "noise_cov": {"real": part(|v| v.re), "imag": part(|v| v.im), "scale": "relative: multiply by sigma^2 for the absolute covariance per sample"},
-        "noise_mean_abs_correlation": mean_abs_correlation(&sim.noise_cov),
-        "noise_samples": if sim.noise_scan.iter().any(|v| v.norm_sqr() > 0.0) { sim.noise_scan.shape()[1] } else { 0 },
-        "noise_cov_given": a.noise_cov.as_ref().map(|p| p.display().to_string()),
-        "seed": spec.seed,
-        "offsets_px": sim.offsets.iter().map(|o| [o.0, o.1]).collect::<Vec<_>>(),
-        "lesions": sim.lesions.iter().enumerate().flat_map(|(z, ls)| ls.iter().map(move |l| serde_json::json!({
-            "slice": z, "y": l.y, "x": l.x, "radius_px": l.r, "factor": l.factor,
-        }))).collect::<Vec<_>>(),
-        "truth": name(files[0]),
-        "truth_definition": "magnitude of the high-resolution object low-passed to the matrix (p99 of the input = 1); slices in the order basin recon writes them",
-        "maps": name(files[1]),
-        "maps_layout": "4D: volume 2c is coil c's real part, 2c+1 its imaginary part",
-    });
-    Ok(serde_json::to_string_pretty(&v)? + "\n")
+    basin_phantom::suite::check(&spec)?;
+    let n = basin_phantom::suite::plan(&spec).len();
+    let quiet = a.quiet;
+    let cases = basin_phantom::suite::write_suite(&dir, &spec, a.force, &|done, total, name| {
+        if !quiet {
+            eprintln!("[{done}/{total}] {name}");
+        }
+    })?;
+    eprintln!(
+        "wrote {} ({} of {n} cases; each NAME.h5 with NAME_truth.nii.gz, NAME_maps.nii.gz, NAME.json; suite.json lists them)",
+        dir.display(),
+        cases.len()
+    );
+    Ok(())
 }

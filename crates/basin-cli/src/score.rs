@@ -7,9 +7,8 @@ use basin_core::C32;
 use basin_export::dicom_in::read_dicom_series;
 use basin_export::nifti_in::read_nifti;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
-use basin_prior::data::p99_scale;
 use basin_prior::fast::FastPyramid;
-use basin_prior::validate::{planes, ScoreTypicality, Scorer, SCORE_SIGMA, Z_THRESHOLD};
+use basin_prior::validate::{score_volume, ScoreTypicality, SCORE_SIGMA, Z_THRESHOLD};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
@@ -45,9 +44,6 @@ pub struct ScoreArgs {
     #[arg(short, long)]
     quiet: bool,
 }
-
-/// Slices with less of the object than this are scored but never flagged.
-const MIN_OBJECT: f64 = 0.05;
 
 enum Source {
     Nifti(Box<nifti::NiftiHeader>),
@@ -149,9 +145,6 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             a.input.display()
         );
     }
-    // The shared convention: the 99th percentile of the magnitude is 1.
-    let mags: Vec<f32> = img.iter().map(|c| c.norm()).collect();
-    let scale = p99_scale(mags.iter());
     let typ = ScoreTypicality::from_card(&card);
     let fast = FastPyramid::new(&model);
     let bar = if a.quiet || nz < 4 {
@@ -164,21 +157,14 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         );
         b
     };
-    let mut map = Array3::<f32>::zeros((nz, ny, nx));
-    let mut rows = Vec::new();
-    let mut scorer = Scorer::new(&fast, ny, nx);
-    for z in 0..nz {
-        let x = planes(img.index_axis(Axis(0), z), scale);
-        let (d, score) = scorer.score(x.view());
-        map.index_axis_mut(Axis(0), z).assign(&d);
-        // Slices that are mostly background carry too little anatomy to judge.
-        let zs = typ
-            .filter(|_| score.object_fraction >= MIN_OBJECT)
-            .map(|t| t.z(&score));
-        let flagged = zs.is_some_and(|v| v > Z_THRESHOLD);
-        rows.push((z, score, zs, flagged));
-        bar.inc(1);
-    }
+    let (map, judged) = score_volume(&fast, typ.as_ref(), &img, &|done| {
+        bar.set_position(done as u64)
+    });
+    let rows: Vec<_> = judged
+        .iter()
+        .enumerate()
+        .map(|(z, j)| (z, j.score, j.z, j.flagged))
+        .collect();
     bar.finish_and_clear();
     if let Some(o) = &a.out {
         let descrip = format!("basin energy density, sigma {SCORE_SIGMA}");

@@ -8,9 +8,11 @@
 //! the data are never produced by the discretisation that reconstructs them.
 
 pub mod ellipse;
+pub mod files;
 pub mod lesions;
 pub mod mask;
 pub mod realistic;
+pub mod suite;
 
 use basin_core::{C32, C64};
 use basin_mrd::acquisition::{flags, Acquisition, AcquisitionHeader};

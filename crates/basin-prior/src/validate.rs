@@ -550,3 +550,50 @@ pub fn roc_auc(negative: &[f64], positive: &[f64]) -> f64 {
     }
     u / (negative.len() * positive.len()).max(1) as f64
 }
+
+/// Slices with less of the object than this ([`SliceScore::object_fraction`]) are scored but
+/// never judged (too little anatomy).
+pub const MIN_OBJECT: f64 = 0.05;
+
+/// One slice of [`score_volume`]: its statistics, its robust z (None when the card has no
+/// validation ranges or the slice holds too little of the object) and whether it is flagged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JudgedSlice {
+    /// The slice's statistics.
+    pub score: SliceScore,
+    /// Its robust z against the card's clean ranges.
+    pub z: Option<f64>,
+    /// z > [`Z_THRESHOLD`].
+    pub flagged: bool,
+}
+
+/// Scores every slice of `img` `[z, y, x]` (the p99 of the whole volume's magnitude scaled to 1,
+/// the shared convention): the energy map `[z, y, x]` and each slice judged against `typ`.
+/// `progress` is called after each slice. `basin score` and `basin compare` judge images with it.
+pub fn score_volume(
+    model: &FastPyramid,
+    typ: Option<&ScoreTypicality>,
+    img: &Array3<C32>,
+    progress: &dyn Fn(usize),
+) -> (Array3<f32>, Vec<JudgedSlice>) {
+    let (nz, ny, nx) = img.dim();
+    let scale = crate::data::p99_scale(img.iter().map(|c| c.norm()).collect::<Vec<_>>().iter());
+    let mut map = Array3::<f32>::zeros((nz, ny, nx));
+    let mut out = Vec::with_capacity(nz);
+    let mut scorer = Scorer::new(model, ny, nx);
+    for z in 0..nz {
+        let x = planes(img.index_axis(ndarray::Axis(0), z), scale);
+        let (d, score) = scorer.score(x.view());
+        map.index_axis_mut(ndarray::Axis(0), z).assign(&d);
+        let zs = typ
+            .filter(|_| score.object_fraction >= MIN_OBJECT)
+            .map(|t| t.z(&score));
+        out.push(JudgedSlice {
+            score,
+            z: zs,
+            flagged: zs.is_some_and(|v| v > Z_THRESHOLD),
+        });
+        progress(z + 1);
+    }
+    (map, out)
+}

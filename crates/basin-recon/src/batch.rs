@@ -537,7 +537,8 @@ fn input_meta(p: &Path) -> std::io::Result<(u64, u64)> {
     Ok((m.len(), t))
 }
 
-fn sha256_of(p: &Path) -> std::io::Result<String> {
+/// The SHA-256 of a file's bytes, in hexadecimal.
+pub fn sha256_of(p: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut std::fs::File::open(p)?, &mut h)?;
     Ok(format!("{:x}", h.finalize()))
