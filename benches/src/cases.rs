@@ -139,16 +139,15 @@ pub fn make_case(slice: &Array2<f32>, accel: f64, kind: MaskKind, seed: u64) -> 
 }
 
 /// The least-squares factor a minimising ‖a|x| − truth‖ (metrics compare magnitudes on the
-/// truth's scale).
+/// truth's scale): `basin compare`'s scale fit.
 pub fn ls_factor(x: &Array3<C32>, truth: &Array3<f32>) -> f32 {
-    let (num, den) = x
-        .iter()
-        .zip(truth)
-        .fold((0.0f64, 0.0f64), |(n, d), (p, &q)| {
-            let m = p.norm();
-            (n + (m * q) as f64, d + (m * m) as f64)
-        });
-    (num / den.max(1e-30)) as f32
+    basin_compare::metrics::ls_scale(x.mapv(|c| c.norm()).view(), truth.view()) as f32
+}
+
+/// `basin compare`'s metrics of the magnitude of `x` against `truth` (after its least-squares
+/// scale fit): the benchmarks and the compare command share one implementation.
+pub fn metrics(x: &Array3<C32>, truth: &Array3<f32>) -> basin_compare::metrics::ImageMetrics {
+    basin_compare::metrics::image_metrics(x.mapv(|c| c.norm()).view(), truth.view())
 }
 
 /// λ grid for tuning basin's L1-wavelet on a case (p99 = 1 convention).

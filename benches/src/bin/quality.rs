@@ -6,9 +6,9 @@
 //! comparison). Metrics (fastMRI definitions) on magnitudes after a least-squares scale to the truth
 //! (the fully sampled, noise-free 256² image). Prints a Markdown table of means.
 
-use basin_benches::cases::{mni_cases, scaled_mag, tune_l1_lambda, Case, N};
+use basin_benches::cases::{metrics, mni_cases, scaled_mag, tune_l1_lambda, Case, N};
 use basin_benches::{read_cfl, write_cfl};
-use basin_core::metrics::{nmse, psnr, ssim};
+use basin_core::metrics::psnr;
 use basin_core::C32;
 use basin_recon::protocol::{Protocol, Solver};
 use ndarray::{Array3, Axis};
@@ -73,15 +73,10 @@ fn main() {
             }
         };
         let mut record = |name: &str, img: &Array3<C32>, secs: f64| {
-            let m = scaled_mag(img, &c.truth);
+            let m = metrics(img, &c.truth);
             rows.entry((c.label.clone(), name.to_string()))
                 .or_default()
-                .push([
-                    nmse(c.truth.view(), m.view()),
-                    psnr(c.truth.view(), m.view()),
-                    ssim(c.truth.view(), m.view()),
-                    secs,
-                ]);
+                .push([m.nmse, m.psnr, m.ssim, secs]);
         };
         let t = Instant::now();
         let zf = basin_recon::solvers::zero_filled_rss(&c.kspace, false);

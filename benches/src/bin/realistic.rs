@@ -16,10 +16,9 @@
 //! only (MNI152 z = 120, S1 y = 130; neither is in the test set), to choose the shipped schedule
 //! without looking at the test set.
 
-use basin_benches::cases::{mni_slices, scaled_mag};
+use basin_benches::cases::{metrics, mni_slices};
 use basin_benches::prior_validation::MNI152;
 use basin_benches::{read_cfl, write_cfl};
-use basin_core::metrics::{psnr, ssim};
 use basin_core::C32;
 use basin_mrd::KSpace;
 use basin_phantom::realistic::{simulate, RealisticSpec, Simulation};
@@ -111,10 +110,10 @@ struct Score {
 }
 
 fn score(x: &Array3<C32>, truth: &Array3<f32>, seconds: f64) -> Score {
-    let m = scaled_mag(x, truth);
+    let m = metrics(x, truth);
     Score {
-        psnr: psnr(truth.view(), m.view()),
-        ssim: ssim(truth.view(), m.view()),
+        psnr: m.psnr,
+        ssim: m.ssim,
         seconds,
     }
 }

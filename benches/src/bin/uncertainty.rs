@@ -6,8 +6,8 @@
 //! the mean's PSNR/SSIM (fastMRI definitions, magnitudes scaled to the truth) and seconds.
 //! Prints one row per case and a Markdown table of means per acceleration.
 
-use basin_benches::cases::{ls_factor, mni_cases, scaled_mag};
-use basin_core::metrics::{pearson, psnr, ssim};
+use basin_benches::cases::{ls_factor, metrics, mni_cases, scaled_mag};
+use basin_core::metrics::pearson;
 use basin_recon::protocol::{Protocol, Solver};
 use std::time::Instant;
 
@@ -64,13 +64,8 @@ fn main() {
         }
         let r = pearson(&sd, &err);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let row = [
-            r,
-            mean(&sd) / peak as f64,
-            psnr(c.truth.view(), m.view()),
-            ssim(c.truth.view(), m.view()),
-            secs,
-        ];
+        let q = metrics(&post.mean, &c.truth);
+        let row = [r, mean(&sd) / peak as f64, q.psnr, q.ssim, secs];
         eprintln!(
             "{}: Pearson {:.3}, mean sd/peak {:.4}, PSNR {:.2}, SSIM {:.4}, {:.1} s",
             c.label, row[0], row[1], row[2], row[3], row[4]

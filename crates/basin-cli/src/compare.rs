@@ -41,6 +41,10 @@ stderr); 2 usage; 3 an unreadable dataset; 4 a report directory that cannot be w
 pub struct CompareArgs {
     /// The dataset directory.
     pub dataset: PathBuf,
+    /// Only the cases whose names match these glob patterns, comma-separated (e.g.
+    /// 'mni-*_4x,s1-*_4x'); default every case.
+    #[arg(long, value_delimiter = ',', value_name = "GLOB,…")]
+    pub cases: Vec<String>,
     /// Protocols, comma-separated (built-in names or TOML files), e.g.
     /// sense,cs-l1-wavelet,brain-2d-ebm.
     #[arg(short, long, value_delimiter = ',', value_name = "P,P,…")]
@@ -104,6 +108,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let spec = Spec {
         dataset: a.dataset.clone(),
+        cases: a.cases.clone(),
         methods,
         report: a.output.clone(),
         jobs: a.jobs,

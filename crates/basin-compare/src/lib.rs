@@ -179,6 +179,8 @@ impl Method {
 pub struct Spec {
     /// The dataset directory.
     pub dataset: PathBuf,
+    /// Only the cases whose names match one of these glob patterns (all when empty).
+    pub cases: Vec<String>,
     /// The methods, in the order of the report's tables.
     pub methods: Vec<Method>,
     /// The report directory.
@@ -349,7 +351,24 @@ struct Prior {
 /// Runs a comparison (see the crate's documentation).
 pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, CompareError> {
     check(spec)?;
-    let cases = discover(&spec.dataset)?;
+    let mut cases = discover(&spec.dataset)?;
+    if !spec.cases.is_empty() {
+        let patterns = spec
+            .cases
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| CompareError::Usage(format!("--cases {p}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        cases.retain(|c| patterns.iter().any(|p| p.matches(&c.name)));
+        if cases.is_empty() {
+            return Err(CompareError::Usage(format!(
+                "--cases {}: no case of {} matches",
+                spec.cases.join(","),
+                spec.dataset.display()
+            )));
+        }
+    }
     std::fs::create_dir_all(spec.report.join("cells")).map_err(|e| {
         CompareError::Output(basin_export::ExportError::Refused {
             file: spec.report.clone(),
