@@ -134,9 +134,11 @@ fn compare_on_a_suite_agrees_with_independent_metrics_resumes_and_renders() {
     // A second system's images: basin's CG-SENSE written beforehand, one file per case.
     let vendor = tmp.path().join("vendor");
     std::fs::create_dir(&vendor).unwrap();
+    // Its own data-consistency residual over the noise, per case (basin recon --json).
+    let mut own_residual = std::collections::HashMap::new();
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        basin_ok(&[
+        let json = basin_ok(&[
             "recon",
             suite.join(format!("{name}.h5")).to_str().unwrap(),
             "-o",
@@ -144,7 +146,13 @@ fn compare_on_a_suite_agrees_with_independent_metrics_resumes_and_renders() {
             "-p",
             "sense",
             "--quiet",
+            "--json",
         ]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let r = v["slices"][0]["residual_over_noise"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no residual_over_noise in {v}"));
+        own_residual.insert(name.to_string(), r);
     }
     let report = tmp.path().join("report");
     let r = report.to_str().unwrap();
@@ -179,12 +187,23 @@ fn compare_on_a_suite_agrees_with_independent_metrics_resumes_and_renders() {
     assert_eq!(csv.lines().count(), 17, "{csv}");
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        // Every cell has metrics and a prior z; lesion cases have the lesion contrast.
+        // Every cell has metrics, a prior z and a data residual; lesion cases have the lesion
+        // contrast.
         assert!(
             f[2].parse::<f64>().is_ok() && f[8].parse::<f64>().is_ok(),
             "{line}"
         );
         assert_eq!(f[0].ends_with("_lesions"), !f[9].is_empty(), "{line}");
+        let dc: f64 = f[11]
+            .parse()
+            .unwrap_or_else(|_| panic!("no residual: {line}"));
+        assert!(dc > 0.5 && dc.is_finite(), "{line}");
+        // The precomputed CG-SENSE magnitudes, given CG-SENSE's phase back, explain the data
+        // exactly as basin recon's own solve reported.
+        if f[1] == "vendor" {
+            let own = own_residual[f[0]];
+            assert!((dc - own).abs() < 1e-3 * own, "{line}: recon said {own}");
+        }
     }
     // BART's pipeline beats zero filling on every case (its image is on basin's grid).
     let psnr = |case: &str, m: &str| -> f64 {

@@ -18,6 +18,7 @@ pub mod metrics;
 mod report;
 pub mod stats;
 
+use basin_recon::consistency::DataCheck;
 use basin_recon::pipeline::{Format, Job, Outputs, Pipeline};
 use basin_recon::{Protocol, ReconOptions};
 use metrics::{image_metrics, lesion_contrast_kept, read_magnitude, CaseLesion, ImageMetrics};
@@ -25,7 +26,7 @@ use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 pub use report::{paired, PairedRow};
@@ -206,6 +207,9 @@ pub struct Cell {
     pub key: serde_json::Value,
     /// The image metrics (None without a reference or when the method failed).
     pub metrics: Option<ImageMetrics>,
+    /// ‖A(a·x) − y‖/(σ√M): how well the image explains the measured data
+    /// ([`basin_recon::consistency`]); ≈ 1 down to the noise, ≫ 1 when it ignores the data.
+    pub dc_residual: Option<f64>,
     /// The largest robust z of the image's slices under the embedded prior.
     pub prior_z: Option<f64>,
     /// Mean lesion contrast kept.
@@ -399,7 +403,7 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
     // Every cell's key first (checksums once per file), then the ones to compute.
     let mut todo = Vec::new();
     let mut cells: Vec<Option<Cell>> = Vec::new();
-    for case in &cases {
+    for (ci, case) in cases.iter().enumerate() {
         let input_sha = basin_recon::batch::sha256_of(&case.input).map_err(|e| {
             CompareError::Input(format!("{}: cannot read: {e}", case.input.display()))
         })?;
@@ -424,6 +428,7 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
                 "method": m.signature(),
                 "image_sha256": image_sha,
                 "prior_score": spec.prior_score,
+                "dc_residual": 1,
                 "basin": env!("CARGO_PKG_VERSION"),
             });
             let old = (!spec.fresh)
@@ -439,7 +444,7 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
                     c
                 });
             if old.is_none() {
-                todo.push((cells.len(), case, m, key));
+                todo.push((cells.len(), ci, m, key));
             }
             cells.push(old);
         }
@@ -449,16 +454,25 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
         reused: cells.len() - todo.len(),
     });
     let results = Mutex::new(cells);
+    // The measured data of each case, calibrated once for all its methods' images.
+    let checks: Vec<OnceLock<Result<DataCheck, String>>> =
+        cases.iter().map(|_| OnceLock::new()).collect();
     let next = AtomicUsize::new(0);
     let workers = spec.jobs.clamp(1, todo.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((slot, case, m, key)) = todo.get(i) else {
+                let Some((slot, ci, m, key)) = todo.get(i) else {
                     break;
                 };
-                let cell = compute(spec, &pipeline, prior.as_ref(), case, m, key.clone());
+                let case = &cases[*ci];
+                let check = checks[*ci].get_or_init(|| {
+                    basin_mrd::read_kspace(&case.input, None)
+                        .map_err(|e| e.to_string())
+                        .and_then(|k| DataCheck::new(&k).map_err(|e| e.to_string()))
+                });
+                let cell = compute(spec, &pipeline, prior.as_ref(), case, check, m, key.clone());
                 let _ = write_cell(&cell_path(&spec.report, &case.name, m.name()), &cell);
                 events(Event::Cell(&cell));
                 if let Ok(mut r) = results.lock() {
@@ -536,6 +550,7 @@ fn compute(
     pipeline: &Pipeline,
     prior: Option<&Prior>,
     case: &Case,
+    check: &Result<DataCheck, String>,
     m: &Method,
     key: serde_json::Value,
 ) -> Cell {
@@ -544,6 +559,7 @@ fn compute(
         method: m.name().to_string(),
         key,
         metrics: None,
+        dc_residual: None,
         prior_z: None,
         lesion_kept: None,
         seconds: None,
@@ -553,7 +569,7 @@ fn compute(
     match produce(spec, pipeline, case, m) {
         Ok((path, seconds)) => {
             cell.seconds = seconds;
-            if let Err(e) = score(spec, prior, case, m, &path, &mut cell) {
+            if let Err(e) = score(spec, prior, case, check, m, &path, &mut cell) {
                 cell.error = Some(e);
             }
         }
@@ -652,6 +668,7 @@ fn score(
     spec: &Spec,
     prior: Option<&Prior>,
     case: &Case,
+    check: &Result<DataCheck, String>,
     m: &Method,
     path: &Path,
     cell: &mut Cell,
@@ -670,6 +687,15 @@ fn score(
         let scaled = image.mapv(|v| (v as f64 * mm.scale) as f32);
         cell.lesion_kept = lesion_contrast_kept(scaled.view(), reference.view(), &case.lesions);
         cell.metrics = Some(mm);
+    }
+    match check {
+        Ok(c) => {
+            cell.dc_residual = Some(
+                c.residual_over_noise(image.view())
+                    .map_err(|e| format!("data consistency: {e}"))?,
+            );
+        }
+        Err(e) => tracing::warn!("{}: no data-consistency check: {e}", case.name),
     }
     if let Some(p) = prior {
         let (nz, ny, nx) = image.dim();

@@ -34,11 +34,12 @@ type Getter = fn(&Cell) -> Option<f64>;
 type Row = (String, Vec<(usize, f64, f64)>);
 
 /// The metric values a table reports, by name.
-const METRICS: [(&str, Getter); 7] = [
+const METRICS: [(&str, Getter); 8] = [
     ("PSNR dB", |c| c.metrics.map(|m| m.psnr)),
     ("SSIM", |c| c.metrics.map(|m| m.ssim)),
     ("NMSE", |c| c.metrics.map(|m| m.nmse)),
     ("HFEN", |c| c.metrics.map(|m| m.hfen)),
+    ("data residual / noise", |c| c.dc_residual),
     ("prior z", |c| c.prior_z),
     ("lesion contrast kept", |c| c.lesion_kept),
     ("seconds", |c| c.seconds),
@@ -87,7 +88,7 @@ fn fmt(v: f64, decimals: usize) -> String {
 
 fn decimals(metric: &str) -> usize {
     match metric {
-        "PSNR dB" | "prior z" | "seconds" => 2,
+        "PSNR dB" | "prior z" | "seconds" | "data residual / noise" => 2,
         "NMSE" => 5,
         _ => 4,
     }
@@ -126,14 +127,14 @@ fn csv_field(s: &str) -> String {
 
 fn metrics_csv(cells: &[Cell]) -> String {
     let mut s = String::from(
-        "case,method,psnr_db,ssim,nmse,nmse_raw,hfen,scale,prior_z,lesion_contrast_kept,seconds,error\n",
+        "case,method,psnr_db,ssim,nmse,nmse_raw,hfen,scale,prior_z,lesion_contrast_kept,seconds,dc_residual_over_noise,error\n",
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
     for c in cells {
         let m = c.metrics;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&c.case),
             csv_field(&c.method),
             o(m.map(|m| m.psnr)),
@@ -145,13 +146,14 @@ fn metrics_csv(cells: &[Cell]) -> String {
             o(c.prior_z),
             o(c.lesion_kept),
             o(c.seconds),
+            o(c.dc_residual),
             csv_field(c.error.as_deref().unwrap_or("")),
         );
     }
     s
 }
 
-const DEFINITIONS: &str = "Definitions: each image is fitted to the reference by one least-squares magnitude scale before NMSE, PSNR, SSIM and HFEN (NMSE raw: without it). PSNR and SSIM as fastMRI defines them: data range = the reference's maximum; SSIM with a 7×7 uniform window, K1 = 0.01, K2 = 0.03. HFEN: ‖LoG(image) − LoG(reference)‖/‖LoG(reference)‖, LoG 15×15 with σ = 1.5 px. Prior z: the largest robust z of the image's slices under the embedded prior (> 3.5 is atypical). Lesion contrast kept: the lesions' relative contrast in the image over that in the reference (1 = kept). Seconds: wall time of the method (protocols in-process, tools as processes, with --jobs > 1 including contention). Paired: mean of A − B ± standard error over the cases both scored, two-sided Wilcoxon signed-rank p-value (SciPy's defaults).";
+const DEFINITIONS: &str = "Definitions: each image is fitted to the reference by one least-squares magnitude scale before NMSE, PSNR, SSIM and HFEN (NMSE raw: without it). PSNR and SSIM as fastMRI defines them: data range = the reference's maximum; SSIM with a 7×7 uniform window, K1 = 0.01, K2 = 0.03. HFEN: ‖LoG(image) − LoG(reference)‖/‖LoG(reference)‖, LoG 15×15 with σ = 1.5 px. Data residual / noise: ‖A(a·x) − y‖/(σ√M) over the M measured samples, A the acquisition's SENSE operator (ESPIRiT maps, prewhitened data, σ = 1 with a noise scan), the magnitude image given the phase of basin's CG-SENSE reconstruction and one least-squares scale a: about 1 when the image explains the data down to the noise, well above 1 when it does not (no reference needed). Prior z: the largest robust z of the image's slices under the embedded prior (> 3.5 is atypical). Lesion contrast kept: the lesions' relative contrast in the image over that in the reference (1 = kept). Seconds: wall time of the method (protocols in-process, tools as processes, with --jobs > 1 including contention). Paired: mean of A − B ± standard error over the cases both scored, two-sided Wilcoxon signed-rank p-value (SciPy's defaults).";
 
 fn summary_md(spec: &Spec, cases: &[Case], methods: &[String], cells: &[Cell]) -> String {
     let mut s = String::new();

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod coils;
+pub mod consistency;
 pub mod cs;
 pub mod ebm;
 pub mod memory;
