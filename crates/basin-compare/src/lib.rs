@@ -489,7 +489,7 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
         .collect();
     events(Event::Report);
     let methods: Vec<String> = spec.methods.iter().map(|m| m.name().to_string()).collect();
-    let files = report::write(spec, &cases, &methods, &cells, prior.is_some())?;
+    let files = report::write(spec, &cases, &methods, &cells)?;
     Ok(Summary {
         cases,
         methods,

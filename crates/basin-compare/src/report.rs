@@ -392,7 +392,6 @@ pub(crate) fn write(
     cases: &[Case],
     methods: &[String],
     cells: &[Cell],
-    _prior: bool,
 ) -> Result<Vec<PathBuf>, CompareError> {
     let dir = &spec.report;
     let mut canvases: Vec<(String, String, Canvas)> = Vec::new();

@@ -151,6 +151,17 @@ pub fn slice_location(g: &SliceGeometry) -> f64 {
     )
 }
 
+/// The order `basin recon` stacks 2D slices in: by position along the slice normal, then by
+/// slice index. Sorts `items` whose geometry and slice index `key` gives.
+pub fn sort_for_stack<T>(items: &mut [T], key: impl Fn(&T) -> (&SliceGeometry, u16)) {
+    items.sort_by(|a, b| {
+        let ((ga, sa), (gb, sb)) = (key(a), key(b));
+        slice_location(ga)
+            .total_cmp(&slice_location(gb))
+            .then(sa.cmp(&sb))
+    });
+}
+
 /// NIfTI quaternion parameters (b, c, d, qfac) of the rotation part of an affine (as
 /// nifti1_io's mat44_to_quatern).
 pub fn quaternion(a: &Affine) -> (f64, f64, f64, f64) {

@@ -125,18 +125,12 @@ pub fn simulate_to_files(
     );
     // The truth's grid: the geometry basin recon derives from these very acquisitions.
     let kspace = basin_mrd::assemble(&files.acquisition, header.clone(), &acqs)?;
-    let order = recon_order(&kspace);
+    let buckets = recon_order(&kspace);
+    let order: Vec<usize> = buckets.iter().map(|b| b.key.slice as usize).collect();
     let truth = sim.truth.select(Axis(0), &order);
-    let (nc, _, ny, nx) = sim.maps.dim();
-    let maps = Array4::from_shape_fn((2 * nc, order.len(), ny, nx), |(t, z, y, x)| {
-        let v = sim.maps[[t / 2, order[z], y, x]];
-        if t % 2 == 0 {
-            v.re
-        } else {
-            v.im
-        }
-    });
-    let geom = recon_geometry(&kspace, nx, ny, fov);
+    let maps = interleaved_maps(&sim.maps, &order);
+    let (_, _, ny, nx) = sim.maps.dim();
+    let geom = recon_geometry(&buckets, nx, ny, fov);
     let json = record(source, spec, &sim, files);
     write_together(
         files,
@@ -151,27 +145,36 @@ pub fn simulate_to_files(
     Ok(sim)
 }
 
-/// The slice indices of `kspace`'s buckets in the order `basin recon` stacks them.
-fn recon_order(kspace: &KSpace) -> Vec<usize> {
+/// The buckets of `kspace` in the order `basin recon` stacks them.
+fn recon_order(kspace: &KSpace) -> Vec<&basin_mrd::Bucket> {
     let mut order: Vec<&basin_mrd::Bucket> = kspace.buckets.iter().collect();
-    order.sort_by(|a, b| {
-        basin_export::geometry::slice_location(&a.geometry)
-            .total_cmp(&basin_export::geometry::slice_location(&b.geometry))
-            .then(a.key.slice.cmp(&b.key.slice))
-    });
-    order.iter().map(|b| b.key.slice as usize).collect()
+    basin_export::geometry::sort_for_stack(&mut order, |b| (&b.geometry, b.key.slice));
+    order
 }
 
-/// The geometry of the stack `basin recon` writes for `kspace`.
-fn recon_geometry(kspace: &KSpace, nx: usize, ny: usize, fov: [f64; 3]) -> StackGeometry {
-    let mut order: Vec<&basin_mrd::Bucket> = kspace.buckets.iter().collect();
-    order.sort_by(|a, b| {
-        basin_export::geometry::slice_location(&a.geometry)
-            .total_cmp(&basin_export::geometry::slice_location(&b.geometry))
-            .then(a.key.slice.cmp(&b.key.slice))
-    });
+/// The geometry of the stack `basin recon` writes from `order` (see [`recon_order`]).
+fn recon_geometry(
+    order: &[&basin_mrd::Bucket],
+    nx: usize,
+    ny: usize,
+    fov: [f64; 3],
+) -> StackGeometry {
     let gs: Vec<_> = order.iter().map(|b| b.geometry).collect();
     basin_export::geometry::stack_geometry(&gs, nx, ny, gs.len(), fov, false)
+}
+
+/// Coil maps `[c, z, y, x]` as the real `[2c, z, y, x]` volume written next to a simulation
+/// (volume 2c: coil c's real part, 2c+1: its imaginary part), slices taken in `order`.
+fn interleaved_maps(maps: &Array4<C32>, order: &[usize]) -> Array4<f32> {
+    let (nc, _, ny, nx) = maps.dim();
+    Array4::from_shape_fn((2 * nc, order.len(), ny, nx), |(t, z, y, x)| {
+        let v = maps[[t / 2, order[z], y, x]];
+        if t % 2 == 0 {
+            v.re
+        } else {
+            v.im
+        }
+    })
 }
 
 /// Writes the acquisition, truth, maps (when given) and record together.
@@ -291,16 +294,9 @@ pub fn phantom_to_files(
     let kspace = basin_mrd::assemble(&files.acquisition, header.clone(), &acqs)?;
     let n = spec.matrix;
     let truth = p.truth.clone().insert_axis(Axis(0));
-    let maps = Array4::from_shape_fn((2 * p.maps.dim().0, 1, n, n), |(t, _, y, x)| {
-        let v: C32 = p.maps[[t / 2, y, x]];
-        if t % 2 == 0 {
-            v.re
-        } else {
-            v.im
-        }
-    });
+    let maps = interleaved_maps(&p.maps.clone().insert_axis(Axis(1)), &[0]);
     let fov = [crate::FOV_MM, crate::FOV_MM, 5.0];
-    let geom = recon_geometry(&kspace, n, n, fov);
+    let geom = recon_geometry(&recon_order(&kspace), n, n, fov);
     let v = serde_json::json!({
         "schema": 1,
         "basin": env!("CARGO_PKG_VERSION"),

@@ -52,11 +52,7 @@ impl DataCheck {
             .iter()
             .filter(|b| (b.key.contrast, b.key.repetition, b.key.set) == first)
             .collect();
-        buckets.sort_by(|a, b| {
-            basin_export::geometry::slice_location(&a.geometry)
-                .total_cmp(&basin_export::geometry::slice_location(&b.geometry))
-                .then(a.key.slice.cmp(&b.key.slice))
-        });
+        basin_export::geometry::sort_for_stack(&mut buckets, |b| (&b.geometry, b.key.slice));
         let priors = crate::Priors::default();
         let mut slices = Vec::new();
         for b in buckets {

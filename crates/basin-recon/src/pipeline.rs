@@ -9,7 +9,7 @@
 use crate::{reconstruct_bucket, reconstruct_with, Priors, Protocol, ReconError, ReconOptions};
 use crate::{ReconResult, SliceResult, Solver};
 use basin_core::{C32, C64};
-use basin_export::geometry::{slice_location, stack_geometry, StackGeometry};
+use basin_export::geometry::{sort_for_stack, stack_geometry, StackGeometry};
 use basin_mrd::{Bucket, IsmrmrdHeader, KSpace};
 use ndarray::{Array2, Array3, Array4, Axis};
 use std::path::{Path, PathBuf};
@@ -157,11 +157,7 @@ impl Volumes {
             ))
         };
         for slices in groups.values_mut() {
-            slices.sort_by(|a, b| {
-                slice_location(&a.geometry)
-                    .total_cmp(&slice_location(&b.geometry))
-                    .then(a.key.slice.cmp(&b.key.slice))
-            });
+            sort_for_stack(slices, |s| (&s.geometry, s.key.slice));
             let views: Vec<_> = slices.iter().map(|s| s.image.view()).collect();
             let cvol = ndarray::concatenate(Axis(0), &views).map_err(stacking)?;
             if geometry.is_none() {
