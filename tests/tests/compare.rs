@@ -437,3 +437,154 @@ fn compare_refuses_bad_usage() {
     );
     assert!(!rep.exists());
 }
+
+/// A fastMRI-style dataset written by h5py: k-space with a 2× oversampled readout, and the
+/// file's `reconstruction_rss` computed the way the fastMRI dataset defines it (orthonormal
+/// centred 2D IFFT, root-sum-of-squares over coils, `center_crop` to the reconstruction
+/// matrix). One fully sampled case, one with every other phase-encoding column kept.
+const WRITE_FASTMRI: &str = r#"
+import sys, h5py, numpy as np
+d = sys.argv[1]
+rng = np.random.default_rng(11)
+ny, nx, crop = 96, 48, 40   # stored [rows = readout (2x oversampled), columns = phase encoding]
+xml = ('<?xml version="1.0"?><ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>'
+       '<encodedSpace><matrixSize><x>96</x><y>48</y><z>1</z></matrixSize><fieldOfView_mm><x>240</x><y>120</y><z>4</z></fieldOfView_mm></encodedSpace>'
+       '<reconSpace><matrixSize><x>40</x><y>40</y><z>1</z></matrixSize><fieldOfView_mm><x>100</x><y>100</y><z>4</z></fieldOfView_mm></reconSpace>'
+       '<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>')
+y, x = np.mgrid[-ny // 2:ny // 2, -nx // 2:nx // 2]
+def obj(s):
+    o = ((x / 17.0) ** 2 + (y / 19.0) ** 2 < 1) * (1.0 + 0.4 * np.cos(x / (3.0 + s)) * np.sin(y / 4.0))
+    o += 0.6 * (((x - 5) / 4.0) ** 2 + ((y + 6) / 5.0) ** 2 < 1)
+    return o * np.exp(1j * (x + y) / 40.0)
+coils = np.stack([np.exp(-((x - 30 * np.cos(a)) ** 2 + (y - 30 * np.sin(a)) ** 2) / 1500.0) * np.exp(1j * a)
+                  for a in np.linspace(0, 2 * np.pi, 6, endpoint=False)])
+def fft2c(im):
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(im, axes=(-2, -1)), norm='ortho'), axes=(-2, -1))
+def ifft2c(k):
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm='ortho'), axes=(-2, -1))
+def center_crop(a, shape):  # fastMRI's transforms.center_crop
+    w0 = (a.shape[-2] - shape[0]) // 2
+    h0 = (a.shape[-1] - shape[1]) // 2
+    return a[..., w0:w0 + shape[0], h0:h0 + shape[1]]
+# The finite resolution of a real acquisition: a smooth k-space window, so that the outer
+# k-space holds noise (what basin's noise estimate without a noise scan assumes).
+u = np.fft.fftshift(np.fft.fftfreq(ny))[:, None]; v = np.fft.fftshift(np.fft.fftfreq(nx))[None, :]
+win = np.exp(-(u ** 2 + v ** 2) / (2 * 0.15 ** 2))
+k = np.stack([fft2c(coils * obj(s)) * win for s in range(2)])
+k += 0.002 * (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape))
+k = k.astype(np.complex64)
+rss = center_crop(np.sqrt((np.abs(ifft2c(k.astype(np.complex128))) ** 2).sum(1)), (crop, crop)).astype(np.float32)
+mask = np.zeros(nx, np.float32); mask[::2] = 1; mask[nx // 2 - 5:nx // 2 + 5] = 1
+for name, m in [('full', np.ones(nx, np.float32)), ('r2', mask)]:
+    with h5py.File(d + '/' + name + '.h5', 'w') as f:
+        f['kspace'] = k * m[None, None, None, :]
+        f['mask'] = m
+        f['ismrmrd_header'] = xml
+        f['reconstruction_rss'] = rss
+"#;
+
+/// basin's images in the report (NIfTI, or a DICOM directory for the `dicom` method) cropped
+/// as fastMRI crops, against the file's own reconstruction_rss: PSNR (NumPy) and SSIM
+/// (scikit-image) after the least-squares scale; prints the largest deviations.
+const CHECK_FASTMRI: &str = r#"
+import csv, sys, os, glob
+import numpy as np, nibabel as nib, h5py, pydicom
+from skimage.metrics import structural_similarity
+data, report, dcm = sys.argv[1], sys.argv[2], sys.argv[3]
+def center_crop(a, shape):
+    w0 = (a.shape[-2] - shape[0]) // 2
+    h0 = (a.shape[-1] - shape[1]) // 2
+    return a[..., w0:w0 + shape[0], h0:h0 + shape[1]]
+worst = [0.0, 0.0]
+rows = list(csv.DictReader(open(os.path.join(report, "metrics.csv"))))
+for r in rows:
+    ref = h5py.File(os.path.join(data, r["case"] + ".h5"), "r")["reconstruction_rss"][()].astype(np.float64)
+    if r["method"] == "dicom":
+        ds = [pydicom.dcmread(p) for p in glob.glob(os.path.join(dcm, r["case"], "*"))]
+        ds.sort(key=lambda d: float(np.dot(d.ImagePositionPatient, np.cross(d.ImageOrientationPatient[:3], d.ImageOrientationPatient[3:]))))
+        img = np.stack([d.pixel_array * float(d.get("RescaleSlope", 1)) + float(d.get("RescaleIntercept", 0)) for d in ds])
+    else:
+        img = np.abs(np.asarray(nib.load(os.path.join(report, "images", r["case"], r["method"] + ".nii.gz")).dataobj, dtype=np.float64)).transpose(2, 1, 0)
+    img = center_crop(img, ref.shape[-2:])
+    a = (img * ref).sum() / (img * img).sum()
+    x = a * img
+    psnr = 10 * np.log10(ref.max() ** 2 / ((x - ref) ** 2).mean())
+    ssim = np.mean([structural_similarity(ref[z], x[z], data_range=ref.max(), win_size=7) for z in range(ref.shape[0])])
+    if psnr < 100:  # above, both sides measure float32 rounding
+        worst[0] = max(worst[0], abs(psnr - float(r["psnr_db"])))
+    worst[1] = max(worst[1], abs(ssim - float(r["ssim"])))
+    print(r["case"], r["method"], psnr, ssim)
+print("worst", worst)
+assert worst[0] < 0.01 and worst[1] < 0.001, worst
+"#;
+
+#[test]
+fn fastmri_reconstruction_rss_is_the_reference_and_dicom_images_are_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    python(WRITE_FASTMRI, &[data.to_str().unwrap()]);
+    // Another system's images as DICOM series directories: basin's own CG-SENSE.
+    let dcm = tmp.path().join("dcm");
+    std::fs::create_dir(&dcm).unwrap();
+    for case in ["full", "r2"] {
+        basin_ok(&[
+            "recon",
+            data.join(format!("{case}.h5")).to_str().unwrap(),
+            "-o",
+            &format!("{}/{case}/", dcm.display()),
+            "-p",
+            "sense",
+            "--quiet",
+        ]);
+    }
+    let report = tmp.path().join("report");
+    let images = format!("dicom={}", dcm.display());
+    let o = basin(&[
+        "compare",
+        data.to_str().unwrap(),
+        "-p",
+        "zero-filled,sense",
+        "--images",
+        &images,
+        "--no-prior-score",
+        "-o",
+        report.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    let psnr = |case: &str, m: &str| -> f64 {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("{case},{m},")))
+            .and_then(|l| l.split(',').nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{case} {m} in {csv}"))
+    };
+    // Fully sampled: basin's zero-filled RSS is the reference up to float32 rounding (the
+    // orientation and the crop agree with fastMRI's).
+    assert!(psnr("full", "zero-filled") > 80.0, "{csv}");
+    // Twofold undersampled: SENSE undoes the aliasing that zero filling keeps.
+    assert!(
+        psnr("r2", "sense") > psnr("r2", "zero-filled") + 5.0,
+        "{csv}"
+    );
+    // The DICOM series scores as the NIfTI of the same reconstruction does, up to DICOM's
+    // 16-bit quantisation.
+    for case in ["full", "r2"] {
+        let (a, b) = (psnr(case, "dicom"), psnr(case, "sense"));
+        assert!((a - b).abs() < 0.1, "{case}: DICOM {a} vs NIfTI {b}\n{csv}");
+    }
+    let out = python(
+        CHECK_FASTMRI,
+        &[
+            data.to_str().unwrap(),
+            report.to_str().unwrap(),
+            dcm.to_str().unwrap(),
+        ],
+    );
+    eprintln!("{out}");
+    // The case figures were drawn on the reference's grid.
+    assert!(report.join("figures/case-r2.png").is_file());
+}

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 A dataset is a directory of acquisitions NAME.h5 (ISMRMRD or fastMRI), each with an optional
 reference image NAME.reference.nii.gz or NAME_truth.nii.gz on basin's output grid (what
 `basin phantom --from` and `--suite` write) and an optional simulation record NAME.json whose
-lesions are scored.
+lesions are scored. A fastMRI file without such a NIfTI is scored against its own
+reconstruction_rss (reconstruction_esc for single-coil files); images larger in plane are
+centre-cropped to it first, as fastMRI's evaluation does.
 
 Metrics per case and method, after one least-squares magnitude scale of the image to the
 reference: NMSE, PSNR and SSIM as fastMRI defines them (data range = the reference's maximum;
@@ -54,8 +56,9 @@ pub struct CompareArgs {
     /// (quoted). Repeatable.
     #[arg(long, value_name = "NAME=CMD")]
     pub tool: Vec<String>,
-    /// Precomputed images of another system: NAME=DIR holding DIR/CASE.nii.gz (or .nii) per
-    /// case, on basin's output grid. Repeatable.
+    /// Precomputed images of another system: NAME=DIR holding per case DIR/CASE.nii.gz (or
+    /// .nii), a DICOM series directory DIR/CASE/ or one DICOM file DIR/CASE.dcm, on basin's
+    /// output grid. Repeatable.
     #[arg(long, value_name = "NAME=DIR")]
     pub images: Vec<String>,
     /// The report directory (created; an existing one must be an earlier report or empty).

@@ -7,7 +7,9 @@
 //! `--suite` write) on basin's output grid, and an optional simulation record `NAME.json` whose
 //! `lesions` are scored. A **method** is a protocol (built in or a TOML file, run by the same
 //! pipeline as `basin recon`), an external tool (a shell command template with `{in}` and `{out}`,
-//! which must write NIfTI on basin's grid), or a directory of precomputed images (`DIR/NAME.nii.gz`).
+//! which must write NIfTI on basin's grid), or a directory of precomputed images (`DIR/NAME.nii.gz`,
+//! or DICOM: a series directory `DIR/NAME/` or a file `DIR/NAME.dcm`). A fastMRI file without a
+//! NIfTI reference is scored against its own `reconstruction_rss`.
 //!
 //! Every (case, method) result is a **cell** kept under `REPORT/cells/` with the checksums of its
 //! inputs and the method's full description; a rerun reuses cells whose inputs and method are
@@ -55,10 +57,61 @@ pub struct Case {
     pub name: String,
     /// The acquisition.
     pub input: PathBuf,
-    /// The reference image on basin's output grid, if any.
-    pub reference: Option<PathBuf>,
+    /// The reference image, if any.
+    pub reference: Option<Reference>,
     /// Lesions from the simulation record, if any.
     pub lesions: Vec<CaseLesion>,
+}
+
+/// A case's reference image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reference {
+    /// A NIfTI file on basin's output grid (`NAME.reference.nii.gz`, `NAME_truth.nii.gz`).
+    Nifti(PathBuf),
+    /// The fastMRI file's own `reconstruction_rss` (or `reconstruction_esc`): the RSS of the
+    /// fully sampled data centre-cropped to the reconstruction matrix. Images larger in plane
+    /// are centre-cropped to it the same way (fastMRI's `center_crop`) before scoring.
+    FastMri(PathBuf),
+}
+
+impl Reference {
+    /// The file holding the reference.
+    pub fn path(&self) -> &Path {
+        match self {
+            Reference::Nifti(p) | Reference::FastMri(p) => p,
+        }
+    }
+
+    /// The reference magnitude `[z, y, x]`.
+    pub fn load(&self) -> Result<Array3<f32>, String> {
+        match self {
+            Reference::Nifti(p) => read_magnitude(p).map_err(|e| e.to_string()),
+            Reference::FastMri(p) => basin_mrd::io::read_fastmri_reference(p)
+                .map_err(|e| e.to_string())?
+                .map(|v| v.mapv(f32::abs))
+                .ok_or_else(|| format!("{}: no reconstruction_rss", p.display())),
+        }
+    }
+
+    /// `image` on the reference's grid (`reference` holds its dimensions): unchanged when the
+    /// grids agree; centre-cropped in plane for a fastMRI reference; otherwise an error.
+    pub fn fit(
+        &self,
+        image: Array3<f32>,
+        reference: (usize, usize, usize),
+    ) -> Result<Array3<f32>, String> {
+        let (z, y, x) = image.dim();
+        if (z, y, x) == reference {
+            return Ok(image);
+        }
+        let (rz, ry, rx) = reference;
+        if matches!(self, Reference::FastMri(_)) && z == rz && y >= ry && x >= rx {
+            return Ok(metrics::centre_crop(image.view(), ry, rx));
+        }
+        Err(format!(
+            "the image ({z}×{y}×{x} slices × rows × columns) is not on the reference's grid ({rz}×{ry}×{rx})"
+        ))
+    }
 }
 
 /// The cases of the dataset directory `dir`, sorted by name.
@@ -88,7 +141,11 @@ pub fn discover(dir: &Path) -> Result<Vec<Case>, CompareError> {
         ]
         .into_iter()
         .map(|n| dir.join(n))
-        .find(|r| r.is_file());
+        .find(|r| r.is_file())
+        .map(Reference::Nifti)
+        .or_else(|| {
+            basin_mrd::io::has_fastmri_reference(&p).then(|| Reference::FastMri(p.clone()))
+        });
         let lesions = read_lesions(&dir.join(format!("{stem}.json")));
         cases.push(Case {
             name: stem.to_string(),
@@ -148,7 +205,8 @@ pub enum Method {
         /// Command template.
         template: String,
     },
-    /// Precomputed images: `DIR/NAME.nii.gz` (or `.nii`) per case.
+    /// Precomputed images: `DIR/NAME.nii.gz` (or `.nii`, a DICOM series directory `DIR/NAME/`,
+    /// a DICOM file `DIR/NAME.dcm`) per case.
     Images {
         /// Method name.
         name: String,
@@ -407,18 +465,19 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
         let input_sha = basin_recon::batch::sha256_of(&case.input).map_err(|e| {
             CompareError::Input(format!("{}: cannot read: {e}", case.input.display()))
         })?;
-        let ref_sha =
-            match &case.reference {
-                Some(r) => Some(basin_recon::batch::sha256_of(r).map_err(|e| {
+        let ref_sha = match &case.reference {
+            Some(Reference::Nifti(r)) => {
+                Some(basin_recon::batch::sha256_of(r).map_err(|e| {
                     CompareError::Input(format!("{}: cannot read: {e}", r.display()))
-                })?),
-                None => None,
-            };
+                })?)
+            }
+            // Inside the input file, whose checksum is in the key.
+            Some(Reference::FastMri(_)) => Some("reconstruction_rss".to_string()),
+            None => None,
+        };
         for m in &spec.methods {
             let image_sha = match m {
-                Method::Images { dir, .. } => {
-                    image_in(dir, &case.name).and_then(|p| basin_recon::batch::sha256_of(&p).ok())
-                }
+                Method::Images { dir, .. } => image_in(dir, &case.name).and_then(|p| image_sha(&p)),
                 _ => None,
             };
             let key = serde_json::json!({
@@ -521,12 +580,54 @@ fn energy_path(report: &Path, case: &str, method: &str) -> PathBuf {
         .join(format!("{method}.energy.nii.gz"))
 }
 
-/// A precomputed image of `case` in `dir`.
+/// A precomputed image of `case` in `dir`: `CASE.nii.gz`, `CASE.nii`, a DICOM series directory
+/// `CASE/` or one DICOM file `CASE.dcm`.
 fn image_in(dir: &Path, case: &str) -> Option<PathBuf> {
-    [format!("{case}.nii.gz"), format!("{case}.nii")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [
+        format!("{case}.nii.gz"),
+        format!("{case}.nii"),
+        format!("{case}.dcm"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
+    .or_else(|| Some(dir.join(case)).filter(|p| p.is_dir()))
+}
+
+/// The checksum of an image file, or of a DICOM directory's files (names and contents, sorted).
+fn image_sha(p: &Path) -> Option<String> {
+    if !p.is_dir() {
+        return basin_recon::batch::sha256_of(p).ok();
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.is_file())
+        .collect();
+    files.sort();
+    let mut all = String::new();
+    for f in files {
+        all.push_str(&file_name(&f));
+        all.push('\0');
+        all.push_str(&basin_recon::batch::sha256_of(&f).ok()?);
+        all.push('\n');
+    }
+    use sha2::Digest;
+    Some(format!("{:x}", sha2::Sha256::digest(all.as_bytes())))
+}
+
+/// The magnitude `[z, y, x]` of an image: NIfTI (as `basin recon` writes it), or DICOM (a
+/// series directory or one file; slices in the series' order, rows and columns as stored).
+pub fn read_image(p: &Path) -> Result<Array3<f32>, String> {
+    let name = file_name(p).to_ascii_lowercase();
+    if p.is_dir() || name.ends_with(".dcm") {
+        basin_export::dicom_in::read_dicom_series(p)
+            .map(|v| v.mapv(f32::abs))
+            .map_err(|e| e.to_string())
+    } else {
+        read_magnitude(p).map_err(|e| e.to_string())
+    }
 }
 
 fn read_cell(p: &Path) -> Option<Cell> {
@@ -673,16 +774,11 @@ fn score(
     path: &Path,
     cell: &mut Cell,
 ) -> Result<(), String> {
-    let image = read_magnitude(path).map_err(|e| e.to_string())?;
+    let image = read_image(path)?;
     if let Some(r) = &case.reference {
-        let reference = read_magnitude(r).map_err(|e| e.to_string())?;
-        if reference.dim() != image.dim() {
-            return Err(format!(
-                "the image ({:?} slices × rows × columns) is not on the reference's grid ({:?})",
-                image.dim(),
-                reference.dim()
-            ));
-        }
+        let reference = r.load()?;
+        let fitted = r.fit(image.clone(), reference.dim())?;
+        let image = &fitted;
         let mm = image_metrics(image.view(), reference.view());
         let scaled = image.mapv(|v| (v as f64 * mm.scale) as f32);
         cell.lesion_kept = lesion_contrast_kept(scaled.view(), reference.view(), &case.lesions);
@@ -721,9 +817,8 @@ fn score(
     Ok(())
 }
 
-/// The middle slice of a magnitude volume file (for figures).
-fn middle_slice(path: &Path) -> Option<ndarray::Array2<f32>> {
-    let v: Array3<f32> = read_magnitude(path).ok()?;
+/// The middle slice of a magnitude volume (for figures).
+fn middle_slice(v: &Array3<f32>) -> Option<ndarray::Array2<f32>> {
     let z = v.dim().0 / 2;
     (v.dim().0 > 0).then(|| v.index_axis(ndarray::Axis(0), z).to_owned())
 }

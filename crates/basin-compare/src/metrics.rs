@@ -154,3 +154,12 @@ pub fn read_magnitude(path: &std::path::Path) -> Result<Array3<f32>, basin_expor
     let (v, _) = basin_export::nifti_in::read_nifti(path)?;
     Ok(v.reversed_axes().as_standard_layout().mapv(f32::abs))
 }
+
+/// The centre `ny × nx` of every slice, as fastMRI's `center_crop` takes it (start
+/// `(n − target) / 2`, rounded down). `ny`, `nx` must not exceed the volume's.
+pub fn centre_crop(v: ArrayView3<'_, f32>, ny: usize, nx: usize) -> Array3<f32> {
+    let (_, h, w) = v.dim();
+    let (y0, x0) = ((h - ny) / 2, (w - nx) / 2);
+    v.slice(ndarray::s![.., y0..y0 + ny, x0..x0 + nx])
+        .to_owned()
+}

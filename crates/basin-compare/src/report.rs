@@ -5,6 +5,7 @@
 use crate::figures::{box_plot, case_grid, quantile, Canvas, Column};
 use crate::stats::{mean_se, wilcoxon};
 use crate::{energy_path, image_path, middle_slice, Case, Cell, CompareError, Method, Spec};
+use ndarray::Array3;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -336,7 +337,13 @@ fn image_of(spec: &Spec, case: &Case, method: &str) -> Option<PathBuf> {
 
 /// The case's grid figure (middle slice), or None when no method produced an image.
 fn case_figure(spec: &Spec, case: &Case, methods: &[String], cells: &[Cell]) -> Option<Canvas> {
-    let reference = case.reference.as_deref().and_then(middle_slice);
+    let full_reference = case.reference.as_ref().and_then(|r| r.load().ok());
+    let reference = full_reference.as_ref().and_then(middle_slice);
+    // A method's volume on the reference's grid (fastMRI references crop), then its middle.
+    let on_grid = |v: Array3<f32>| match (&case.reference, &full_reference) {
+        (Some(r), Some(f)) => r.fit(v, f.dim()).ok(),
+        _ => Some(v),
+    };
     let mut imgs = Vec::new();
     for m in methods {
         let Some(cell) = cells
@@ -345,7 +352,12 @@ fn case_figure(spec: &Spec, case: &Case, methods: &[String], cells: &[Cell]) -> 
         else {
             continue;
         };
-        let Some(img) = image_of(spec, case, m).as_deref().and_then(middle_slice) else {
+        let Some(img) = image_of(spec, case, m)
+            .and_then(|p| crate::read_image(&p).ok())
+            .and_then(on_grid)
+            .as_ref()
+            .and_then(middle_slice)
+        else {
             continue;
         };
         let scale = cell.metrics.map_or(1.0, |x| x.scale) as f32;
@@ -353,7 +365,11 @@ fn case_figure(spec: &Spec, case: &Case, methods: &[String], cells: &[Cell]) -> 
         if reference.as_ref().is_some_and(|r| r.dim() != img.dim()) {
             continue;
         }
-        let energy = middle_slice(&energy_path(&spec.report, &case.name, m))
+        let energy = crate::metrics::read_magnitude(&energy_path(&spec.report, &case.name, m))
+            .ok()
+            .and_then(on_grid)
+            .as_ref()
+            .and_then(middle_slice)
             .filter(|e| e.dim() == img.dim());
         let error = reference.as_ref().map(|r| (&img - r).mapv(f32::abs));
         imgs.push((m.clone(), img, error, energy));

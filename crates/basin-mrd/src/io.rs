@@ -13,7 +13,7 @@ use basin_core::C32;
 use hdf5::types::{
     FixedAscii, FixedUnicode, TypeDescriptor, VarLenArray, VarLenAscii, VarLenUnicode,
 };
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array3, Array4};
 use std::path::{Path, PathBuf};
 
 #[derive(hdf5::H5Type, Clone, Copy, Debug, Default)]
@@ -516,6 +516,61 @@ pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
         mask,
         single_coil,
     })
+}
+
+/// Whether `path` is an HDF5 file with a fastMRI reference image (see
+/// [`read_fastmri_reference`]); false for anything unreadable.
+pub fn has_fastmri_reference(path: &Path) -> bool {
+    open(path).is_ok_and(|f| {
+        f.link_exists("kspace")
+            && (f.link_exists("reconstruction_rss") || f.link_exists("reconstruction_esc"))
+    })
+}
+
+/// The reference image a fastMRI file carries, `/reconstruction_rss` (`[slices, rows, columns]`,
+/// the root-sum-of-squares of the fully sampled coil images centre-cropped to the reconstruction
+/// matrix, as the fastMRI dataset defines it); `None` when the file has none. Single-coil files'
+/// `/reconstruction_esc` is used when there is no RSS.
+pub fn read_fastmri_reference(path: &Path) -> Result<Option<Array3<f32>>, MrdError> {
+    let file = open(path)?;
+    let Some(name) = ["reconstruction_rss", "reconstruction_esc"]
+        .into_iter()
+        .find(|n| file.link_exists(n))
+    else {
+        return Ok(None);
+    };
+    let ds = file.dataset(name).map_err(h5err(path, name))?;
+    let shape = ds.shape();
+    let invalid = |message: String| MrdError::Invalid {
+        file: path.to_path_buf(),
+        field: format!("/{name}"),
+        message,
+    };
+    let dims = match shape[..] {
+        [z, y, x] => (z, y, x),
+        [y, x] => (1, y, x),
+        _ => {
+            return Err(invalid(format!(
+                "expected [slices, rows, columns], found shape {shape:?}"
+            )))
+        }
+    };
+    let total = dims
+        .0
+        .checked_mul(dims.1)
+        .and_then(|v| v.checked_mul(dims.2))
+        .filter(|&v| v <= MAX_ELEMENTS)
+        .ok_or_else(|| invalid(format!("shape {shape:?} is past basin's size limit")))?;
+    if total == 0 {
+        return Err(invalid(format!("shape {shape:?} has a zero axis")));
+    }
+    let raw = ds.read_raw::<f32>().map_err(h5err(path, name))?;
+    if raw.iter().any(|v| !v.is_finite()) {
+        return Err(invalid("contains NaN or infinite values".into()));
+    }
+    Array3::from_shape_vec(dims, raw)
+        .map(Some)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Path of a sibling temporary file for atomic writes: `dir/.name.tmp-<pid>`.
