@@ -22,6 +22,15 @@ pub enum KindArg {
     Brain,
 }
 
+/// Which suite slices get lesion copies.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LesionSlicesArg {
+    /// The first slice of each anatomy.
+    First,
+    /// Every anatomy slice.
+    All,
+}
+
 /// Mask family.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum MaskArg {
@@ -119,6 +128,10 @@ pub struct PhantomArgs {
     /// 0.32/R centre.
     #[arg(long, value_delimiter = ',', default_value = "4,8", requires = "suite")]
     pub accelerations: Vec<f64>,
+    /// With --suite: which --anatomy slices also get a copy with lesions: the first of each
+    /// anatomy, or all (for lesion studies).
+    #[arg(long, value_enum, default_value = "first", requires = "suite")]
+    pub lesion_slices: LesionSlicesArg,
     /// With --suite: no line per case.
     #[arg(short, long)]
     pub quiet: bool,
@@ -383,6 +396,10 @@ fn run_suite(a: PhantomArgs, dir: PathBuf) -> Result<()> {
         coils: a.coils,
         snr: a.snr,
         lesions: a.lesions.unwrap_or(4),
+        lesion_slices: match a.lesion_slices {
+            LesionSlicesArg::First => basin_phantom::suite::LesionSlices::First,
+            LesionSlicesArg::All => basin_phantom::suite::LesionSlices::All,
+        },
         anatomy,
         seed: a.seed,
     };

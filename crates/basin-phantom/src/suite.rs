@@ -66,6 +66,16 @@ pub struct Anatomy {
     pub slices: Vec<usize>,
 }
 
+/// Which anatomy slices of a suite also get a copy with lesions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LesionSlices {
+    /// The first slice of each anatomy.
+    #[default]
+    First,
+    /// Every slice (for lesion studies).
+    All,
+}
+
 /// What the suite holds.
 #[derive(Clone, Debug)]
 pub struct SuiteSpec {
@@ -77,6 +87,9 @@ pub struct SuiteSpec {
     pub snr: f64,
     /// Lesions per slice of the lesion cases.
     pub lesions: usize,
+    /// Which anatomy slices also get a lesion case (the brain-ellipse image always does when
+    /// `lesions` > 0).
+    pub lesion_slices: LesionSlices,
     /// Acceleration settings.
     pub settings: Vec<Setting>,
     /// Anatomy beyond the built-in brain ellipses.
@@ -92,6 +105,7 @@ impl Default for SuiteSpec {
             coils: 8,
             snr: 50.0,
             lesions: 4,
+            lesion_slices: LesionSlices::First,
             settings: Setting::fastmri(),
             anatomy: Vec::new(),
             seed: 1,
@@ -165,7 +179,7 @@ pub fn plan(spec: &SuiteSpec) -> Vec<SuiteCase> {
         for (a, an) in spec.anatomy.iter().enumerate() {
             for (i, &z) in an.slices.iter().enumerate() {
                 push(format!("{}-{z}_{l}", an.name), What::Anatomy(a, z), *st, 0);
-                if i == 0 && spec.lesions > 0 {
+                if (i == 0 || spec.lesion_slices == LesionSlices::All) && spec.lesions > 0 {
                     push(
                         format!("{}-{z}_{l}_lesions", an.name),
                         What::Anatomy(a, z),
@@ -364,4 +378,60 @@ fn write_case(
         "reference": name(&files.truth),
         "record": name(&files.record),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(lesion_slices: LesionSlices) -> SuiteSpec {
+        SuiteSpec {
+            lesion_slices,
+            anatomy: vec![Anatomy {
+                name: "a".into(),
+                source: "test".into(),
+                image: Array3::zeros((3, 8, 8)),
+                spacing: [1.0; 3],
+                slices: vec![0, 2],
+            }],
+            ..SuiteSpec::default()
+        }
+    }
+
+    fn lesion_cases(spec: &SuiteSpec) -> Vec<String> {
+        plan(spec)
+            .into_iter()
+            .filter(|c| c.lesions > 0)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn lesion_slices_choose_which_anatomy_slices_get_lesions() {
+        assert_eq!(
+            lesion_cases(&spec(LesionSlices::First)),
+            [
+                "ellipses-realistic_4x_lesions",
+                "a-0_4x_lesions",
+                "ellipses-realistic_8x_lesions",
+                "a-0_8x_lesions"
+            ]
+        );
+        assert_eq!(
+            lesion_cases(&spec(LesionSlices::All)),
+            [
+                "ellipses-realistic_4x_lesions",
+                "a-0_4x_lesions",
+                "a-2_4x_lesions",
+                "ellipses-realistic_8x_lesions",
+                "a-0_8x_lesions",
+                "a-2_8x_lesions"
+            ]
+        );
+        // Every case keeps a distinct seed.
+        let p = plan(&spec(LesionSlices::All));
+        let mut seeds: Vec<u64> = p.iter().map(|c| c.seed).collect();
+        seeds.dedup();
+        assert_eq!(seeds.len(), p.len());
+    }
 }
