@@ -43,6 +43,12 @@ fn ranks(v: &[f64]) -> (Vec<f64>, Vec<usize>) {
     (r, ties)
 }
 
+/// Spearman's rank correlation of two equally long series: the Pearson correlation of their
+/// average ranks (SciPy's `spearmanr`); NaN when either is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    basin_core::metrics::pearson(&ranks(a).0, &ranks(b).0)
+}
+
 /// The number of subsets of {1..n} with each rank sum 0..=n(n+1)/2 (the exact null
 /// distribution of the signed-rank statistic, times 2ⁿ).
 fn signed_rank_counts(n: usize) -> Vec<f64> {
@@ -136,6 +142,17 @@ pub fn wilcoxon(d: &[f64]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// b's ranks (1, 2, 3.5, 5, 3.5) against 1..5: cov 8, variances 10 and 9.5, ρ = 8/√95 by
+    /// hand (SciPy's spearmanr gives 0.8207826816681233); monotone maps keep ρ.
+    #[test]
+    fn spearman_matches_the_hand_value_with_ties() {
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 6.0, 7.0, 8.0, 7.0]);
+        assert!((spearman(&a, &b) - 8.0 / 95f64.sqrt()).abs() < 1e-12);
+        let e: Vec<f64> = b.iter().map(|v: &f64| v.exp()).collect();
+        assert!((spearman(&a, &e) - spearman(&a, &b)).abs() < 1e-12);
+        assert!((spearman(&a, &a) - 1.0).abs() < 1e-12);
+    }
 
     /// Hand-checkable cases: n = 3 all positive → R− = 0, exact p = 2·(1/8) = 0.25; the exact
     /// distribution's counts for n = 4 (1,1,1,2,2,2,2,2,1,1,1 over sums 0..10, total 16).
