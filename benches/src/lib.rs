@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod lesions;
 pub mod prior_validation;
+pub mod study;
 
 use basin_core::C32;
 use basin_phantom::{generate, Kind, MaskKind, Phantom, PhantomSpec};
