@@ -1,9 +1,10 @@
-//! The validation cases of issue 5's quality benchmark: MNI152 2009a axial slices (never used
+//! The validation cases of issue 5's first quality benchmark: MNI152 2009a axial slices (never used
 //! to train the prior), simulated at twice the target resolution (bilinear 2× upsampling to
 //! 0.5 mm on a 512² grid) with 8 smooth birdcage-like coils and a smooth phase, k-space cropped
 //! to 256² (1 mm), complex Gaussian noise (1 % of the p99 image magnitude per sample), then
-//! undersampled 4× equispaced (8 % centre) and 8× random (4 % centre). Shared by the `quality`
-//! and `uncertainty` commands.
+//! undersampled 4× equispaced (8 % centre) and 8× random (4 % centre). The lesion test
+//! (`tests/tests/lesions.rs`) uses them; the benchmarks now run on realistic acquisitions
+//! ([`crate::study`]).
 
 use basin_core::fft::{fftc, ifftc};
 use basin_core::linop::Sense;
@@ -150,40 +151,13 @@ pub fn metrics(x: &Array3<C32>, truth: &Array3<f32>) -> basin_compare::metrics::
     basin_compare::metrics::image_metrics(x.mapv(|c| c.norm()).view(), truth.view())
 }
 
-/// λ grid for tuning basin's L1-wavelet on a case (p99 = 1 convention).
-pub const L1_GRID: [f32; 7] = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
-
-/// The λ of [`L1_GRID`] whose L1-wavelet reconstruction of `case` (with `p`'s other settings)
-/// has the best PSNR: how the benchmarks tune basin's L1-wavelet once, on the first case, before
-/// comparing it with BART's (tuned the same way) and with the EBM.
-pub fn tune_l1_lambda(
-    op: &basin_core::linop::Sense,
-    case: &Case,
-    p: &basin_recon::cs::L1Params,
-) -> f32 {
-    let mut best = (f64::NEG_INFINITY, p.lambda);
-    for lambda in L1_GRID {
-        let q = basin_recon::cs::L1Params { lambda, ..*p };
-        let (x, _) = basin_recon::cs::l1_wavelet(op, &case.kspace, &q);
-        let v = basin_core::metrics::psnr(case.truth.view(), scaled_mag(&x, &case.truth).view());
-        if v > best.0 {
-            best = (v, lambda);
-        }
-    }
-    best.1
-}
-
 /// |x| scaled by [`ls_factor`] to the truth.
 pub fn scaled_mag(x: &Array3<C32>, truth: &Array3<f32>) -> Array3<f32> {
     let a = ls_factor(x, truth);
     x.mapv(|c| c.norm() * a)
 }
 
-/// Axial slices of the quality benchmark's cases.
-pub const CASE_SLICES: [usize; 3] = [70, 85, 100];
-
-/// Axial slices `zs` of the MNI152 volume at `path` (1 mm, `[y, x]`, anterior up); with
-/// [`CASE_SLICES`], the anatomy of the validation cases.
+/// Axial slices `zs` of the MNI152 volume at `path` (1 mm, `[y, x]`, anterior up).
 pub fn mni_slices(path: &std::path::Path, zs: &[usize]) -> Result<Vec<Array2<f32>>, String> {
     let vol = basin_export::nifti_in::read_nifti_volume(path).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -211,15 +185,4 @@ pub fn mni_case(slice: &Array2<f32>, i: usize, accel: f64) -> Case {
     } else {
         make_case(slice, accel, MaskKind::Equispaced, 10 + i as u64)
     }
-}
-
-/// The six cases of the benchmark: axial slices 70, 85 and 100 of the MNI152 volume at `path`,
-/// each at 4× and 8×.
-pub fn mni_cases(path: &std::path::Path) -> Result<Vec<Case>, String> {
-    let mut cases = Vec::new();
-    for (i, s) in mni_slices(path, &CASE_SLICES)?.iter().enumerate() {
-        cases.push(mni_case(s, i, 4.0));
-        cases.push(mni_case(s, i, 8.0));
-    }
-    Ok(cases)
 }
