@@ -100,37 +100,52 @@ pub fn protocol(name: &str) -> Result<Protocol, String> {
     Protocol::resolve(name, None).map_err(|e| format!("protocol {name}: {e}"))
 }
 
-/// `cs-l1-wavelet` with λ = `lambda`, named `NAME`.
+/// The shipped protocol `base` named `name`, its solver changed by `edit` (which says false
+/// when the solver is not the kind it changes).
+fn variant(
+    base: &str,
+    name: &str,
+    edit: impl FnOnce(&mut Solver) -> bool,
+) -> Result<Method, String> {
+    let mut p = protocol(base)?;
+    if !edit(&mut p.solver) {
+        return Err(format!("{base}: unexpected solver {:?}", p.solver));
+    }
+    p.name = name.into();
+    Ok(Method::Protocol(p))
+}
+
+/// `cs-l1-wavelet` with λ = `lambda`, named `name`.
 pub fn l1_with(lambda: f32, name: &str) -> Result<Method, String> {
-    let mut p = protocol("cs-l1-wavelet")?;
-    match &mut p.solver {
-        Solver::L1Wavelet(q) => q.lambda = lambda,
-        other => return Err(format!("cs-l1-wavelet is not L1-wavelet: {other:?}")),
-    }
-    p.name = name.into();
-    Ok(Method::Protocol(p))
+    variant("cs-l1-wavelet", name, |s| match s {
+        Solver::L1Wavelet(q) => {
+            q.lambda = lambda;
+            true
+        }
+        _ => false,
+    })
 }
 
-/// `cs-tv` with λ = `lambda`, named `NAME`.
+/// `cs-tv` with λ = `lambda`, named `name`.
 pub fn tv_with(lambda: f32, name: &str) -> Result<Method, String> {
-    let mut p = protocol("cs-tv")?;
-    match &mut p.solver {
-        Solver::Tv(q) => q.lambda = lambda,
-        other => return Err(format!("cs-tv is not TV: {other:?}")),
-    }
-    p.name = name.into();
-    Ok(Method::Protocol(p))
+    variant("cs-tv", name, |s| match s {
+        Solver::Tv(q) => {
+            q.lambda = lambda;
+            true
+        }
+        _ => false,
+    })
 }
 
-/// `brain-2d-ebm` with its prior weight set to `w`, named `NAME`.
+/// `brain-2d-ebm` with its prior weight set to `w`, named `name`.
 pub fn ebm_with(w: f64, name: &str) -> Result<Method, String> {
-    let mut p = protocol("brain-2d-ebm")?;
-    match &mut p.solver {
-        Solver::Ebm(q) => q.prior_weight = w,
-        other => return Err(format!("brain-2d-ebm is not an EBM protocol: {other:?}")),
-    }
-    p.name = name.into();
-    Ok(Method::Protocol(p))
+    variant("brain-2d-ebm", name, |s| match s {
+        Solver::Ebm(q) => {
+            q.prior_weight = w;
+            true
+        }
+        _ => false,
+    })
 }
 
 /// BART through `benches/bart-pics.py` (`ecalib -m1` + `pics -S -l1 -i 100`) at `lambda`, when
