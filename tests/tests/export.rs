@@ -479,3 +479,57 @@ fn failed_writes_leave_nothing_behind() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// DICOM written by another producer (pydicom) in each native transfer syntax — implicit VR
+/// little endian, explicit little and big endian — with nested sequences (pydicom writes them
+/// and their items with undefined length), reads back to pydicom's pixels: the reader's pre-scan of element
+/// lengths (issue 23: corrupt lengths refused before dicom-object allocates them) follows every
+/// layout without refusing a valid file.
+#[test]
+fn dicom_of_another_producer_reads_in_every_native_syntax() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = python(
+        r#"
+import sys, numpy as np, pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian, generate_uid
+px = (np.arange(7 * 9, dtype=np.uint16).reshape(7, 9) * 37 + 5)
+for name, ts in [("implicit", ImplicitVRLittleEndian), ("explicit", ExplicitVRLittleEndian), ("big", ExplicitVRBigEndian)]:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ts
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian = ts != ExplicitVRBigEndian
+    ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    item = Dataset(); item.CodeValue = "T1"; item.CodingSchemeDesignator = "99TEST"
+    inner = Dataset(); inner.CodeMeaning = "nested"; item.PurposeOfReferenceCodeSequence = Sequence([inner])
+    ds.ProcedureCodeSequence = Sequence([item])
+    ds.Rows, ds.Columns = px.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation, ds.SamplesPerPixel = 0, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.RescaleSlope, ds.RescaleIntercept = "0.5", "-3"
+    ds.PixelData = px.astype(">u2" if ts == ExplicitVRBigEndian else "<u2").tobytes()
+    ds.save_as(f"{sys.argv[1]}/{name}.dcm", write_like_original=False)
+    back = pydicom.dcmread(f"{sys.argv[1]}/{name}.dcm")
+    print(name, float(np.abs(back.pixel_array * 0.5 - 3 - (px * 0.5 - 3)).max()))
+"#,
+        &[dir.path().to_str().unwrap()],
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+    for name in ["implicit", "explicit", "big"] {
+        let f = dir.path().join(format!("{name}.dcm"));
+        let v =
+            basin_export::dicom_in::read_dicom_series(&f).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.dim(), (1, 7, 9), "{name}");
+        for ((_, y, x), got) in v.indexed_iter() {
+            let want = ((y * 9 + x) * 37 + 5) as f32 * 0.5 - 3.0;
+            assert_eq!(*got, want, "{name} at ({y}, {x})");
+        }
+    }
+}
