@@ -230,3 +230,53 @@ fn bad_specs_are_refused() {
     assert!(e.contains("noise-cov"), "{e}");
     assert!(simulate(&Array3::zeros((1, 90, 90)), &spec(50.0)).is_err());
 }
+
+/// `--lesion-slices`: the first slice of each anatomy gets a lesion copy by default, every slice
+/// with `All`; each case keeps a distinct seed.
+#[test]
+fn suite_lesion_slices_choose_which_anatomy_slices_get_lesions() {
+    use basin_phantom::suite::{plan, Anatomy, LesionSlices, SuiteSpec};
+    let spec = |lesion_slices| SuiteSpec {
+        lesion_slices,
+        anatomy: vec![Anatomy {
+            name: "a".into(),
+            source: "test".into(),
+            image: ndarray::Array3::zeros((3, 8, 8)),
+            spacing: [1.0; 3],
+            slices: vec![0, 2],
+        }],
+        ..SuiteSpec::default()
+    };
+    let lesion_cases = |s: &SuiteSpec| -> Vec<String> {
+        plan(s)
+            .into_iter()
+            .filter(|c| c.lesions > 0)
+            .map(|c| c.name)
+            .collect()
+    };
+    assert_eq!(
+        lesion_cases(&spec(LesionSlices::First)),
+        [
+            "ellipses-realistic_4x_lesions",
+            "a-0_4x_lesions",
+            "ellipses-realistic_8x_lesions",
+            "a-0_8x_lesions"
+        ]
+    );
+    assert_eq!(
+        lesion_cases(&spec(LesionSlices::All)),
+        [
+            "ellipses-realistic_4x_lesions",
+            "a-0_4x_lesions",
+            "a-2_4x_lesions",
+            "ellipses-realistic_8x_lesions",
+            "a-0_8x_lesions",
+            "a-2_8x_lesions"
+        ]
+    );
+    let p = plan(&spec(LesionSlices::All));
+    let mut seeds: Vec<u64> = p.iter().map(|c| c.seed).collect();
+    seeds.sort();
+    seeds.dedup();
+    assert_eq!(seeds.len(), p.len());
+}
