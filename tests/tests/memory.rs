@@ -1,11 +1,12 @@
 //! `basin recon --max-memory` (issue 23): the estimated peak resident memory it compares with
 //! the limit (`memory_estimate_bytes` in --json) holds on cases its model was not fitted on
 //! (other protocols, sizes and coil counts, a realistic multi-slice acquisition, posterior
-//! sampling): measured peak (`/usr/bin/time -f %M`) ≤ estimate ≤ 2.5 × measured. Past the
-//! limit, the run is refused with exit 3 and writes nothing.
+//! sampling, a file that peaks while it is read): measured peak (`/usr/bin/time -f %M`) ≤
+//! estimate ≤ 2.5 × measured. Past the limit, the run is refused with exit 3 and writes nothing
+//! — for the read phase, before the file is read.
 
 use basin_benches::prior_validation::MNI152;
-use basin_tests::{basin, basin_bin, basin_ok};
+use basin_tests::{basin, basin_bin, basin_ok, python};
 use std::path::Path;
 use std::process::Command;
 
@@ -111,6 +112,60 @@ fn the_memory_estimate_bounds_measured_peaks_and_the_limit_refuses_before_work()
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(
         err.contains("--max-memory") && err.contains("estimated"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// A small k-space stored as 300 averages of every line (h5py rewrites a phantom's acquisitions
+/// 300 times): 50 MB of acquisitions for a 64² 4-coil image, so reading — not reconstructing —
+/// is the peak. The reported estimate (the larger of reading and reconstructing) bounds the
+/// measured peak within 2.5×, and a limit between the reconstruction's estimate and the read's
+/// refuses the run before the file is read (exit 3, the message names reading).
+#[test]
+fn a_file_that_peaks_while_read_is_bounded_and_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("averages.h5");
+    let f = file.to_str().unwrap();
+    basin_ok(&[
+        "phantom", "--matrix", "64", "--coils", "4", "--accel", "1", "-o", f,
+    ]);
+    python(
+        r#"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "a") as f:
+    d = f["dataset/data"][:]
+    dt = f["dataset/data"].dtype
+    del f["dataset/data"]
+    f.create_dataset("dataset/data", data=np.concatenate([d] * 300), dtype=dt)
+"#,
+        &[f],
+    );
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 40 << 20, "{size} bytes");
+    let (estimate, peak) = measured(&file, &dir.path().join("out.nii"), &["-p", "zero-filled"]);
+    let ratio = estimate as f64 / peak as f64;
+    eprintln!("300 averages, {size} B file: estimate {estimate} B, measured peak {peak} B, ratio {ratio:.2}");
+    assert!(
+        (1.0..=2.5).contains(&ratio),
+        "estimate {estimate} B vs peak {peak} B"
+    );
+    // The reconstruction alone would pass a 100 MB limit; reading does not.
+    let out = dir.path().join("refused.nii");
+    let o = basin(&[
+        "recon",
+        f,
+        "-p",
+        "zero-filled",
+        "-o",
+        out.to_str().unwrap(),
+        "--max-memory",
+        "100M",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("reading it needs") && err.contains("--max-memory"),
         "{err}"
     );
     assert!(!out.exists());

@@ -56,9 +56,10 @@ pub struct ReconArgs {
     /// Seed of the posterior samples (the same seed gives the same samples).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Refuse, after reading and before any reconstruction, a run whose estimated peak
-    /// resident memory is larger than this (e.g. 8G, 512M; a cluster job's memory request).
-    /// The estimate (within ~1.3–1.6× of measured peaks) is in --json as memory_estimate_bytes.
+    /// Refuse a run whose estimated peak resident memory is larger than this (e.g. 8G, 512M;
+    /// a cluster job's memory request): reading, from the file's size before it is read;
+    /// reconstruction, after reading and before any work. The larger estimate (within
+    /// ~1.3–1.6× of measured peaks) is in --json as memory_estimate_bytes.
     #[arg(long, value_name = "SIZE", value_parser = basin_recon::memory::parse_size)]
     pub max_memory: Option<u64>,
     /// Protocol: a built-in name — sense (CG-SENSE), zero-filled, cs-l1-wavelet, cs-tv,

@@ -423,6 +423,19 @@ pub struct FastMri {
     pub single_coil: bool,
 }
 
+/// Bytes of a fastMRI file's `kspace` array in memory (complex64), from its shape.
+pub fn fastmri_kspace_bytes(path: &Path) -> Result<u64, MrdError> {
+    let file = open(path)?;
+    let ds = file.dataset("kspace").map_err(|_| MrdError::Missing {
+        file: path.to_path_buf(),
+        object: "/kspace".into(),
+    })?;
+    Ok(ds
+        .shape()
+        .iter()
+        .fold(8u64, |a, &n| a.saturating_mul(n as u64)))
+}
+
 /// Reads a fastMRI-style file.
 pub fn read_fastmri(path: &Path) -> Result<FastMri, MrdError> {
     let file = open(path)?;

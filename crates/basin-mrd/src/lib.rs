@@ -87,6 +87,26 @@ pub enum MrdError {
     },
 }
 
+/// The estimated peak bytes [`read_kspace`] holds for `path`, before reading it: ISMRMRD, three
+/// times the file's size (the acquisition records HDF5 returns — variable-length data live in
+/// the file's global heap, which filters never compress, so they are at most the file's size —
+/// their decoded copy, and the assembled buckets, which are at most as large); fastMRI, three
+/// times the k-space array's size in memory (its dataset may be compressed), or of the file when
+/// that is larger. What `--max-memory` compares before any data are read.
+pub fn read_memory_estimate(path: &Path, group: Option<&str>) -> Result<u64, MrdError> {
+    let file_size = std::fs::metadata(path)
+        .map_err(|source| MrdError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let array = match io::detect(path, group)? {
+        io::FileKind::Ismrmrd { .. } => 0,
+        io::FileKind::FastMri => io::fastmri_kspace_bytes(path)?,
+    };
+    Ok(file_size.max(array).saturating_mul(3))
+}
+
 /// Reads any supported k-space file (ISMRMRD group `group`, auto-detected when None, or fastMRI)
 /// and assembles it.
 pub fn read_kspace(path: &Path, group: Option<&str>) -> Result<KSpace, MrdError> {

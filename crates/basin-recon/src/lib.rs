@@ -163,6 +163,25 @@ impl ReconOptions {
         Ok(())
     }
 
+    /// The estimated peak memory of reading the k-space file `path` ([`memory::read_estimate`]),
+    /// checked before it is read; an error when it is past `max_memory`.
+    pub fn check_read_memory(
+        &self,
+        path: &std::path::Path,
+        group: Option<&str>,
+    ) -> Result<u64, ReconError> {
+        let need = memory::read_estimate(path, group)?;
+        match self.max_memory {
+            Some(max) if need > max => Err(ReconError::Input(format!(
+                "{}: reading it needs about {} (estimated peak resident memory: 3 × the file's acquisitions, their decoded copy and the assembled k-space), more than the limit of {} (--max-memory)",
+                path.display(),
+                memory::human(need),
+                memory::human(max)
+            ))),
+            _ => Ok(need),
+        }
+    }
+
     /// The estimated peak memory of reconstructing `kspace` ([`memory::estimate`]); an error
     /// when it is past `max_memory`.
     pub fn check_memory(&self, protocol: &Protocol, kspace: &KSpace) -> Result<u64, ReconError> {

@@ -9,6 +9,9 @@
 //! — coil-map estimation (ESPIRiT's per-pixel coil matrices grow as coils²) or the solver
 //! (the EBM's pyramid activations, one chain per thread when sampling the posterior),
 //! whichever is larger, since one is freed before the other starts — times a margin of 25 %.
+//! Reading comes first and is bounded separately, from the file alone ([`read_estimate`]): a
+//! file with many more acquisitions than its k-space holds (averages, repeated lines) peaks
+//! while it is read.
 
 use crate::protocol::{Protocol, Solver};
 use crate::ReconOptions;
@@ -16,6 +19,15 @@ use basin_mrd::KSpace;
 
 /// Resident memory of the process before any data (measured 27–30 MB for the smallest runs).
 const BASE: u64 = 32 << 20;
+
+/// The estimated peak resident bytes of reading the k-space file `path` (before reading it):
+/// the base plus [`basin_mrd::read_memory_estimate`].
+pub fn read_estimate(
+    path: &std::path::Path,
+    group: Option<&str>,
+) -> Result<u64, basin_mrd::MrdError> {
+    Ok(BASE.saturating_add(basin_mrd::read_memory_estimate(path, group)?))
+}
 
 /// The estimated peak resident bytes of reconstructing `kspace` under `protocol`.
 pub fn estimate(protocol: &Protocol, kspace: &KSpace, options: &ReconOptions) -> u64 {

@@ -360,6 +360,7 @@ impl Pipeline {
             )));
         }
         basin_export::check_outputs(&[job.input], &job.outputs.paths(), job.force)?;
+        let read_memory = job.options.check_read_memory(job.input, job.dataset)?;
         let kspace = basin_mrd::read_kspace(job.input, job.dataset)?;
         events(Event::Read(&kspace));
         let device = self.device_name(job.protocol)?;
@@ -381,7 +382,8 @@ impl Pipeline {
             job.force,
         )?);
         Ok(Report {
-            memory_estimate: crate::memory::estimate(job.protocol, &kspace, &job.options),
+            memory_estimate: crate::memory::estimate(job.protocol, &kspace, &job.options)
+                .max(read_memory),
             shape_xyzt: volumes.shape_xyzt(),
             spacing_mm: volumes.geometry.spacing,
             fallback_geometry: volumes.geometry.fallback,
