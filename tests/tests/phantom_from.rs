@@ -177,3 +177,46 @@ print(float(np.abs(a - b).max() / np.abs(a).max()) if a.shape == b.shape else "s
         "RAS and LIA storage give different slices: max rel diff {d}"
     );
 }
+
+/// `--lesions N` on an image without flat tissue (uniform random texture, ±50 %): no lesion
+/// fits, and the run says so on stderr (one line per slice) instead of writing a lesion-free
+/// simulation silently; the JSON lists the lesions placed (none).
+#[test]
+fn lesions_that_do_not_fit_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("texture.nii.gz");
+    python(
+        r#"
+import sys, numpy as np, nibabel as nib
+rng = np.random.default_rng(3)
+v = (0.5 + rng.random((64, 64, 1))).astype(np.float32)
+nib.save(nib.Nifti1Image(v, np.eye(4)), sys.argv[1])
+"#,
+        &[img.to_str().unwrap()],
+    );
+    let h5 = dir.path().join("t.h5");
+    let o = basin(&[
+        "phantom",
+        "--from",
+        img.to_str().unwrap(),
+        "--lesions",
+        "3",
+        "--coils",
+        "4",
+        "-o",
+        h5.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning: slice 0: 0 of 3 lesions placed"),
+        "{err}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("t.json")).unwrap()).unwrap();
+    assert_eq!(
+        record["lesions"].as_array().map(Vec::len),
+        Some(0),
+        "{record}"
+    );
+}

@@ -292,6 +292,16 @@ fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
         noise_cov_given: a.noise_cov.as_ref().map(|p| p.display().to_string()),
     };
     let sim = simulate_to_files(&image, &source, &spec, &files, &inputs, a.force)?;
+    for (z, ls) in sim.lesions.iter().enumerate() {
+        if ls.len() < spec.lesions {
+            eprintln!(
+                "warning: slice {}: {} of {} lesions placed (a lesion needs flat tissue: within 8 % over its radius + 5 px); the JSON lists those placed",
+                z,
+                ls.len(),
+                spec.lesions
+            );
+        }
+    }
     eprintln!(
         "wrote {} ({} slices of {}×{}, {} coils, {} of {} lines, SNR {}), {}, {}, {}",
         output.display(),

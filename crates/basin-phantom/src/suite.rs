@@ -306,6 +306,9 @@ fn write_case(
         noise_samples: crate::files::NOISE_SAMPLES,
         seed: c.seed,
     };
+    // Lesions the simulator found room for (flat tissue only): fewer than asked on textured or
+    // small slices.
+    let mut placed = 0usize;
     let (kind, source) = match &c.what {
         What::Analytic(kind) => {
             phantom_to_files(
@@ -331,7 +334,7 @@ fn write_case(
                 spacing: [px, px, 5.0],
                 noise_cov_given: None,
             };
-            simulate_to_files(
+            let sim = simulate_to_files(
                 ellipses,
                 &source,
                 &realistic((spec.matrix, spec.matrix)),
@@ -339,6 +342,7 @@ fn write_case(
                 &[],
                 false,
             )?;
+            placed = sim.lesions.iter().map(Vec::len).sum();
             ("realistic", source.name)
         }
         What::Anatomy(a, z) => {
@@ -351,7 +355,7 @@ fn write_case(
                 spacing: an.spacing,
                 noise_cov_given: None,
             };
-            simulate_to_files(
+            let sim = simulate_to_files(
                 &image,
                 &source,
                 &realistic((h + h % 2, w + w % 2)),
@@ -359,6 +363,7 @@ fn write_case(
                 &[],
                 false,
             )?;
+            placed = sim.lesions.iter().map(Vec::len).sum();
             ("realistic", an.source.clone())
         }
     };
@@ -373,6 +378,7 @@ fn write_case(
         "center_fraction": st.center_fraction,
         "snr": (kind == "realistic").then_some(spec.snr),
         "lesions": c.lesions,
+        "lesions_placed": placed,
         "seed": c.seed,
         "acquisition": name(&files.acquisition),
         "reference": name(&files.truth),
