@@ -140,15 +140,6 @@ fn coverage(ratio: &[f64], k: f64) -> f64 {
     ratio.iter().filter(|&&r| r <= k).count() as f64 / ratio.len().max(1) as f64
 }
 
-fn cases_matching(dataset: &Path, pattern: &str) -> Result<Vec<basin_compare::Case>, String> {
-    let all = basin_compare::discover(dataset).map_err(|e| e.to_string())?;
-    let (head, tail) = pattern.split_once('*').unwrap_or((pattern, ""));
-    Ok(all
-        .into_iter()
-        .filter(|c| c.name.starts_with(head) && c.name.ends_with(tail))
-        .collect())
-}
-
 fn run(root: &Path, samples: usize) -> Result<(), String> {
     let dataset = root.join("suite");
     let tuning = root.join("tune");
@@ -161,7 +152,10 @@ fn run(root: &Path, samples: usize) -> Result<(), String> {
     println!("| accel | cases | PSNR dB (mean of samples) | SSIM | Pearson(SD, abs error), pixels | Spearman, 8×8 patches | k (tuning slice, 90 %) | coverage at k | coverage at 1.645 | s/slice |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for accel in study::ACCELS {
-        let tune = cases_matching(&tuning, &format!("tune-*_{accel}x"))?;
+        let select = |dir: &Path, patterns: &[String]| {
+            basin_compare::select(dir, patterns).map_err(|e| e.to_string())
+        };
+        let tune = select(&tuning, &[format!("tune-*_{accel}x")])?;
         let tune = tune
             .first()
             .ok_or_else(|| format!("no tuning case at {accel}×"))?;
@@ -169,20 +163,18 @@ fn run(root: &Path, samples: usize) -> Result<(), String> {
         let k = quantile(&t.ratio, 0.9);
         eprintln!("{accel}×: k = {k:.3} on {}", t.name);
         let mut rows = Vec::new();
-        for pattern in study::test_cases(accel, false) {
-            for c in cases_matching(&dataset, &pattern)? {
-                let m = measure(&pipeline, &protocol, &c, &scratch, samples)?;
-                eprintln!(
-                    "  {}: PSNR {:.2}, Pearson {:.3}, Spearman(patches) {:.3}, coverage {:.3}, {:.1} s",
-                    m.name,
-                    m.psnr,
-                    m.pearson,
-                    m.spearman_patch,
-                    coverage(&m.ratio, k),
-                    m.seconds
-                );
-                rows.push(m);
-            }
+        for c in select(&dataset, &study::test_cases(accel, false))? {
+            let m = measure(&pipeline, &protocol, &c, &scratch, samples)?;
+            eprintln!(
+                "  {}: PSNR {:.2}, Pearson {:.3}, Spearman(patches) {:.3}, coverage {:.3}, {:.1} s",
+                m.name,
+                m.psnr,
+                m.pearson,
+                m.spearman_patch,
+                coverage(&m.ratio, k),
+                m.seconds
+            );
+            rows.push(m);
         }
         let col = |f: &dyn Fn(&Measured) -> f64, d: usize| {
             let (m, se) = mean_se(&rows.iter().map(f).collect::<Vec<_>>());

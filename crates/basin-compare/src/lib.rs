@@ -410,27 +410,34 @@ struct Prior {
     typ: Option<basin_prior::validate::ScoreTypicality>,
 }
 
-/// Runs a comparison (see the crate's documentation).
-pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, CompareError> {
-    check(spec)?;
-    let mut cases = discover(&spec.dataset)?;
-    if !spec.cases.is_empty() {
-        let patterns = spec
-            .cases
+/// The cases of the dataset directory `dir` whose names match one of the glob `patterns` (all
+/// when there are none), sorted by name; a usage error when a pattern is malformed or none
+/// matches.
+pub fn select(dir: &Path, patterns: &[String]) -> Result<Vec<Case>, CompareError> {
+    let mut cases = discover(dir)?;
+    if !patterns.is_empty() {
+        let globs = patterns
             .iter()
             .map(|p| {
                 glob::Pattern::new(p).map_err(|e| CompareError::Usage(format!("--cases {p}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        cases.retain(|c| patterns.iter().any(|p| p.matches(&c.name)));
+        cases.retain(|c| globs.iter().any(|g| g.matches(&c.name)));
         if cases.is_empty() {
             return Err(CompareError::Usage(format!(
                 "--cases {}: no case of {} matches",
-                spec.cases.join(","),
-                spec.dataset.display()
+                patterns.join(","),
+                dir.display()
             )));
         }
     }
+    Ok(cases)
+}
+
+/// Runs a comparison (see the crate's documentation).
+pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, CompareError> {
+    check(spec)?;
+    let cases = select(&spec.dataset, &spec.cases)?;
     std::fs::create_dir_all(spec.report.join("cells")).map_err(|e| {
         CompareError::Output(basin_export::ExportError::Refused {
             file: spec.report.clone(),
