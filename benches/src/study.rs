@@ -303,38 +303,37 @@ pub fn print_tables(title: &str, label: &str, summary: &Summary, focus: &str) {
         println!();
     }
     println!();
+    // Non-finite values (an infinite PSNR) are left out of the differences.
     type Get = fn(&Cell) -> Option<f64>;
-    let mut metrics: Vec<(&str, Get, usize)> = vec![
-        ("PSNR dB", |c| c.metrics.map(|m| m.psnr), 2),
-        ("SSIM", |c| c.metrics.map(|m| m.ssim), 4),
+    let mut metrics: Vec<(&'static str, Get, usize)> = vec![
+        (
+            "PSNR dB",
+            |c| c.metrics.map(|m| m.psnr).filter(|v| v.is_finite()),
+            2,
+        ),
+        (
+            "SSIM",
+            |c| c.metrics.map(|m| m.ssim).filter(|v| v.is_finite()),
+            4,
+        ),
     ];
     if lesions {
-        metrics.push(("lesion contrast kept", |c| c.lesion_kept, 3));
+        metrics.push((
+            "lesion contrast kept",
+            |c| c.lesion_kept.filter(|v| v.is_finite()),
+            3,
+        ));
     }
     for other in summary.methods.iter().filter(|m| *m != focus) {
         for (metric, get, d) in &metrics {
-            let diffs: Vec<f64> = summary
-                .cells
-                .iter()
-                .filter(|c| c.method == focus)
-                .filter_map(|a| {
-                    let b = summary
-                        .cells
-                        .iter()
-                        .find(|c| &c.method == other && c.case == a.case)?;
-                    Some(get(a)? - get(b)?)
-                })
-                .filter(|v| v.is_finite())
-                .collect();
-            if diffs.is_empty() {
+            let Some(r) = basin_compare::paired_row(metric, get, focus, other, &summary.cells)
+            else {
                 continue;
-            }
-            let (m, se) = basin_compare::stats::mean_se(&diffs);
-            let p = basin_compare::stats::wilcoxon(&diffs)
-                .map_or("–".into(), |w| format!("{:.3}", w.1));
+            };
+            let p = r.p.map_or("–".into(), |p| format!("{p:.3}"));
             println!(
-                "- {label}: {focus} − {other}, {metric}: {m:+.d$} ± {se:.d$} (n = {}, Wilcoxon p {p})",
-                diffs.len()
+                "- {label}: {focus} − {other}, {metric}: {:+.d$} ± {:.d$} (n = {}, Wilcoxon p {p})",
+                r.mean, r.se, r.n
             );
         }
     }

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-pub use report::{paired, PairedRow};
+pub use report::{paired, paired_row, PairedRow};
 
 /// Errors of a comparison as a whole (a failing cell is recorded in its cell, not here).
 #[derive(Debug, thiserror::Error)]

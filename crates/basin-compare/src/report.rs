@@ -52,31 +52,43 @@ pub fn paired(methods: &[String], cells: &[Cell]) -> Vec<PairedRow> {
     for (metric, f) in &METRICS[..2] {
         for (i, a) in methods.iter().enumerate() {
             for b in &methods[i + 1..] {
-                let d: Vec<f64> = cells
-                    .iter()
-                    .filter(|c| &c.method == a)
-                    .filter_map(|ca| {
-                        let cb = cells.iter().find(|c| &c.method == b && c.case == ca.case)?;
-                        Some(f(ca)? - f(cb)?)
-                    })
-                    .collect();
-                if d.is_empty() {
-                    continue;
-                }
-                let (mean, se) = mean_se(&d);
-                out.push(PairedRow {
-                    metric,
-                    a: a.clone(),
-                    b: b.clone(),
-                    n: d.len(),
-                    mean,
-                    se,
-                    p: wilcoxon(&d).map(|w| w.1),
-                });
+                out.extend(paired_row(metric, f, a, b, cells));
             }
         }
     }
     out
+}
+
+/// The paired row of `metric` (read from a cell by `f`) for method `a` minus method `b` over the
+/// cases where both have a value; None when there is no such case.
+pub fn paired_row(
+    metric: &'static str,
+    f: impl Fn(&Cell) -> Option<f64>,
+    a: &str,
+    b: &str,
+    cells: &[Cell],
+) -> Option<PairedRow> {
+    let d: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.method == a)
+        .filter_map(|ca| {
+            let cb = cells.iter().find(|c| c.method == b && c.case == ca.case)?;
+            Some(f(ca)? - f(cb)?)
+        })
+        .collect();
+    if d.is_empty() {
+        return None;
+    }
+    let (mean, se) = mean_se(&d);
+    Some(PairedRow {
+        metric,
+        a: a.to_string(),
+        b: b.to_string(),
+        n: d.len(),
+        mean,
+        se,
+        p: wilcoxon(&d).map(|w| w.1),
+    })
 }
 
 fn fmt(v: f64, decimals: usize) -> String {
