@@ -171,15 +171,13 @@ impl ReconOptions {
         group: Option<&str>,
     ) -> Result<u64, ReconError> {
         let need = memory::read_estimate(path, group)?;
-        match self.max_memory {
-            Some(max) if need > max => Err(ReconError::Input(format!(
-                "{}: reading it needs about {} (estimated peak resident memory: 3 × the file's acquisitions, their decoded copy and the assembled k-space), more than the limit of {} (--max-memory)",
+        self.within_limit(need, || {
+            format!(
+                "{}: reading it needs about {} (estimated peak resident memory: 3 × the file's data, its decoded copy and the assembled k-space)",
                 path.display(),
-                memory::human(need),
-                memory::human(max)
-            ))),
-            _ => Ok(need),
-        }
+                memory::human(need)
+            )
+        })
     }
 
     /// The estimated peak memory of reconstructing `kspace` ([`memory::estimate`]); an error
@@ -191,12 +189,23 @@ impl ReconOptions {
             memory::human(need),
             protocol.name
         );
-        match self.max_memory {
-            Some(max) if need > max => Err(ReconError::Input(format!(
-                "{}: reconstructing it with protocol {} needs about {} (estimated peak resident memory), more than the limit of {} (--max-memory)",
+        self.within_limit(need, || {
+            format!(
+                "{}: reconstructing it with protocol {} needs about {} (estimated peak resident memory)",
                 kspace.source.display(),
                 protocol.name,
-                memory::human(need),
+                memory::human(need)
+            )
+        })
+    }
+
+    /// `need` when `max_memory` allows it, else an input error: `what` (the run and its
+    /// estimate), then the limit.
+    fn within_limit(&self, need: u64, what: impl FnOnce() -> String) -> Result<u64, ReconError> {
+        match self.max_memory {
+            Some(max) if need > max => Err(ReconError::Input(format!(
+                "{}, more than the limit of {} (--max-memory)",
+                what(),
                 memory::human(max)
             ))),
             _ => Ok(need),
