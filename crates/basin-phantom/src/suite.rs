@@ -306,10 +306,10 @@ fn write_case(
         noise_samples: crate::files::NOISE_SAMPLES,
         seed: c.seed,
     };
-    // Lesions the simulator found room for (flat tissue only): fewer than asked on textured or
-    // small slices.
-    let mut placed = 0usize;
-    let (kind, source) = match &c.what {
+    // With the lesions the simulator found room for (flat tissue only): fewer than asked on
+    // textured or small slices.
+    let placed_in = |sim: crate::realistic::Simulation| sim.lesions.iter().map(Vec::len).sum();
+    let (kind, source, placed): (_, _, usize) = match &c.what {
         What::Analytic(kind) => {
             phantom_to_files(
                 &PhantomSpec {
@@ -325,7 +325,7 @@ fn write_case(
                 files,
                 false,
             )?;
-            ("analytic", "built-in".to_string())
+            ("analytic", "built-in".to_string(), 0)
         }
         What::Ellipses => {
             let source = Source {
@@ -342,8 +342,7 @@ fn write_case(
                 &[],
                 false,
             )?;
-            placed = sim.lesions.iter().map(Vec::len).sum();
-            ("realistic", source.name)
+            ("realistic", source.name, placed_in(sim))
         }
         What::Anatomy(a, z) => {
             let an = &spec.anatomy[*a];
@@ -363,8 +362,7 @@ fn write_case(
                 &[],
                 false,
             )?;
-            placed = sim.lesions.iter().map(Vec::len).sum();
-            ("realistic", an.source.clone())
+            ("realistic", an.source.clone(), placed_in(sim))
         }
     };
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
