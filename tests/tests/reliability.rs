@@ -159,11 +159,11 @@ fn built_in_protocol_names_win_and_json_records_the_resolved_protocol() {
 import sys, json
 j = json.loads(sys.argv[1])
 p = j['protocol']
-print(j['schema'], bool(j['basin_version']), p['name'], p['source'], p['parameters']['solver']['kind'], p['parameters']['solver']['discrepancy'])
+print(j['schema'], bool(j['basin_version']), p['name'], p['source'], p['parameters']['solver']['kind'], p['parameters']['solver']['stall'])
 "#,
         &[&json],
     );
-    assert_eq!(got.trim(), "1 True sense built-in cg-sense 1.2", "{json}");
+    assert_eq!(got.trim(), "1 True sense built-in cg-sense 0.015", "{json}");
 }
 
 #[test]

@@ -15,6 +15,11 @@
 //! (levels × inner prior steps, CG iterations per data-consistency step) on the tuning slices
 //! only (MNI152 z = 120, S1 y = 130; neither is in the test set), to choose the shipped schedule
 //! without looking at the test set.
+//!
+//! `--cg-trace` prints CG-SENSE's PSNR and residual per iteration (CSV) on the test and tuning
+//! slices; `--prewhiten` tabulates prewhitening on against off for CG-SENSE (fixed iteration
+//! counts, the shipped stop, the discrepancy stop) and L1-wavelet (λ, iterations); `--l1-maps`
+//! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off.
 
 use basin_benches::cases::{metrics, mni_slices};
 use basin_benches::prior_validation::MNI152;
@@ -287,10 +292,295 @@ fn sweep_schedules(root: &Path) {
     }
 }
 
+/// The test slices as (name, image): MNI152 then S1.
+fn test_slices(root: &Path) -> Vec<(String, Array2<f32>)> {
+    let mni = mni_slices(&root.join(MNI152), &MNI_SLICES)
+        .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152)"));
+    let s1 = s1_slices(&root.join(S1), &S1_SLICES)
+        .unwrap_or_else(|e| panic!("{e} (run benches/fetch-s1.sh)"));
+    mni.into_iter()
+        .zip(MNI_SLICES)
+        .map(|(s, z)| (format!("MNI152 z{z}"), s))
+        .chain(
+            s1.into_iter()
+                .zip(S1_SLICES)
+                .map(|(s, y)| (format!("S1 y{y}"), s)),
+        )
+        .collect()
+}
+
+/// The prewhitening study (`--prewhiten`): on the test cases, CG-SENSE with prewhitening on
+/// and off at fixed iteration counts, at the shipped stop and at the discrepancy stop it
+/// replaced, and L1-wavelet on and off over λ and iterations — whether whitening's loss at 8×
+/// is the estimator (worse at every setting) or where each one stops (better at its best
+/// setting, worse at a stop).
+fn prewhiten_study(root: &Path) {
+    use basin_recon::protocol::Solver;
+    let slices = test_slices(root);
+    let iters = [2usize, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30];
+    let sense = Protocol::resolve("sense", None).unwrap();
+    let mut discrepancy_stop = sense.clone();
+    if let Solver::CgSense {
+        discrepancy, stall, ..
+    } = &mut discrepancy_stop.solver
+    {
+        *discrepancy = 1.2;
+        *stall = 0.0;
+    }
+    let stops = [
+        ("shipped stop (stall 0.015)", sense.clone()),
+        ("discrepancy 1.2 (shipped before)", discrepancy_stop),
+    ];
+    let fixed = |n: usize| {
+        let mut q = sense.clone();
+        if let Solver::CgSense {
+            iterations,
+            discrepancy,
+            tolerance,
+            stall,
+            ..
+        } = &mut q.solver
+        {
+            *iterations = n;
+            *discrepancy = 0.0;
+            *stall = 0.0;
+            *tolerance = 0.0;
+        }
+        q
+    };
+    let l1 = Protocol::resolve("cs-l1-wavelet", None).unwrap();
+    // (λ factor, iterations) of L1-wavelet against the shipped protocol.
+    let l1_settings = [
+        (0.25f32, 100usize),
+        (0.5, 100),
+        (1.0, 100),
+        (2.0, 100),
+        (4.0, 100),
+        (8.0, 100),
+        (1.0, 300),
+    ];
+    for accel in [4.0, 8.0] {
+        // [slice][setting] PSNR and iterations, prewhitening on and off.
+        let mut cg = vec![vec![[0.0f64; 2]; iters.len()]; slices.len()];
+        let mut stopped = vec![vec![[(0.0f64, 0usize); 2]; stops.len()]; slices.len()];
+        let mut lw = vec![vec![[0.0f64; 2]; l1_settings.len()]; slices.len()];
+        for (i, (name, slice)) in slices.iter().enumerate() {
+            let a = acquire(
+                slice,
+                accel,
+                100 + i as u64 + if accel > 5.0 { 50 } else { 0 },
+            );
+            for (j, on) in [true, false].into_iter().enumerate() {
+                for (t, (_, p)) in stops.iter().enumerate() {
+                    let mut p = p.clone();
+                    p.prewhiten = on;
+                    let r = reconstruct(&p, &a.kspace).expect("reconstruct");
+                    stopped[i][t][j] = (
+                        score(&r.slices[0].image, &a.sim.truth, 0.0).psnr,
+                        r.slices[0].diagnostics.iterations,
+                    );
+                }
+                for (t, &n) in iters.iter().enumerate() {
+                    let mut q = fixed(n);
+                    q.prewhiten = on;
+                    cg[i][t][j] = run_basin(&q, &a).0.psnr;
+                }
+                for (t, &(f, n)) in l1_settings.iter().enumerate() {
+                    let mut q = l1.clone();
+                    q.prewhiten = on;
+                    if let Solver::L1Wavelet(l) = &mut q.solver {
+                        l.lambda *= f;
+                        l.iterations = n;
+                    }
+                    lw[i][t][j] = run_basin(&q, &a).0.psnr;
+                }
+            }
+            let s = &stopped[i][0];
+            eprintln!(
+                "{accel}× {name}: CG stop on {} off {}, PSNR on {:.2} off {:.2}",
+                s[0].1, s[1].1, s[0].0, s[1].0
+            );
+        }
+        println!(
+            "\n### {accel}×: CG-SENSE, prewhitening on − off ({} slices)\n",
+            slices.len()
+        );
+        println!("| iterations | on dB | off dB | on − off dB |");
+        println!("|---|---|---|---|");
+        let row = |label: String, on: Vec<f64>, off: Vec<f64>| {
+            let d: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a - b).collect();
+            let (a, _) = mean_se(&on);
+            let (b, _) = mean_se(&off);
+            let (m, e) = mean_se(&d);
+            println!("| {label} | {a:.2} | {b:.2} | {m:+.2} ± {e:.2} |");
+        };
+        for (t, n) in iters.iter().enumerate() {
+            row(
+                n.to_string(),
+                cg.iter().map(|v| v[t][0]).collect(),
+                cg.iter().map(|v| v[t][1]).collect(),
+            );
+        }
+        let n = slices.len() as f64;
+        for (t, (label, _)) in stops.iter().enumerate() {
+            let mean_it = |j: usize| stopped.iter().map(|s| s[t][j].1 as f64).sum::<f64>() / n;
+            row(
+                format!(
+                    "{label}: mean iterations on {:.1}, off {:.1}",
+                    mean_it(0),
+                    mean_it(1)
+                ),
+                stopped.iter().map(|s| s[t][0].0).collect(),
+                stopped.iter().map(|s| s[t][1].0).collect(),
+            );
+        }
+        let best = |j: usize| -> Vec<f64> {
+            cg.iter()
+                .map(|v| v.iter().map(|x| x[j]).fold(f64::MIN, f64::max))
+                .collect()
+        };
+        row("best per slice (oracle)".into(), best(0), best(1));
+        println!(
+            "\n### {accel}×: cs-l1-wavelet, prewhitening on − off ({} slices)\n",
+            slices.len()
+        );
+        println!("| λ, iterations | on dB | off dB | on − off dB |");
+        println!("|---|---|---|---|");
+        for (t, (f, n)) in l1_settings.iter().enumerate() {
+            row(
+                format!("{f} × shipped, {n}"),
+                lw.iter().map(|v| v[t][0]).collect(),
+                lw.iter().map(|v| v[t][1]).collect(),
+            );
+        }
+    }
+}
+
+/// `--cg-trace`: CSV on stdout of CG-SENSE's PSNR and ‖Ax − y‖/(σ√m) after 1…20 iterations
+/// (no early stop) with prewhitening on and off, on the test slices and the tuning slices (named
+/// `TUNE …`), to choose and check the stopping rule of the `sense` protocol.
+fn cg_trace(root: &Path) {
+    use basin_recon::protocol::Solver;
+    let mut slices = test_slices(root);
+    let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
+    let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE]).unwrap();
+    slices.push(("TUNE MNI152 z120".into(), tune[0].clone()));
+    slices.push(("TUNE S1 y130".into(), s1[0].clone()));
+    println!("accel,slice,prewhiten,iterations,psnr,residual_over_noise,noise_std");
+    for accel in [4.0, 8.0] {
+        for (i, (name, slice)) in slices.iter().enumerate() {
+            let seed = 100 + i as u64 + if accel > 5.0 { 50 } else { 0 };
+            let a = acquire(slice, accel, seed);
+            for on in [true, false] {
+                for n in 1..=20 {
+                    let mut q = Protocol::resolve("sense", None).unwrap();
+                    q.prewhiten = on;
+                    if let Solver::CgSense {
+                        iterations,
+                        discrepancy,
+                        tolerance,
+                        stall,
+                        ..
+                    } = &mut q.solver
+                    {
+                        *iterations = n;
+                        *discrepancy = 0.0;
+                        *stall = 0.0;
+                        *tolerance = 0.0;
+                    }
+                    let r = reconstruct(&q, &a.kspace).expect("reconstruct");
+                    let d = &r.slices[0].diagnostics;
+                    let sc = score(&r.slices[0].image, &a.sim.truth, 0.0);
+                    println!(
+                        "{accel},{name},{on},{n},{:.4},{:.5},{:.4}",
+                        sc.psnr, d.residual_over_noise, d.noise_std
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `--l1-maps`: L1-wavelet (shipped λ and iterations) and CG-SENSE (10 iterations) with
+/// prewhitening on and off, each with the true birdcage maps and with basin's ESPIRiT maps, on
+/// the test slices — whether whitening's L1 loss at 8× comes from the calibration's model error.
+fn l1_maps(root: &Path) {
+    let root = root.to_path_buf();
+
+    use basin_core::linop::Sense;
+    let slices = test_slices(&root);
+    for accel in [8.0, 4.0] {
+        let mut acc = vec![Vec::new(); 8];
+        for (i, (name, slice)) in slices.iter().enumerate() {
+            let a = acquire(
+                slice,
+                accel,
+                100 + i as u64 + if accel > 5.0 { 50 } else { 0 },
+            );
+            let b = &a.kspace.buckets[0];
+            let r = reconstruct(&Protocol::resolve("sense", None).unwrap(), &a.kspace).unwrap();
+            let esp = r.slices[0].maps.clone();
+            let w =
+                basin_recon::whitening_for(&Protocol::resolve("sense", None).unwrap(), &a.kspace)
+                    .unwrap()
+                    .unwrap();
+            let mut wdata = b.data.clone();
+            prewhiten::apply(&w, &mut wdata);
+            let mut line = format!("{accel}× {name}:");
+            let mut t = 0;
+            for (mname, maps) in [("true", a.sim.maps.clone()), ("espirit", esp)] {
+                for on in [true, false] {
+                    let (m, k, d) = if on {
+                        let (m, k) = prewhiten::whiten_maps(&maps, &w);
+                        (m, k, &wdata)
+                    } else {
+                        (maps.clone(), 1.0, &b.data)
+                    };
+                    let op = Sense::new(m, b.mask.clone(), false).unwrap();
+                    let l1p = match Protocol::resolve("cs-l1-wavelet", None).unwrap().solver {
+                        basin_recon::protocol::Solver::L1Wavelet(p) => p,
+                        _ => unreachable!(),
+                    };
+                    let (x, _) = basin_recon::cs::l1_wavelet(
+                        &op,
+                        d,
+                        &basin_recon::cs::L1Params { seed: 1, ..l1p },
+                    );
+                    let pl = score(&x.mapv(|v| v * k), &a.sim.truth, 0.0).psnr;
+                    let (x, _) = basin_recon::solvers::cg_sense(&op, d, 0.0, 0.0, 10, None);
+                    let pc = score(&x.mapv(|v| v * k), &a.sim.truth, 0.0).psnr;
+                    line += &format!(
+                        " {mname} {} L1 {pl:.2} CG10 {pc:.2};",
+                        if on { "on" } else { "off" }
+                    );
+                    acc[t].push(pl);
+                    acc[t + 1].push(pc);
+                    t += 2;
+                }
+            }
+            eprintln!("{line}");
+        }
+        let m: Vec<String> = acc.iter().map(|v| format!("{:.2}", mean_se(v).0)).collect();
+        println!(
+            "{accel}× means [true on L1, CG; true off L1, CG; esp on L1, CG; esp off L1, CG]: {}",
+            m.join(" ")
+        );
+    }
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if std::env::args().any(|a| a == "--schedules") {
         return sweep_schedules(&root);
+    }
+    if std::env::args().any(|a| a == "--l1-maps") {
+        return l1_maps(&root);
+    }
+    if std::env::args().any(|a| a == "--cg-trace") {
+        return cg_trace(&root);
+    }
+    if std::env::args().any(|a| a == "--prewhiten") {
+        return prewhiten_study(&root);
     }
     let mni = mni_slices(&root.join(MNI152), &MNI_SLICES)
         .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152)"));

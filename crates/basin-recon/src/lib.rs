@@ -408,6 +408,7 @@ pub(crate) fn reconstruct_bucket(
                     tolerance,
                     lambda,
                     discrepancy,
+                    stall,
                 } => {
                     let stop_at = (*discrepancy > 0.0).then(|| {
                         let sigma = if whitening.is_some() {
@@ -418,7 +419,18 @@ pub(crate) fn reconstruct_bucket(
                         let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
                         (discrepancy * sigma).powi(2) * m as f64
                     });
-                    solvers::cg_sense(&op, &data, *lambda as f32, *tolerance, *iterations, stop_at)
+                    let stop = solvers::EarlyStop {
+                        residual_sq: stop_at,
+                        stall: *stall,
+                    };
+                    solvers::cg_sense_with(
+                        &op,
+                        &data,
+                        *lambda as f32,
+                        *tolerance,
+                        *iterations,
+                        &stop,
+                    )
                 }
                 Solver::L1Wavelet(p) => cs::l1_wavelet(
                     &op,

@@ -120,6 +120,10 @@ pub enum Solver {
         /// m the measured samples), before CG fits the noise; 0 turns it off.
         #[serde(default)]
         discrepancy: f64,
+        /// Stop once an iteration lowers ‖A x − y‖² by less than this fraction of it; 0 turns
+        /// it off (see [`crate::solvers::EarlyStop::stall`]).
+        #[serde(default)]
+        stall: f64,
     },
     /// L1-wavelet compressed sensing (FISTA, Daubechies-2, random shifts), see [`crate::cs`].
     L1Wavelet(crate::cs::L1Params),
@@ -230,11 +234,17 @@ impl Protocol {
             tolerance,
             lambda,
             discrepancy,
+            stall,
         } = &self.solver
         {
             if !(discrepancy.is_finite() && (*discrepancy == 0.0 || *discrepancy >= 0.5)) {
                 return bad(format!(
                     "solver.discrepancy = {discrepancy} must be 0 (off) or at least 0.5"
+                ));
+            }
+            if !(stall.is_finite() && (0.0..0.5).contains(stall)) {
+                return bad(format!(
+                    "solver.stall = {stall} must be 0 (off) or a fraction below 0.5"
                 ));
             }
             if *iterations == 0 || *iterations > 10_000 {

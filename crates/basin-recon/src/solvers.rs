@@ -151,6 +151,20 @@ impl<'a, A: LinearOp> Cg<'a, A> {
     }
 }
 
+/// When CG-SENSE stops before its iteration cap or tolerance (see [`cg_sense_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EarlyStop {
+    /// Morozov's discrepancy principle: stop once ‖A x − y‖² ≤ this (τ² σ² m for m measured
+    /// samples of complex noise variance σ²).
+    pub residual_sq: Option<f64>,
+    /// Stop once an iteration lowers ‖A x − y‖² by less than this fraction of it (0: off):
+    /// the signal the data support is fitted and further iterations mostly fit noise and
+    /// model error. Needs no noise level, so it behaves the same with and without
+    /// prewhitening, and it stops where model error (coil maps from few ACS lines) keeps the
+    /// residual above any noise-level threshold.
+    pub stall: f64,
+}
+
 /// CG-SENSE: returns (image, iterations). With `stop_at` = Some(ε²) it also stops (Morozov's
 /// discrepancy principle) once ‖A x − y‖² ≤ ε², before CG starts fitting the noise; ε² is
 /// τ² σ² m for m measured samples of complex noise variance σ².
@@ -162,14 +176,36 @@ pub fn cg_sense(
     max_iter: usize,
     stop_at: Option<f64>,
 ) -> (Array3<C32>, usize) {
+    let stop = EarlyStop {
+        residual_sq: stop_at,
+        stall: 0.0,
+    };
+    cg_sense_with(op, kspace, lambda, tolerance, max_iter, &stop)
+}
+
+/// CG-SENSE with the early stops of `stop`: returns (image, iterations). The data residual is
+/// tracked without applying A ([`Cg::data_residual_sq`]).
+pub fn cg_sense_with(
+    op: &Sense,
+    kspace: &Array4<C32>,
+    lambda: f32,
+    tolerance: f64,
+    max_iter: usize,
+    stop: &EarlyStop,
+) -> (Array3<C32>, usize) {
     let b = op.adjoint(kspace.view().into_dyn());
     let yy = dot(kspace.view().into_dyn(), kspace.view().into_dyn()).re;
     let mut cg = Cg::new(op, b, lambda).with_data_norm_sq(yy);
+    let mut previous: Option<f64> = None;
     while !cg.done(tolerance, max_iter) {
-        if let (Some(eps2), Some(r2)) = (stop_at, cg.data_residual_sq()) {
-            if r2 <= eps2 {
+        if let Some(r2) = cg.data_residual_sq() {
+            if stop.residual_sq.is_some_and(|eps2| r2 <= eps2) {
                 break;
             }
+            if stop.stall > 0.0 && previous.is_some_and(|p| p - r2 < stop.stall * r2) {
+                break;
+            }
+            previous = Some(r2);
         }
         cg.update();
     }

@@ -78,3 +78,46 @@ fn cg_sense_discrepancy_stops_at_the_noise_level() {
         );
     }
 }
+
+/// CG-SENSE's stall stop ends at the first iteration k whose explicit ‖A x_k − y‖² lies less
+/// than ε·‖A x_k − y‖² below iteration k − 1's, and not earlier: recomputed with A from the
+/// fixed-iteration solves k − 2, k − 1 and k (float32 operator: margin 1e-3 on ε).
+#[test]
+fn cg_sense_stall_stops_at_the_first_small_decrease() {
+    let (truth, op) = common::exact_case(128, 4.0, 5);
+    let peak = truth.iter().map(|c| c.norm()).fold(0.0f32, f32::max) as f64;
+    let sigma = 0.01 * peak;
+    let k = common::noisy_kspace(&op, &truth, sigma, 9);
+    let r2 = |x: &Array3<C32>| residual_over_noise(&op, x, &k, 1.0).powi(2);
+    for eps in [0.005, 0.015, 0.05] {
+        let stop = basin_recon::solvers::EarlyStop {
+            residual_sq: None,
+            stall: eps,
+        };
+        let (x, it) = basin_recon::solvers::cg_sense_with(&op, &k, 0.0, 0.0, 200, &stop);
+        println!("stall {eps}: stopped after {it} iterations");
+        assert!((2..200).contains(&it), "stall {eps}: {it} iterations");
+        let fixed = |n: usize| basin_recon::solvers::cg_sense(&op, &k, 0.0, 0.0, n, None).0;
+        let same = fixed(it);
+        let d = (&x - &same).mapv(|c| c.norm_sqr()).sum();
+        assert!(
+            d == 0.0,
+            "stall {eps}: the stopped iterate is iteration {it}'s"
+        );
+        let (a, b) = (r2(&fixed(it - 1)), r2(&x));
+        assert!(
+            a - b < (eps + 1e-3) * b,
+            "stall {eps}: iteration {it} lowered the residual by {} of it",
+            (a - b) / b
+        );
+        if it >= 3 {
+            let c = r2(&fixed(it - 2));
+            assert!(
+                c - a >= (eps - 1e-3) * a,
+                "stall {eps}: iteration {} already lowered it by only {}",
+                it - 1,
+                (c - a) / a
+            );
+        }
+    }
+}

@@ -183,3 +183,25 @@ fn an_ebm_protocol_past_the_work_bound_is_refused() {
     assert!(Protocol::from_toml(&text(100, 10), "t").is_ok());
     assert!(Protocol::from_toml(&text(100, 11), "t").is_err());
 }
+
+/// CG-SENSE's stall fraction: 0 (off) and fractions below 0.5 are accepted, a negative, a
+/// non-finite or a too-large one is refused naming the field; a protocol without it is off.
+#[test]
+fn a_cg_sense_stall_outside_its_range_is_refused() {
+    let text =
+        |stall: &str| format!("name = \"x\"\n[solver]\nkind = \"cg-sense\"\nstall = {stall}\n");
+    for ok in ["0", "0.015", "0.49"] {
+        assert!(Protocol::from_toml(&text(ok), "t").is_ok(), "stall = {ok}");
+    }
+    for bad in ["-0.01", "0.5", "2", "nan", "inf"] {
+        let e = Protocol::from_toml(&text(bad), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("solver.stall"), "stall = {bad}: {e}");
+    }
+    let p = Protocol::from_toml("name = \"x\"\n[solver]\nkind = \"cg-sense\"\n", "t").unwrap();
+    match p.solver {
+        basin_recon::protocol::Solver::CgSense { stall, .. } => assert_eq!(stall, 0.0),
+        other => panic!("{other:?}"),
+    }
+}
