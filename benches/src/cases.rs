@@ -186,3 +186,19 @@ pub fn mni_case(slice: &Array2<f32>, i: usize, accel: f64) -> Case {
         make_case(slice, accel, MaskKind::Equispaced, 10 + i as u64)
     }
 }
+
+/// Axial slices of S1 as `[y, x]`, anterior up and the subject's right on the right of the
+/// matrix as in [`mni_slices`].
+pub fn s1_slices(path: &std::path::Path, ys: &[usize]) -> Result<Vec<Array2<f32>>, String> {
+    let vol = basin_export::nifti_in::read_nifti_volume(path).map_err(|e| e.to_string())?;
+    Ok(ys
+        .iter()
+        .map(|&j| {
+            // [x (towards L), z (towards A)] → [A, L]; anterior up, right on the right.
+            let mut s = vol.index_axis(Axis(1), j).t().to_owned();
+            s.invert_axis(Axis(0));
+            s.invert_axis(Axis(1));
+            s
+        })
+        .collect())
+}

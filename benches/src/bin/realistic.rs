@@ -21,7 +21,7 @@
 //! counts, the shipped stop, the discrepancy stop) and L1-wavelet (λ, iterations); `--l1-maps`
 //! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off.
 
-use basin_benches::cases::{metrics, mni_slices};
+use basin_benches::cases::{metrics, mni_slices, s1_slices};
 use basin_benches::prior_validation::MNI152;
 use basin_benches::{read_cfl, write_cfl};
 use basin_core::C32;
@@ -43,22 +43,6 @@ const TUNE_SLICE: usize = 120;
 const S1_TUNE_SLICE: usize = 130;
 const BART_GRID: [f64; 8] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 const PROTOCOLS: [&str; 4] = ["brain-2d-ebm", "sense", "cs-l1-wavelet", "cs-tv"];
-
-/// Axial slices of S1 as `[y, x]`, anterior up and the subject's right on the right of the
-/// matrix as in [`mni_slices`].
-fn s1_slices(path: &Path, ys: &[usize]) -> Result<Vec<Array2<f32>>, String> {
-    let vol = basin_export::nifti_in::read_nifti_volume(path).map_err(|e| e.to_string())?;
-    Ok(ys
-        .iter()
-        .map(|&j| {
-            // [x (towards L), z (towards A)] → [A, L]; anterior up, right on the right.
-            let mut s = vol.index_axis(Axis(1), j).t().to_owned();
-            s.invert_axis(Axis(0));
-            s.invert_axis(Axis(1));
-            s
-        })
-        .collect())
-}
 
 struct Acq {
     sim: Simulation,

@@ -1,6 +1,7 @@
 //! `basin score`: the prior as a verification layer — a per-pixel energy-density map and a
 //! per-slice score of any image (NIfTI, DICOM series, ISMRMRD images), flagged against the
-//! model's validation statistics.
+//! model's validation statistics; with `--kspace`, also judged against the raw data it claims
+//! to reconstruct (basin_recon::consistency).
 
 use anyhow::{bail, Context, Result};
 use basin_core::C32;
@@ -9,6 +10,7 @@ use basin_export::nifti_in::read_nifti;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{score_volume, ScoreTypicality, SCORE_SIGMA, Z_THRESHOLD};
+use basin_recon::consistency::{DataCheck, MISFIT_OUTLIER};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
@@ -36,8 +38,22 @@ pub struct ScoreArgs {
     /// Overwrite the output.
     #[arg(long)]
     force: bool,
-    /// Exit with 1 when any slice is flagged ATYPICAL (after printing and writing everything),
-    /// so that a pipeline can stop on an implausible image. Without it, flagged slices exit 0.
+    /// Judge the image against the raw data of the same acquisition as well (ISMRMRD/MRD or
+    /// fastMRI HDF5): per slice the data residual over the noise and a signed misfit map — where
+    /// the image is brighter (+) or darker (−) than the measured k-space supports, in standard
+    /// deviations of the measured noise. A slice whose worst misfit stands out from the rest of
+    /// it (more than 12× its typical misfit) is flagged DATA-MISFIT: a local structure the data
+    /// do not contain, or one they contain that the image lacks. The image must be on basin's
+    /// reconstruction grid of that file (as `basin recon` writes it); a magnitude image is given
+    /// the phase of basin's CG-SENSE reconstruction.
+    #[arg(long, value_name = "RAW.h5")]
+    kspace: Option<PathBuf>,
+    /// Write the signed misfit map here (NIfTI, on the image's grid; needs --kspace).
+    #[arg(long, value_name = "FILE.nii")]
+    misfit_map: Option<PathBuf>,
+    /// Exit with 1 when any slice is flagged ATYPICAL or DATA-MISFIT (after printing and
+    /// writing everything), so that a pipeline can stop on an implausible image. Without it,
+    /// flagged slices exit 0.
     #[arg(long)]
     fail_on_atypical: bool,
     /// No progress bar.
@@ -116,17 +132,53 @@ fn read_input(a: &ScoreArgs) -> Result<(Array3<C32>, Source)> {
     Ok((v.mapv(|x| C32::new(x, 0.0)), Source::Other))
 }
 
+/// Writes `v` as NIfTI on the input's grid (its header for NIfTI input).
+fn map_writer<'a>(
+    v: &'a Array3<f32>,
+    source: &'a Source,
+    descrip: String,
+) -> basin_export::Writer<'a> {
+    Box::new(move |t: &std::path::Path| {
+        match source {
+            Source::Nifti(h) => write_nifti_like(t, v, h, &descrip, false),
+            Source::Other => write_nifti(
+                t,
+                v,
+                &basin_export::geometry::StackGeometry::unit(),
+                &descrip,
+                false,
+            ),
+        }
+        .map_err(|e| e.to_string())
+    })
+}
+
 /// Runs `basin score`.
 pub fn run(a: ScoreArgs) -> Result<()> {
-    if let Some(o) = &a.out {
+    if a.misfit_map.is_some() && a.kspace.is_none() {
+        return Err(crate::exit::usage(
+            "--misfit-map needs --kspace RAW.h5 (the data to judge the image against)",
+        ));
+    }
+    let outputs: Vec<&std::path::Path> = a
+        .out
+        .iter()
+        .chain(&a.misfit_map)
+        .map(|p| p.as_path())
+        .collect();
+    for o in &outputs {
         let n = o.to_string_lossy();
         if !(n.ends_with(".nii") || n.ends_with(".nii.gz")) {
             return Err(crate::exit::usage(format!(
-                "{}: the energy map is written as NIfTI (.nii or .nii.gz)",
+                "{}: the maps are written as NIfTI (.nii or .nii.gz)",
                 o.display()
             )));
         }
-        basin_export::check_outputs(&[a.input.as_path()], &[o.as_path()], a.force)?;
+    }
+    if !outputs.is_empty() {
+        let mut inputs = vec![a.input.as_path()];
+        inputs.extend(a.kspace.as_deref());
+        basin_export::check_outputs(&inputs, &outputs, a.force)?;
     }
     let (model, card) = match &a.model {
         Some(m) => {
@@ -145,6 +197,23 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             a.input.display()
         );
     }
+    // The data check first: a file that cannot be read or does not match fails before the
+    // prior's work.
+    let misfit = match &a.kspace {
+        Some(k) => {
+            let raw = basin_mrd::read_kspace(k, None).with_context(|| k.display().to_string())?;
+            let check = DataCheck::new(&raw).with_context(|| k.display().to_string())?;
+            let mag = img.mapv(|c| c.norm());
+            Some(check.misfit(mag.view()).map_err(|e| {
+                crate::exit::usage(format!(
+                    "{} against {}: {e}",
+                    a.input.display(),
+                    k.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
     let typ = ScoreTypicality::from_card(&card);
     let fast = FastPyramid::new(&model);
     let bar = if a.quiet || nz < 4 {
@@ -166,20 +235,46 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         .map(|(z, j)| (z, j.score, j.z, j.flagged))
         .collect();
     bar.finish_and_clear();
+    // Both maps appear together or not at all.
+    let mut writes: Vec<basin_export::Output<'_>> = Vec::new();
     if let Some(o) = &a.out {
-        let descrip = format!("basin energy density, sigma {SCORE_SIGMA}");
-        match &source {
-            Source::Nifti(h) => write_nifti_like(o, &map, h, &descrip, a.force)?,
-            Source::Other => write_nifti(
-                o,
+        writes.push((
+            o.clone(),
+            map_writer(
                 &map,
-                &basin_export::geometry::StackGeometry::unit(),
-                &descrip,
-                a.force,
-            )?,
-        }
+                &source,
+                format!("basin energy density, sigma {SCORE_SIGMA}"),
+            ),
+        ));
     }
+    if let (Some(o), Some(m)) = (&a.misfit_map, &misfit) {
+        writes.push((
+            o.clone(),
+            map_writer(
+                &m.map,
+                &source,
+                "basin data misfit z (+ brighter than the data)".into(),
+            ),
+        ));
+    }
+    basin_export::write_all(writes, a.force)?;
     let flagged: Vec<usize> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
+    let misfit_flagged: Vec<usize> = misfit
+        .as_ref()
+        .map(|m| (0..nz).filter(|&z| m.flagged(z)).collect())
+        .unwrap_or_default();
+    let data_json = |z: usize| {
+        misfit.as_ref().map(|m| {
+            let w = m.worst[z];
+            serde_json::json!({
+                "residual_over_noise": m.residual_over_noise[z],
+                "misfit_spread": m.spread[z],
+                "worst_misfit": {"z": w.z, "row": w.y, "column": w.x},
+                "misfit_outlier": m.outlier(z),
+                "inconsistent": m.flagged(z),
+            })
+        })
+    };
     let range = |t: &basin_prior::validate::Typicality| serde_json::json!({"median": t.median, "mad": t.mad});
     if a.json {
         let slices: Vec<_> = rows
@@ -194,6 +289,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     "object_fraction": s.object_fraction,
                     "z": zs,
                     "implausible": f,
+                    "data": data_json(*z),
                 })
             })
             .collect();
@@ -212,6 +308,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 "slices": slices,
                 "implausible": flagged,
                 "energy_map": a.out,
+                "kspace": a.kspace,
+                "misfit_threshold": misfit.as_ref().map(|_| MISFIT_OUTLIER),
+                "inconsistent": misfit.as_ref().map(|_| &misfit_flagged),
+                "misfit_map": a.misfit_map,
             })
         );
     } else {
@@ -245,15 +345,48 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             }
             None => println!("the model card has no validation statistics: slices are not flagged"),
         }
+        if let Some(m) = &misfit {
+            println!(
+                "\nagainst the data of {}:",
+                a.kspace
+                    .as_ref()
+                    .map_or(String::new(), |k| k.display().to_string())
+            );
+            println!(
+                "slice  residual/noise  typical misfit  worst misfit (row, column)  outlier  flag"
+            );
+            for z in 0..nz {
+                let w = m.worst[z];
+                println!(
+                    "{z:5}  {:14.3}  {:14.2}  {:>12.1} ({:4}, {:4})  {:7.1}  {}",
+                    m.residual_over_noise[z],
+                    m.spread[z],
+                    w.z,
+                    w.y,
+                    w.x,
+                    m.outlier(z),
+                    if m.flagged(z) { "DATA-MISFIT" } else { "" }
+                );
+            }
+            println!(
+                "{} of {nz} slices depart locally from the data (worst |misfit| > {MISFIT_OUTLIER} × the slice's typical misfit; + brighter, − darker than the data support){}",
+                misfit_flagged.len(),
+                if misfit_flagged.is_empty() { String::new() } else { format!(": {misfit_flagged:?}") }
+            );
+        }
         if let Some(o) = &a.out {
             println!("energy map: {}", o.display());
         }
+        if let Some(o) = &a.misfit_map {
+            println!("misfit map: {}", o.display());
+        }
     }
-    if a.fail_on_atypical && !flagged.is_empty() {
+    if a.fail_on_atypical && !(flagged.is_empty() && misfit_flagged.is_empty()) {
         return Err(crate::exit::flagged(format!(
-            "{}: {} of {nz} slices atypical ({flagged:?}); --fail-on-atypical",
+            "{}: {} of {nz} slices atypical ({flagged:?}), {} departing from the data ({misfit_flagged:?}); --fail-on-atypical",
             a.input.display(),
-            flagged.len()
+            flagged.len(),
+            misfit_flagged.len()
         )));
     }
     Ok(())
