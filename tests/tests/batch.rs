@@ -311,3 +311,68 @@ fn glob_batches_and_usage_errors() {
     let o = batch(&[dir.join("none.csv").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// `--jobs 2`: rows reconstructed two at a time on split thread pools all finish, and each
+/// output agrees with `basin recon`'s of the same file (the default EBM protocol) to float
+/// rounding: nibabel reads both, largest difference ≤ 1e-4 of the image's maximum (a thread
+/// count changes only the order of float sums).
+#[test]
+fn rows_run_two_at_a_time_agree_with_recon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("input,output\n");
+    for i in 1..=4 {
+        scan(d, &format!("s{i}.h5"), 20 + i);
+        csv.push_str(&format!("s{i}.h5,out/s{i}.nii.gz\n"));
+    }
+    let m = d.join("m.csv");
+    std::fs::write(&m, csv).unwrap();
+    let summary = d.join("summary.json");
+    let o = batch(&[
+        m.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--backend",
+        "cpu",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&summary)["done"], 4);
+    let mut args = vec![d.to_str().unwrap().to_string()];
+    for i in 1..=4 {
+        let r = d.join(format!("r{i}.nii.gz"));
+        let o = basin(&[
+            "recon",
+            d.join(format!("s{i}.h5")).to_str().unwrap(),
+            "-o",
+            r.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        args.push(i.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let out = basin_tests::python(
+        r#"
+import sys, nibabel as nib, numpy as np
+d = sys.argv[1]
+worst = 0.0
+for i in sys.argv[2:]:
+    a = np.asarray(nib.load(f"{d}/out/s{i}.nii.gz").dataobj, dtype=np.float64)
+    b = np.asarray(nib.load(f"{d}/r{i}.nii.gz").dataobj, dtype=np.float64)
+    assert a.shape == b.shape
+    worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
+print(worst)
+"#,
+        &args,
+    );
+    let worst: f64 = out.trim().parse().unwrap();
+    println!("--jobs 2 vs recon: largest difference {worst:.2e} of the maximum");
+    assert!(
+        worst <= 1e-4,
+        "--jobs 2 output differs from recon by {worst}"
+    );
+}
