@@ -202,3 +202,54 @@ pub fn s1_slices(path: &std::path::Path, ys: &[usize]) -> Result<Vec<Array2<f32>
         })
         .collect())
 }
+
+/// A realistic acquisition of `slice` as `basin phantom --from` makes it (8 birdcage coils, a
+/// generated receive-array noise covariance with a 2048-sample noise scan, SNR 50, `lesions`
+/// lesions) at `accel` (above 5: random lines with a 4 % centre, else equispaced with 8 %),
+/// assembled as `basin recon` assembles its file: the simulation and the k-space.
+pub fn realistic_acquisition(
+    slice: &Array2<f32>,
+    accel: f64,
+    lesions: usize,
+    seed: u64,
+) -> (basin_phantom::realistic::Simulation, basin_mrd::KSpace) {
+    let (h, w) = slice.dim();
+    let (mask, cf) = if accel > 5.0 {
+        (MaskKind::Random, 0.04)
+    } else {
+        (MaskKind::Equispaced, 0.08)
+    };
+    let spec = basin_phantom::realistic::RealisticSpec {
+        matrix: (h + h % 2, w + w % 2),
+        coils: 8,
+        accel,
+        center_fraction: cf,
+        mask,
+        snr: 50.0,
+        noise_cov: None,
+        lesions,
+        noise_samples: 2048,
+        seed,
+    };
+    let sim = basin_phantom::realistic::simulate(&slice.clone().insert_axis(Axis(0)), &spec)
+        .expect("simulate");
+    let d = basin_phantom::Description {
+        patient_name: "Bench^Realistic".into(),
+        patient_id: "bench".into(),
+        study: "realistic".into(),
+        protocol: "realistic".into(),
+        model: "realistic simulator".into(),
+    };
+    let (hdr, acqs) = basin_phantom::acquisition_to_ismrmrd(
+        &d,
+        sim.kspace.view(),
+        &sim.lines,
+        &sim.acs,
+        accel,
+        [w as f64, h as f64, 1.0],
+        &sim.noise_scan,
+    );
+    let kspace =
+        basin_mrd::assemble(std::path::Path::new("bench.h5"), hdr, &acqs).expect("assemble");
+    (sim, kspace)
+}

@@ -11,10 +11,8 @@
 //!
 //! Usage: `bash benches/fetch-s1.sh && cargo run --release -p basin-benches --bin misfit`.
 
-use basin_benches::cases::{mni_slices, s1_slices};
+use basin_benches::cases::{mni_slices, realistic_acquisition, s1_slices};
 use basin_benches::prior_validation::MNI152;
-use basin_phantom::realistic::{simulate, RealisticSpec};
-use basin_phantom::MaskKind;
 use basin_recon::consistency::{DataCheck, MISFIT_OUTLIER};
 use basin_recon::{reconstruct, Protocol};
 use ndarray::{Array2, Array3, Axis};
@@ -67,42 +65,7 @@ fn main() {
     let mut groups: Vec<((String, f64, &str), Group)> = Vec::new();
     for accel in [4.0, 8.0] {
         for (i, (set, name, slice)) in sets.iter().enumerate() {
-            let (h, w) = slice.dim();
-            let (mask, cf) = if accel > 5.0 {
-                (MaskKind::Random, 0.04)
-            } else {
-                (MaskKind::Equispaced, 0.08)
-            };
-            let spec = RealisticSpec {
-                matrix: (h + h % 2, w + w % 2),
-                coils: 8,
-                accel,
-                center_fraction: cf,
-                mask,
-                snr: 50.0,
-                noise_cov: None,
-                lesions: 4,
-                noise_samples: 2048,
-                seed: 300 + i as u64,
-            };
-            let sim = simulate(&slice.clone().insert_axis(Axis(0)), &spec).expect("simulate");
-            let d = basin_phantom::Description {
-                patient_name: "Bench^Misfit".into(),
-                patient_id: "bench".into(),
-                study: "misfit".into(),
-                protocol: "misfit".into(),
-                model: "realistic simulator".into(),
-            };
-            let (hdr, acqs) = basin_phantom::acquisition_to_ismrmrd(
-                &d,
-                sim.kspace.view(),
-                &sim.lines,
-                &sim.acs,
-                accel,
-                [w as f64, h as f64, 1.0],
-                &sim.noise_scan,
-            );
-            let k = basin_mrd::assemble(Path::new("bench.h5"), hdr, &acqs).expect("assemble");
+            let (sim, k) = realistic_acquisition(slice, accel, 4, 300 + i as u64);
             let check = DataCheck::new(&k).expect("data check");
             let truth = sim.truth.index_axis(Axis(0), 0);
             let tmax = truth.iter().fold(0.0f32, |m, &v| m.max(v));

@@ -21,13 +21,12 @@
 //! counts, the shipped stop, the discrepancy stop) and L1-wavelet (λ, iterations); `--l1-maps`
 //! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off.
 
-use basin_benches::cases::{metrics, mni_slices, s1_slices};
+use basin_benches::cases::{metrics, mni_slices, realistic_acquisition, s1_slices};
 use basin_benches::prior_validation::MNI152;
 use basin_benches::{read_cfl, write_cfl};
 use basin_core::C32;
 use basin_mrd::KSpace;
-use basin_phantom::realistic::{simulate, RealisticSpec, Simulation};
-use basin_phantom::MaskKind;
+use basin_phantom::realistic::Simulation;
 use basin_recon::{prewhiten, reconstruct, Protocol};
 use ndarray::{Array2, Array3, Axis};
 use std::path::{Path, PathBuf};
@@ -51,42 +50,7 @@ struct Acq {
 }
 
 fn acquire(slice: &Array2<f32>, accel: f64, seed: u64) -> Acq {
-    let (h, w) = slice.dim();
-    let (mask, cf) = if accel > 5.0 {
-        (MaskKind::Random, 0.04)
-    } else {
-        (MaskKind::Equispaced, 0.08)
-    };
-    let spec = RealisticSpec {
-        matrix: (h + h % 2, w + w % 2),
-        coils: 8,
-        accel,
-        center_fraction: cf,
-        mask,
-        snr: 50.0,
-        noise_cov: None,
-        lesions: 0,
-        noise_samples: 2048,
-        seed,
-    };
-    let sim = simulate(&slice.clone().insert_axis(Axis(0)), &spec).expect("simulate");
-    let d = basin_phantom::Description {
-        patient_name: "Bench^Realistic".into(),
-        patient_id: "bench".into(),
-        study: "realistic".into(),
-        protocol: "realistic".into(),
-        model: "realistic simulator".into(),
-    };
-    let (hdr, acqs) = basin_phantom::acquisition_to_ismrmrd(
-        &d,
-        sim.kspace.view(),
-        &sim.lines,
-        &sim.acs,
-        accel,
-        [w as f64, h as f64, 1.0],
-        &sim.noise_scan,
-    );
-    let kspace = basin_mrd::assemble(Path::new("bench.h5"), hdr, &acqs).expect("assemble");
+    let (sim, kspace) = realistic_acquisition(slice, accel, 0, seed);
     let acs = sim.acs.iter().filter(|&&a| a).count();
     Acq { sim, kspace, acs }
 }
@@ -315,23 +279,6 @@ fn prewhiten_study(root: &Path) {
         ("shipped stop (stall 0.015)", sense.clone()),
         ("discrepancy 1.2 (shipped before)", discrepancy_stop),
     ];
-    let fixed = |n: usize| {
-        let mut q = sense.clone();
-        if let Solver::CgSense {
-            iterations,
-            discrepancy,
-            tolerance,
-            stall,
-            ..
-        } = &mut q.solver
-        {
-            *iterations = n;
-            *discrepancy = 0.0;
-            *stall = 0.0;
-            *tolerance = 0.0;
-        }
-        q
-    };
     let l1 = Protocol::resolve("cs-l1-wavelet", None).unwrap();
     // (λ factor, iterations) of L1-wavelet against the shipped protocol.
     let l1_settings = [
@@ -365,8 +312,7 @@ fn prewhiten_study(root: &Path) {
                     );
                 }
                 for (t, &n) in iters.iter().enumerate() {
-                    let mut q = fixed(n);
-                    q.prewhiten = on;
+                    let q = cg_fixed(n, on);
                     cg[i][t][j] = run_basin(&q, &a).0.psnr;
                 }
                 for (t, &(f, n)) in l1_settings.iter().enumerate() {
@@ -440,11 +386,31 @@ fn prewhiten_study(root: &Path) {
     }
 }
 
+/// The `sense` protocol with exactly `n` CG iterations (no early stop), prewhitening `on` or
+/// off.
+fn cg_fixed(n: usize, on: bool) -> Protocol {
+    let mut q = Protocol::resolve("sense", None).unwrap();
+    q.prewhiten = on;
+    if let basin_recon::protocol::Solver::CgSense {
+        iterations,
+        discrepancy,
+        tolerance,
+        stall,
+        ..
+    } = &mut q.solver
+    {
+        *iterations = n;
+        *discrepancy = 0.0;
+        *stall = 0.0;
+        *tolerance = 0.0;
+    }
+    q
+}
+
 /// `--cg-trace`: CSV on stdout of CG-SENSE's PSNR and ‖Ax − y‖/(σ√m) after 1…20 iterations
 /// (no early stop) with prewhitening on and off, on the test slices and the tuning slices (named
 /// `TUNE …`), to choose and check the stopping rule of the `sense` protocol.
 fn cg_trace(root: &Path) {
-    use basin_recon::protocol::Solver;
     let mut slices = test_slices(root);
     let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
     let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE]).unwrap();
@@ -457,21 +423,7 @@ fn cg_trace(root: &Path) {
             let a = acquire(slice, accel, seed);
             for on in [true, false] {
                 for n in 1..=20 {
-                    let mut q = Protocol::resolve("sense", None).unwrap();
-                    q.prewhiten = on;
-                    if let Solver::CgSense {
-                        iterations,
-                        discrepancy,
-                        tolerance,
-                        stall,
-                        ..
-                    } = &mut q.solver
-                    {
-                        *iterations = n;
-                        *discrepancy = 0.0;
-                        *stall = 0.0;
-                        *tolerance = 0.0;
-                    }
+                    let q = cg_fixed(n, on);
                     let r = reconstruct(&q, &a.kspace).expect("reconstruct");
                     let d = &r.slices[0].diagnostics;
                     let sc = score(&r.slices[0].image, &a.sim.truth, 0.0);
