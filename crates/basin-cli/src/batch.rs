@@ -50,9 +50,9 @@ pub struct BatchArgs {
     pub shard_count: Option<usize>,
     /// Rows reconstructed at once in this process, the cores split between them (each row on
     /// cores / K threads). On a CPU, K = the number of cores gives the most rows per hour (one
-    /// reconstruction uses its cores only partly: 1.34× the rows of one-at-a-time with K = 2
-    /// on 2 cores), at K times the memory of one row; 1 (the default) finishes each row
-    /// soonest. On a GPU, 2 can keep the device busy while a row is read or written.
+    /// reconstruction uses its cores only partly: 1.2–1.4× the rows of one recon at a time
+    /// with K = 2 on 2 cores), at K times the memory of one row; 1 (the default) finishes each
+    /// row soonest. On a GPU, 2 can keep the device busy while a row is read or written.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub jobs: usize,
     /// Write a JSON summary here (done / skipped / failed / busy rows with their errors and

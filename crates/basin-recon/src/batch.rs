@@ -755,7 +755,8 @@ pub fn run(
     if jobs == 1 {
         worker();
     } else {
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        // The global pool's size: the cores, or RAYON_NUM_THREADS where a scheduler sets it.
+        let cores = rayon::current_num_threads();
         let threads = (cores / jobs).max(1);
         // Each worker's rows on its own pool: rayon's global pool would serialise the
         // workers' parallel loops on the same threads.
