@@ -88,8 +88,8 @@ fn main() {
                         groups.len() - 1
                     }
                 };
-                let clean = judge(&mag);
                 let m = check.misfit(mag.view()).expect("misfit");
+                let clean = m.outlier(0);
                 let fit = (m.residual_over_noise[0], m.spread[0]);
                 groups[gi].1.fit.push(fit);
                 let mut line = format!(

@@ -201,8 +201,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     // prior's work.
     let misfit = match &a.kspace {
         Some(k) => {
-            let raw = basin_mrd::read_kspace(k, None).with_context(|| k.display().to_string())?;
-            let check = DataCheck::new(&raw).with_context(|| k.display().to_string())?;
+            let check = DataCheck::from_file(k).with_context(|| k.display().to_string())?;
             let mag = img.mapv(|c| c.norm());
             Some(check.misfit(mag.view()).map_err(|e| {
                 crate::exit::usage(format!(

@@ -533,11 +533,8 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
                     break;
                 };
                 let case = &cases[*ci];
-                let check = checks[*ci].get_or_init(|| {
-                    basin_mrd::read_kspace(&case.input, None)
-                        .map_err(|e| e.to_string())
-                        .and_then(|k| DataCheck::new(&k).map_err(|e| e.to_string()))
-                });
+                let check = checks[*ci]
+                    .get_or_init(|| DataCheck::from_file(&case.input).map_err(|e| e.to_string()));
                 let cell = compute(spec, &pipeline, prior.as_ref(), case, check, m, key.clone());
                 let _ = write_cell(&cell_path(&spec.report, &case.name, m.name()), &cell);
                 events(Event::Cell(&cell));

@@ -97,6 +97,12 @@ impl DataCheck {
         Ok(DataCheck { slices })
     }
 
+    /// Reads the acquisition `path` (ISMRMRD/MRD or fastMRI HDF5) and calibrates it as
+    /// [`DataCheck::new`] does.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ReconError> {
+        Self::new(&basin_mrd::read_kspace(path, None)?)
+    }
+
     /// Slices of the volumes this check takes.
     pub fn slices(&self) -> usize {
         self.slices.len()
@@ -108,7 +114,7 @@ impl DataCheck {
         self.check_shape(magnitude)?;
         let (mut num, mut den) = (0.0f64, 0.0f64);
         for (z, s) in self.slices.iter().enumerate() {
-            let (r, _) = s.residual(magnitude.index_axis(Axis(0), z));
+            let r = s.residual(magnitude.index_axis(Axis(0), z));
             num += dot(r.view(), r.view()).re;
             den += s.sigma * s.sigma * s.measured() as f64;
         }
@@ -124,11 +130,9 @@ impl DataCheck {
         let mut residual = Vec::with_capacity(nz);
         let kernel = gaussian_kernel(MISFIT_SMOOTHING);
         for (z, s) in self.slices.iter().enumerate() {
-            let (r, _) = s.residual(magnitude.index_axis(Axis(0), z));
+            let r = s.residual(magnitude.index_axis(Axis(0), z));
             residual.push(
-                (dot(r.view(), r.view()).re / (s.sigma * s.sigma * s.measured() as f64))
-                    .max(0.0)
-                    .sqrt(),
+                (dot(r.view(), r.view()).re / (s.sigma * s.sigma * s.measured() as f64)).sqrt(),
             );
             let g = s.op.adjoint(r.view());
             let g = g
@@ -260,8 +264,9 @@ impl Misfit {
 }
 
 impl Slice {
-    /// The residual A(a·m·e^{iφ}) − y `[c, 1, y, x]` of the magnitude slice `m` and its scale a.
-    fn residual(&self, m: ArrayView2<'_, f32>) -> (ArrayD<C32>, f64) {
+    /// The residual A(a·m·e^{iφ}) − y `[c, 1, y, x]` of the magnitude slice `m`, a its
+    /// least-squares scale.
+    fn residual(&self, m: ArrayView2<'_, f32>) -> ArrayD<C32> {
         let (ny, nx) = m.dim();
         let u = Array3::from_shape_fn((1, ny, nx), |(_, y, x)| self.phase[[0, y, x]] * m[[y, x]]);
         let au = self.op.forward(u.view().into_dyn());
@@ -272,7 +277,7 @@ impl Slice {
         } else {
             0.0
         };
-        (au.mapv(|v| v * a as f32) - &y, a)
+        au.mapv(|v| v * a as f32) - &y
     }
 
     /// Measured samples over all coils.
