@@ -185,10 +185,7 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
 /// The EBM schedule sweep (`--schedules`): PSNR, SSIM and seconds of `brain-2d-ebm` with other
 /// (levels, inner, cg_iterations) on the tuning slices, against the shipped schedule.
 fn sweep_schedules(root: &Path) {
-    let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
-    let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE])
-        .unwrap_or_else(|e| panic!("{e} (run benches/fetch-s1.sh)"));
-    let slices = [("MNI152 z120", &tune[0]), ("S1 y130", &s1[0])];
+    let slices = tune_slices(root);
     let schedules: [(usize, usize, usize); 8] = [
         (6, 5, 5),
         (6, 4, 4),
@@ -238,6 +235,23 @@ fn sweep_schedules(root: &Path) {
             );
         }
     }
+}
+
+/// The seed of test case `i` at `accel`, shared by every mode so they see the same acquisitions.
+fn case_seed(i: usize, accel: f64) -> u64 {
+    100 + i as u64 + if accel > 5.0 { 50 } else { 0 }
+}
+
+/// The tuning slices (MNI152 z 120, S1 y 130; neither in the test set) as (name, image).
+fn tune_slices(root: &Path) -> Vec<(String, Array2<f32>)> {
+    let mni = mni_slices(&root.join(MNI152), &[TUNE_SLICE])
+        .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152)"));
+    let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE])
+        .unwrap_or_else(|e| panic!("{e} (run benches/fetch-s1.sh)"));
+    vec![
+        (format!("MNI152 z{TUNE_SLICE}"), mni[0].clone()),
+        (format!("S1 y{S1_TUNE_SLICE}"), s1[0].clone()),
+    ]
 }
 
 /// The test slices as (name, image): MNI152 then S1.
@@ -296,11 +310,7 @@ fn prewhiten_study(root: &Path) {
         let mut stopped = vec![vec![[(0.0f64, 0usize); 2]; stops.len()]; slices.len()];
         let mut lw = vec![vec![[0.0f64; 2]; l1_settings.len()]; slices.len()];
         for (i, (name, slice)) in slices.iter().enumerate() {
-            let a = acquire(
-                slice,
-                accel,
-                100 + i as u64 + if accel > 5.0 { 50 } else { 0 },
-            );
+            let a = acquire(slice, accel, case_seed(i, accel));
             for (j, on) in [true, false].into_iter().enumerate() {
                 for (t, (_, p)) in stops.iter().enumerate() {
                     let mut p = p.clone();
@@ -412,15 +422,15 @@ fn cg_fixed(n: usize, on: bool) -> Protocol {
 /// `TUNE …`), to choose and check the stopping rule of the `sense` protocol.
 fn cg_trace(root: &Path) {
     let mut slices = test_slices(root);
-    let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
-    let s1 = s1_slices(&root.join(S1), &[S1_TUNE_SLICE]).unwrap();
-    slices.push(("TUNE MNI152 z120".into(), tune[0].clone()));
-    slices.push(("TUNE S1 y130".into(), s1[0].clone()));
+    slices.extend(
+        tune_slices(root)
+            .into_iter()
+            .map(|(name, s)| (format!("TUNE {name}"), s)),
+    );
     println!("accel,slice,prewhiten,iterations,psnr,residual_over_noise,noise_std");
     for accel in [4.0, 8.0] {
         for (i, (name, slice)) in slices.iter().enumerate() {
-            let seed = 100 + i as u64 + if accel > 5.0 { 50 } else { 0 };
-            let a = acquire(slice, accel, seed);
+            let a = acquire(slice, accel, case_seed(i, accel));
             for on in [true, false] {
                 for n in 1..=20 {
                     let q = cg_fixed(n, on);
@@ -441,25 +451,19 @@ fn cg_trace(root: &Path) {
 /// prewhitening on and off, each with the true birdcage maps and with basin's ESPIRiT maps, on
 /// the test slices — whether whitening's L1 loss at 8× comes from the calibration's model error.
 fn l1_maps(root: &Path) {
-    let root = root.to_path_buf();
-
     use basin_core::linop::Sense;
-    let slices = test_slices(&root);
+    let slices = test_slices(root);
+    let sense = Protocol::resolve("sense", None).unwrap();
     for accel in [8.0, 4.0] {
         let mut acc = vec![Vec::new(); 8];
         for (i, (name, slice)) in slices.iter().enumerate() {
-            let a = acquire(
-                slice,
-                accel,
-                100 + i as u64 + if accel > 5.0 { 50 } else { 0 },
-            );
+            let a = acquire(slice, accel, case_seed(i, accel));
             let b = &a.kspace.buckets[0];
-            let r = reconstruct(&Protocol::resolve("sense", None).unwrap(), &a.kspace).unwrap();
+            let r = reconstruct(&sense, &a.kspace).unwrap();
             let esp = r.slices[0].maps.clone();
-            let w =
-                basin_recon::whitening_for(&Protocol::resolve("sense", None).unwrap(), &a.kspace)
-                    .unwrap()
-                    .unwrap();
+            let w = basin_recon::whitening_for(&sense, &a.kspace)
+                .unwrap()
+                .unwrap();
             let mut wdata = b.data.clone();
             prewhiten::apply(&w, &mut wdata);
             let mut line = format!("{accel}× {name}:");
@@ -518,21 +522,8 @@ fn main() {
     if std::env::args().any(|a| a == "--prewhiten") {
         return prewhiten_study(&root);
     }
-    let mni = mni_slices(&root.join(MNI152), &MNI_SLICES)
-        .unwrap_or_else(|e| panic!("{e} (.ci/install-deps fetches MNI152)"));
     let tune = mni_slices(&root.join(MNI152), &[TUNE_SLICE]).unwrap();
-    let s1 = s1_slices(&root.join(S1), &S1_SLICES)
-        .unwrap_or_else(|e| panic!("{e} (run benches/fetch-s1.sh)"));
-    let slices: Vec<(String, &Array2<f32>)> = mni
-        .iter()
-        .zip(MNI_SLICES)
-        .map(|(s, z)| (format!("MNI152 z{z}"), s))
-        .chain(
-            s1.iter()
-                .zip(S1_SLICES)
-                .map(|(s, y)| (format!("S1 y{y}"), s)),
-        )
-        .collect();
+    let slices = test_slices(&root);
     let dir = std::env::temp_dir().join(format!("basin-realistic-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     for accel in [4.0, 8.0] {
@@ -575,11 +566,7 @@ fn main() {
             None => rows.push((name, vec![s])),
         };
         for (i, (name, slice)) in slices.iter().enumerate() {
-            let a = acquire(
-                slice,
-                accel,
-                100 + i as u64 + if accel > 5.0 { 50 } else { 0 },
-            );
+            let a = acquire(slice, accel, case_seed(i, accel));
             let mut basin_maps = None;
             for p in PROTOCOLS {
                 let on = Protocol::resolve(p, None).unwrap();
