@@ -3,7 +3,10 @@
 //! protocol; the reconstruction as written is not flagged, the same image with a 4-px disk
 //! brightened by 20 % on tissue is flagged DATA-MISFIT at the disk while the image-only score
 //! passes it; the misfit map is written on the image's grid (nibabel: same shape and affine) and
-//! agrees with the JSON; bad combinations are refused before any output.
+//! agrees with the JSON; bad combinations are refused before any output. `basin recon
+//! --check-data --misfit-map` judges its own image as `basin score --kspace` judges the written
+//! file (same numbers, same map), and its posterior energy's data term is the measured-sample
+//! count M times (residual/noise)², M counted from the file by h5py.
 
 use basin_benches::prior_validation::MNI152;
 use basin_tests::{basin, basin_ok, python};
@@ -34,6 +37,24 @@ import sys, nibabel as nib, numpy as np
 m = nib.load(sys.argv[1]); im = nib.load(sys.argv[2])
 r, c = int(sys.argv[3]), int(sys.argv[4])
 print(m.shape == im.shape, bool(np.allclose(m.affine, im.affine)), float(np.asarray(m.dataobj)[c, r, 0]))
+"#;
+
+/// Prints the largest absolute difference of two NIfTI maps of one shape.
+const MAPS_DIFFER: &str = r#"
+import sys, nibabel as nib, numpy as np
+a = np.asarray(nib.load(sys.argv[1]).dataobj); b = np.asarray(nib.load(sys.argv[2]).dataobj)
+assert a.shape == b.shape, (a.shape, b.shape)
+print(float(np.abs(a - b).max()))
+"#;
+
+/// Prints M, the measured k-space samples over all coils of an ISMRMRD file: samples ×
+/// active channels summed over its acquisitions that are not noise measurements (ISMRMRD flag
+/// 19).
+const MEASURED: &str = r#"
+import sys, h5py, numpy as np
+h = h5py.File(sys.argv[1], 'r')['dataset/data'][:]['head']
+imaging = (h['flags'] & (1 << 18)) == 0
+print(int((h['number_of_samples'][imaging].astype(np.int64) * h['active_channels'][imaging]).sum()))
 "#;
 
 fn score(img: &Path, raw: &Path, map: Option<&Path>) -> serde_json::Value {
@@ -79,26 +100,79 @@ fn an_inserted_structure_is_flagged_against_the_data_and_a_clean_reconstruction_
         "-o",
         d("raw.h5").to_str().unwrap(),
     ]);
-    basin_ok(&[
+    let rec = basin_ok(&[
         "recon",
         d("raw.h5").to_str().unwrap(),
         "-o",
         d("recon.nii").to_str().unwrap(),
-        "-q",
+        "--check-data",
+        "--misfit-map",
+        d("recon_misfit.nii").to_str().unwrap(),
+        "--json",
     ]);
+    let rec: serde_json::Value =
+        serde_json::from_str(rec.trim()).unwrap_or_else(|e| panic!("{e}: {rec}"));
     let site = python(INSERT, &[dir.path().to_str().unwrap()]);
     let site: Vec<usize> = site
         .split_whitespace()
         .map(|v| v.parse().unwrap())
         .collect();
 
-    let clean = score(&d("recon.nii"), &d("raw.h5"), None);
+    let clean = score(&d("recon.nii"), &d("raw.h5"), Some(&d("score_misfit.nii")));
     let c = &clean["slices"][0]["data"];
     println!("clean: {c}");
     assert_eq!(c["inconsistent"], false, "{clean}");
     let r = c["residual_over_noise"].as_f64().unwrap();
     assert!((0.8..1.5).contains(&r), "residual/noise {r}");
     assert_eq!(clean["inconsistent"], serde_json::json!([]));
+
+    // basin recon's own check: the numbers of basin score on the written file (which went
+    // through float32 NIfTI), and the same map.
+    let rs = &rec["slices"][0];
+    println!("recon --check-data: {}", rs["data"]);
+    assert_eq!(rec["inconsistent"], serde_json::json!([]), "{rec}");
+    assert_eq!(rs["data"]["inconsistent"], false);
+    for k in ["residual_over_noise", "misfit_spread", "misfit_outlier"] {
+        let (a, b) = (rs["data"][k].as_f64().unwrap(), c[k].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "{k}: recon {a}, score {b}");
+    }
+    assert_eq!(rs["data"]["worst_misfit"]["row"], c["worst_misfit"]["row"]);
+    assert_eq!(
+        rs["data"]["worst_misfit"]["column"],
+        c["worst_misfit"]["column"]
+    );
+    let diff = python(
+        MAPS_DIFFER,
+        &[
+            d("recon_misfit.nii").to_str().unwrap(),
+            d("score_misfit.nii").to_str().unwrap(),
+        ],
+    );
+    let diff: f64 = diff.trim().parse().unwrap();
+    assert!(
+        diff <= 1e-3,
+        "recon's and score's misfit maps differ by {diff}"
+    );
+    // The posterior energy: data term ‖Ax − y‖²/σ² = M·(residual/noise)², plus λ = 1 times the
+    // prior's energy (the default protocol).
+    let m: f64 = python(MEASURED, &[d("raw.h5").to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
+    let (de, ron, e, pe) = (
+        rs["data_energy"].as_f64().unwrap(),
+        rs["residual_over_noise"].as_f64().unwrap(),
+        rs["energy"].as_f64().unwrap(),
+        rs["posterior_energy"].as_f64().unwrap(),
+    );
+    assert!(
+        (de / (ron * ron) - m).abs() <= 1e-6 * m,
+        "data energy {de} / (residual/noise {ron})² vs {m} measured samples"
+    );
+    assert!(
+        (pe - (de + e)).abs() <= 1e-9 * pe.abs(),
+        "{pe} vs {de} + {e}"
+    );
 
     let ins = score(&d("ins.nii"), &d("raw.h5"), Some(&d("ins_misfit.nii")));
     let s = &ins["slices"][0];
@@ -182,6 +256,27 @@ fn misfit_outputs_are_refused_before_any_work() {
         !e.exists(),
         "the energy map appeared without the misfit map"
     );
+    assert_eq!(std::fs::read(&m).unwrap(), b"keep");
+    // basin recon: a misfit map that is not NIfTI is a usage error before any work; an
+    // existing one is refused before the image is written.
+    let img2 = dir.path().join("img2.nii");
+    let o = basin(&[
+        "recon",
+        &s(&raw),
+        "-o",
+        &s(&img2),
+        "--misfit-map",
+        &s(&dir.path().join("m.png")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("NIfTI"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = basin(&["recon", &s(&raw), "-o", &s(&img2), "--misfit-map", &s(&m)]);
+    assert!(!o.status.success());
+    assert!(!img2.exists(), "the image appeared without its misfit map");
     assert_eq!(std::fs::read(&m).unwrap(), b"keep");
     // An image not on the acquisition's grid: a clear refusal naming both sizes.
     let other = basin_tests::phantom(dir.path(), "other.h5", &["--matrix", "48", "--coils", "2"]);

@@ -1,6 +1,7 @@
 //! `basin recon`: read, reconstruct with a protocol, write NIfTI.
 
 use anyhow::Result;
+use basin_recon::consistency::MISFIT_OUTLIER;
 use basin_recon::pipeline::{format_of, Event, Format, Job, Outputs, Pipeline};
 use basin_recon::{protocol::DEFAULT_PROTOCOL, Protocol};
 use clap::Args;
@@ -53,6 +54,20 @@ pub struct ReconArgs {
     /// samples; more samples help a little). Needs --samples 2 or more.
     #[arg(long, value_name = "NIFTI")]
     pub uncertainty: Option<PathBuf>,
+    /// Judge the image against the data it came from, as `basin score IMAGE --kspace` does
+    /// (CG-SENSE calibration of the same file; 2D acquisitions): per slice the residual over
+    /// the noise and where the image departs locally from the data; a slice whose worst misfit
+    /// exceeds 12× its typical misfit is reported (a warning, and `inconsistent` in --json) —
+    /// the prior put in or took out a structure the data do not support. Costs about a
+    /// CG-SENSE reconstruction more.
+    #[arg(long)]
+    pub check_data: bool,
+    /// Also write the signed data-misfit map of the (first) image volume as NIfTI, in units of
+    /// the noise's standard deviation: positive where the image is brighter than the data
+    /// support, negative where darker (implies --check-data). With --energy-map it locates
+    /// both terms of the posterior energy: the data's and the prior's.
+    #[arg(long, value_name = "NIFTI")]
+    pub misfit_map: Option<PathBuf>,
     /// Seed of the posterior samples (the same seed gives the same samples).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -104,6 +119,9 @@ struct SliceSummary {
     set: u16,
     #[serde(flatten)]
     diagnostics: basin_recon::Diagnostics,
+    /// The slice against its data (--check-data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<basin_recon::consistency::SliceMisfit>,
 }
 
 /// The protocol as resolved: its name, where it came from and every parameter.
@@ -133,6 +151,12 @@ struct Summary<'a> {
     spacing_mm: [f64; 3],
     fallback_geometry: bool,
     slices: Vec<SliceSummary>,
+    /// Slices (of the first volume, in output order) flagged by --check-data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inconsistent: Option<Vec<usize>>,
+    /// The outlier threshold of --check-data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misfit_threshold: Option<f64>,
     warnings: Vec<String>,
 }
 
@@ -170,6 +194,8 @@ pub fn run(a: ReconArgs) -> Result<()> {
         preview: a.preview.clone(),
         energy_map: a.energy_map.clone(),
         uncertainty: a.uncertainty.clone(),
+        check_data: a.check_data,
+        misfit_map: a.misfit_map.clone(),
         complex: a.complex,
         anonymize: a.anonymize,
         uid_root: a.uid_root.clone(),
@@ -216,6 +242,33 @@ pub fn run(a: ReconArgs) -> Result<()> {
     for w in &report.warnings[report.input_warnings..] {
         eprintln!("warning: {w}");
     }
+    let inconsistent: Option<Vec<usize>> = report
+        .misfit
+        .as_ref()
+        .map(|m| (0..m.spread.len()).filter(|&z| m.flagged(z)).collect());
+    if let (Some(m), Some(bad)) = (&report.misfit, &inconsistent) {
+        if !a.json {
+            for &z in bad {
+                let w = m.worst[z];
+                eprintln!(
+                    "warning: output slice {z} (acquisition slice {}) departs from the data at row {}, column {} (misfit {:+.1}, {:.1}× the slice's typical misfit > {MISFIT_OUTLIER}): {} there than the data support",
+                    m.keys[z].slice,
+                    w.y,
+                    w.x,
+                    w.z,
+                    m.outlier(z),
+                    if w.z > 0.0 { "brighter" } else { "darker" }
+                );
+            }
+            if !a.quiet {
+                eprintln!(
+                    "data check: {} of {} slices depart locally from the data",
+                    bad.len(),
+                    m.spread.len()
+                );
+            }
+        }
+    }
     let shape = report.shape_xyzt;
     let summary = Summary {
         input: a.input.display().to_string(),
@@ -250,8 +303,14 @@ pub fn run(a: ReconArgs) -> Result<()> {
                 repetition: s.key.repetition,
                 set: s.key.set,
                 diagnostics: s.diagnostics.clone(),
+                data: report.misfit.as_ref().and_then(|m| {
+                    let z = m.keys.iter().position(|k| *k == s.key)?;
+                    Some(m.summary(z))
+                }),
             })
             .collect(),
+        inconsistent,
+        misfit_threshold: report.misfit.as_ref().map(|_| MISFIT_OUTLIER),
         warnings: report.warnings,
     };
     if a.json {

@@ -262,18 +262,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         .as_ref()
         .map(|m| (0..nz).filter(|&z| m.flagged(z)).collect())
         .unwrap_or_default();
-    let data_json = |z: usize| {
-        misfit.as_ref().map(|m| {
-            let w = m.worst[z];
-            serde_json::json!({
-                "residual_over_noise": m.residual_over_noise[z],
-                "misfit_spread": m.spread[z],
-                "worst_misfit": {"z": w.z, "row": w.y, "column": w.x},
-                "misfit_outlier": m.outlier(z),
-                "inconsistent": m.flagged(z),
-            })
-        })
-    };
+    let data_json = |z: usize| misfit.as_ref().map(|m| m.summary(z));
     let range = |t: &basin_prior::validate::Typicality| serde_json::json!({"median": t.median, "mad": t.mad});
     if a.json {
         let slices: Vec<_> = rows

@@ -24,6 +24,7 @@ struct Slice {
     /// magnitude m is m·phase in the operator's units.
     phase: Array3<C32>,
     sigma: f64,
+    key: basin_mrd::BucketKey,
 }
 
 /// The measured data of an acquisition, ready to judge images against.
@@ -92,6 +93,7 @@ impl DataCheck {
                 data,
                 phase,
                 sigma,
+                key: b.key,
             });
         }
         Ok(DataCheck { slices })
@@ -179,6 +181,7 @@ impl DataCheck {
             worst.push(w);
         }
         Ok(Misfit {
+            keys: self.slices.iter().map(|s| s.key).collect(),
             residual_over_noise: residual,
             map,
             spread,
@@ -237,6 +240,8 @@ pub struct Misfit {
     pub spread: Vec<f64>,
     /// Per slice, the pixel of the largest |z|.
     pub worst: Vec<Worst>,
+    /// Per slice, the acquisition's bucket it was judged against.
+    pub keys: Vec<basin_mrd::BucketKey>,
 }
 
 /// A slice's largest misfit: its signed z and where (row, column).
@@ -261,6 +266,48 @@ impl Misfit {
     pub fn flagged(&self, z: usize) -> bool {
         self.outlier(z) > MISFIT_OUTLIER
     }
+
+    /// Slice `z`'s numbers as `basin score --kspace` and `basin recon --check-data` report them.
+    pub fn summary(&self, z: usize) -> SliceMisfit {
+        let w = self.worst[z];
+        SliceMisfit {
+            residual_over_noise: self.residual_over_noise[z],
+            misfit_spread: self.spread[z],
+            worst_misfit: WorstMisfit {
+                z: w.z,
+                row: w.y,
+                column: w.x,
+            },
+            misfit_outlier: self.outlier(z),
+            inconsistent: self.flagged(z),
+        }
+    }
+}
+
+/// One slice against its data, as reported in JSON (see [`Misfit`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SliceMisfit {
+    /// ‖A(a·m·e^{iφ}) − y‖ / (σ √M).
+    pub residual_over_noise: f64,
+    /// The robust spread of the misfit map.
+    pub misfit_spread: f64,
+    /// The largest |z| and where.
+    pub worst_misfit: WorstMisfit,
+    /// The largest |z| over max(spread, 1).
+    pub misfit_outlier: f64,
+    /// Whether the outlier exceeds [`MISFIT_OUTLIER`].
+    pub inconsistent: bool,
+}
+
+/// Where a slice's largest misfit is, as reported in JSON.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct WorstMisfit {
+    /// The signed misfit z.
+    pub z: f32,
+    /// Row.
+    pub row: usize,
+    /// Column.
+    pub column: usize,
 }
 
 impl Slice {
@@ -403,6 +450,7 @@ mod tests {
                     data,
                     phase: phase.clone(),
                     sigma,
+                    key: Default::default(),
                 }],
             };
             let m = check.misfit(Array3::zeros((1, ny, nx)).view()).unwrap();

@@ -114,6 +114,14 @@ pub struct Diagnostics {
     pub residual_over_noise: f64,
     /// The prior's energy of the final image (EBM solver only; p99 = 1 convention).
     pub energy: Option<f64>,
+    /// The data term of the posterior energy, ‖Ax − y‖² / σₙ² (the negative log-likelihood of
+    /// complex Gaussian noise up to a constant; about M, the measured samples over all coils,
+    /// for an image that explains the data down to the noise).
+    pub data_energy: f64,
+    /// The posterior energy the EBM solver minimises, data_energy + λ·energy (λ the protocol's
+    /// prior weight; EBM solver only): lower is more probable given both the data and the
+    /// prior. Only differences between images of the same data mean something.
+    pub posterior_energy: Option<f64>,
 }
 
 /// The reconstruction of one bucket.
@@ -382,6 +390,7 @@ pub(crate) fn reconstruct_bucket(
     let mut uncertainty = None;
     let mut noise_std = f64::NAN;
     let mut residual_over_noise = f64::NAN;
+    let mut data_energy = f64::NAN;
     let (image, maps, iterations, residual) = match &protocol.solver {
         Solver::ZeroFilled => {
             // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
@@ -493,6 +502,7 @@ pub(crate) fn reconstruct_bucket(
             r -= &data.view().into_dyn();
             let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
             residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
+            data_energy = (rn / noise_std.max(1e-30)).powi(2);
             if let Some(sd) = uncertainty.as_mut() {
                 sd.mapv_inplace(|v: f32| v * k);
             }
@@ -514,6 +524,11 @@ pub(crate) fn reconstruct_bucket(
             noise_std,
             residual_over_noise,
             energy,
+            data_energy,
+            posterior_energy: match (&protocol.solver, energy) {
+                (Solver::Ebm(p), Some(e)) => Some(data_energy + p.prior_weight * e),
+                _ => None,
+            },
         },
     })
 }

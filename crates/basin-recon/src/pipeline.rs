@@ -70,6 +70,11 @@ pub struct Outputs {
     pub energy_map: Option<PathBuf>,
     /// The posterior standard deviation of the first volume (NIfTI; needs samples).
     pub uncertainty: Option<PathBuf>,
+    /// Judge the first volume against the measured data ([`crate::consistency`]) and report
+    /// it in [`Report::misfit`] (2D acquisitions).
+    pub check_data: bool,
+    /// The signed data-misfit map of the first volume (NIfTI; implies `check_data`).
+    pub misfit_map: Option<PathBuf>,
     /// ISMRMRD images as complex values instead of magnitude.
     pub complex: bool,
     /// Remove patient identifiers (DICOM PS3.15 basic profile).
@@ -85,7 +90,13 @@ impl Outputs {
         p.extend(self.preview.as_deref());
         p.extend(self.energy_map.as_deref());
         p.extend(self.uncertainty.as_deref());
+        p.extend(self.misfit_map.as_deref());
         p
+    }
+
+    /// Whether the run judges its image against the data.
+    pub fn checks_data(&self) -> bool {
+        self.check_data || self.misfit_map.is_some()
     }
 
     /// Whether these outputs fit together and with `options` (checked before any work).
@@ -93,6 +104,7 @@ impl Outputs {
         for (what, p) in [
             ("energy map", &self.energy_map),
             ("uncertainty map", &self.uncertainty),
+            ("misfit map", &self.misfit_map),
         ] {
             if let Some(e) = p {
                 if format_of(e).ok() != Some(Format::Nifti) {
@@ -242,6 +254,8 @@ pub struct Report {
     pub input_warnings: usize,
     /// The estimated peak resident memory of the reconstruction ([`crate::memory::estimate`]).
     pub memory_estimate: u64,
+    /// The first volume judged against the data, when [`Outputs::checks_data`].
+    pub misfit: Option<crate::consistency::Misfit>,
 }
 
 /// The reconstruction pipeline with its device and prior, set up once per process.
@@ -363,12 +377,23 @@ impl Pipeline {
         let read_memory = job.options.check_read_memory(job.input, job.dataset)?;
         let kspace = basin_mrd::read_kspace(job.input, job.dataset)?;
         events(Event::Read(&kspace));
+        // Calibrated before the reconstruction: an acquisition the check cannot take fails
+        // before the work.
+        let check = if job.outputs.checks_data() {
+            Some(crate::consistency::DataCheck::new(&kspace)?)
+        } else {
+            None
+        };
         let device = self.device_name(job.protocol)?;
         events(Event::Device(&device));
         let result = self.reconstruct(job.protocol, &kspace, &job.options, &|done, n| {
             events(Event::Slice(done, n))
         })?;
         let volumes = Volumes::stack(&result, &kspace)?;
+        let misfit = match &check {
+            Some(c) => Some(c.misfit(volumes.magnitude().index_axis(Axis(0), 0))?),
+            None => None,
+        };
         let mut warnings = kspace.warnings.clone();
         if volumes.geometry.fallback && !warnings.iter().any(|w| w.contains("fall")) {
             warnings.push("geometry fell back to axial orientation".into());
@@ -379,6 +404,7 @@ impl Pipeline {
             &kspace.header,
             job.outputs,
             job.options.samples,
+            misfit.as_ref(),
             job.force,
         )?);
         Ok(Report {
@@ -391,11 +417,15 @@ impl Pipeline {
             device,
             input_warnings: kspace.warnings.len(),
             warnings,
+            misfit,
         })
     }
 
     /// Writes `volumes` to every output of `outputs`: each to a temporary sibling, moved into
-    /// place together, or, when any fails, none is. Returns the warnings of the writing.
+    /// place together, or, when any fails, none is. `misfit` is the first volume's
+    /// [`crate::consistency::Misfit`], needed when `outputs` has a misfit map. Returns the
+    /// warnings of the writing.
+    #[allow(clippy::too_many_arguments)]
     pub fn write(
         &self,
         volumes: &Volumes,
@@ -403,6 +433,7 @@ impl Pipeline {
         header: &IsmrmrdHeader,
         outputs: &Outputs,
         samples: usize,
+        misfit: Option<&crate::consistency::Misfit>,
         force: bool,
     ) -> Result<Vec<String>, ReconError> {
         let mut warnings = Vec::new();
@@ -477,6 +508,13 @@ impl Pipeline {
             })?;
             let d = format!("basin posterior sd, {samples} samples");
             writes.push((p.clone(), nifti_writer(sd, geom, d)));
+        }
+        if let Some(p) = &outputs.misfit_map {
+            let m = misfit.ok_or_else(|| {
+                ReconError::Usage("the misfit map needs the data check of the image".into())
+            })?;
+            let d = "basin data misfit z (+ brighter than the data)".to_string();
+            writes.push((p.clone(), nifti_writer(&m.map, geom, d)));
         }
         basin_export::write_all(writes, force)?;
         Ok(warnings)
