@@ -84,6 +84,9 @@ pub struct Source {
     pub spacing: [f64; 3],
     /// The covariance file given, if any.
     pub noise_cov_given: Option<String>,
+    /// The contrast synthesised from the image before the simulation ([`crate::contrast`]),
+    /// if any.
+    pub contrast: Option<crate::contrast::ContrastSpec>,
 }
 
 /// Simulates `image` (`[z, y, x]` axial slices) with `spec` and writes the four files of
@@ -263,6 +266,7 @@ fn record(source: &Source, spec: &RealisticSpec, sim: &Simulation, files: &SimFi
         "noise_mean_abs_correlation": mean_abs_correlation(&sim.noise_cov),
         "noise_samples": if sim.noise_scan.iter().any(|v| v.norm_sqr() > 0.0) { sim.noise_scan.shape()[1] } else { 0 },
         "noise_cov_given": source.noise_cov_given,
+        "contrast": source.contrast,
         "seed": spec.seed,
         "offsets_px": sim.offsets.iter().map(|o| [o.0, o.1]).collect::<Vec<_>>(),
         "lesions": sim.lesions.iter().enumerate().flat_map(|(z, ls)| ls.iter().map(move |l| serde_json::json!({

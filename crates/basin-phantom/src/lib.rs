@@ -7,6 +7,7 @@
 //! 4 on a field of view of [−1, 1]²), so the k-space of s_c·f is exactly Σ c_pq F(k − (p,q)/4):
 //! the data are never produced by the discretisation that reconstructs them.
 
+pub mod contrast;
 pub mod ellipse;
 pub mod files;
 pub mod lesions;

@@ -333,6 +333,7 @@ fn write_case(
                 slices: 0..1,
                 spacing: [px, px, 5.0],
                 noise_cov_given: None,
+                contrast: None,
             };
             let sim = simulate_to_files(
                 ellipses,
@@ -353,6 +354,7 @@ fn write_case(
                 slices: *z..*z + 1,
                 spacing: an.spacing,
                 noise_cov_given: None,
+                contrast: None,
             };
             let sim = simulate_to_files(
                 &image,
