@@ -23,6 +23,18 @@ print(json.dumps({
 }))
 "#;
 
+/// `basin recon H5 -o NII -p sense`.
+fn recon_sense(h5: &Path, nii: &Path) {
+    basin_ok(&[
+        "recon",
+        h5.to_str().unwrap(),
+        "-o",
+        nii.to_str().unwrap(),
+        "-p",
+        "sense",
+    ]);
+}
+
 fn check(truth: &Path, recon: &Path) -> serde_json::Value {
     let out = python(CHECK, &[truth.to_str().unwrap(), recon.to_str().unwrap()]);
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -69,14 +81,7 @@ fn simulated_from_mni152_reconstructs_to_its_truth_on_the_same_grid() {
             snr == "inf",
             "{name}: noise scan of {samples} samples"
         );
-        basin_ok(&[
-            "recon",
-            h5.to_str().unwrap(),
-            "-o",
-            nii.to_str().unwrap(),
-            "-p",
-            "sense",
-        ]);
+        recon_sense(&h5, &nii);
         let c = check(&truth, &nii);
         eprintln!("{name} (SNR {snr}): {c}");
         assert_eq!(c["truth_shape"], c["recon_shape"], "{name}: grids differ");
@@ -275,14 +280,7 @@ fn a_synthesised_contrast_is_simulated_and_reconstructed() {
         );
         assert_eq!(rec["contrast"]["field_t"], 3.0);
         let nii = d(&format!("{contrast}_recon.nii.gz"));
-        basin_ok(&[
-            "recon",
-            h5.to_str().unwrap(),
-            "-o",
-            nii.to_str().unwrap(),
-            "-p",
-            "sense",
-        ]);
+        recon_sense(&h5, &nii);
         let truth = d(&format!("{contrast}_truth.nii.gz"));
         let c = check(&truth, &nii);
         let nmse = c["nmse"].as_f64().unwrap();

@@ -48,6 +48,16 @@ pub struct Tissue {
     pub pd: f64,
 }
 
+const fn tissue(name: &'static str, t1: f64, t2: f64, t2s: f64, pd: f64) -> Tissue {
+    Tissue {
+        name,
+        t1,
+        t2,
+        t2s,
+        pd,
+    }
+}
+
 /// The tissue classes of [`Tissues`], in this order.
 pub const CLASSES: [&str; 7] = ["air", "csf", "grey", "white", "bone", "muscle", "fat"];
 
@@ -57,110 +67,26 @@ pub const CLASSES: [&str; 7] = ["air", "csf", "grey", "white", "bone", "muscle",
 /// 1420/32, fat 371/133 ms); proton densities as in BrainWeb's model (white 0.69, grey 0.8,
 /// CSF 1); cortical bone: ultrashort T2 and little free water (PD 0.05). Values rounded.
 pub const TISSUES_3T: [Tissue; 7] = [
-    Tissue {
-        name: "air",
-        t1: 1.0,
-        t2: 1.0,
-        t2s: 1.0,
-        pd: 0.0,
-    },
-    Tissue {
-        name: "csf",
-        t1: 4200.0,
-        t2: 2000.0,
-        t2s: 1000.0,
-        pd: 1.0,
-    },
-    Tissue {
-        name: "grey",
-        t1: 1820.0,
-        t2: 99.0,
-        t2s: 66.0,
-        pd: 0.8,
-    },
-    Tissue {
-        name: "white",
-        t1: 1084.0,
-        t2: 69.0,
-        t2s: 53.0,
-        pd: 0.69,
-    },
-    Tissue {
-        name: "bone",
-        t1: 250.0,
-        t2: 1.0,
-        t2s: 0.5,
-        pd: 0.05,
-    },
-    Tissue {
-        name: "muscle",
-        t1: 1420.0,
-        t2: 32.0,
-        t2s: 25.0,
-        pd: 0.75,
-    },
-    Tissue {
-        name: "fat",
-        t1: 371.0,
-        t2: 133.0,
-        t2s: 70.0,
-        pd: 0.9,
-    },
+    tissue("air", 1.0, 1.0, 1.0, 0.0),
+    tissue("csf", 4200.0, 2000.0, 1000.0, 1.0),
+    tissue("grey", 1820.0, 99.0, 66.0, 0.8),
+    tissue("white", 1084.0, 69.0, 53.0, 0.69),
+    tissue("bone", 250.0, 1.0, 0.5, 0.05),
+    tissue("muscle", 1420.0, 32.0, 25.0, 0.75),
+    tissue("fat", 371.0, 133.0, 70.0, 0.9),
 ];
 
 /// At 1.5 T. Brain: Stanisz et al. (2005) (white 884/72, grey 1124/95 ms); CSF T1 ≈ 4 s, T2 ≈
 /// 2 s; T2* (white 65, grey 84 ms) and muscle/fat (de Bazelaire et al., Radiology 230:652, 2004:
 /// muscle 1008/44, fat 343/58 ms) rounded; densities as at 3 T.
 pub const TISSUES_1_5T: [Tissue; 7] = [
-    Tissue {
-        name: "air",
-        t1: 1.0,
-        t2: 1.0,
-        t2s: 1.0,
-        pd: 0.0,
-    },
-    Tissue {
-        name: "csf",
-        t1: 4000.0,
-        t2: 2000.0,
-        t2s: 1200.0,
-        pd: 1.0,
-    },
-    Tissue {
-        name: "grey",
-        t1: 1124.0,
-        t2: 95.0,
-        t2s: 84.0,
-        pd: 0.8,
-    },
-    Tissue {
-        name: "white",
-        t1: 884.0,
-        t2: 72.0,
-        t2s: 65.0,
-        pd: 0.69,
-    },
-    Tissue {
-        name: "bone",
-        t1: 250.0,
-        t2: 1.0,
-        t2s: 0.5,
-        pd: 0.05,
-    },
-    Tissue {
-        name: "muscle",
-        t1: 1008.0,
-        t2: 44.0,
-        t2s: 30.0,
-        pd: 0.75,
-    },
-    Tissue {
-        name: "fat",
-        t1: 343.0,
-        t2: 58.0,
-        t2s: 45.0,
-        pd: 0.9,
-    },
+    tissue("air", 1.0, 1.0, 1.0, 0.0),
+    tissue("csf", 4000.0, 2000.0, 1200.0, 1.0),
+    tissue("grey", 1124.0, 95.0, 84.0, 0.8),
+    tissue("white", 884.0, 72.0, 65.0, 0.69),
+    tissue("bone", 250.0, 1.0, 0.5, 0.05),
+    tissue("muscle", 1008.0, 44.0, 30.0, 0.75),
+    tissue("fat", 343.0, 58.0, 45.0, 0.9),
 ];
 
 /// A pulse sequence's signal model (times in ms).
