@@ -88,6 +88,13 @@ enum Command {
     /// the background). Slices with less than 5 % object are not flagged. The map (-o) is the
     /// whole prior's per-pixel energy density above that of an empty image: where it is high,
     /// the prior finds the image implausible.
+    ///
+    /// Limits: the default model's typical ranges come from MNI152, an average of 152 brains
+    /// that is smoother than any single scan; on a single-subject scan (S1: its real T1 and
+    /// synthesised T2, PD and FLAIR) every clean slice was flagged, and clean slices were judged
+    /// less typical than aliased copies (benches/RESULTS.md). Compare z between images of one
+    /// scan rather than read it as a verdict there; --kspace judges against the raw data and
+    /// does not depend on these ranges.
     Score(score::ScoreArgs),
     /// Reconstruct inside a scanner's pipeline: an MRD streaming-protocol server (FIRE /
     /// OpenRecon, Gadgetron and python-ismrmrd-server clients).

@@ -329,7 +329,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     t.rule(),
                     ranges.join("; "),
                     if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
-                )
+                );
+                if !flagged.is_empty() && a.model.is_none() {
+                    println!("note: these ranges are MNI152's (a 152-brain average); single-subject scans are often flagged when clean (benches/RESULTS.md): compare z between images of one scan");
+                }
             }
             None => println!("the model card has no validation statistics: slices are not flagged"),
         }
