@@ -263,6 +263,12 @@ fn read_covariance(path: &Path) -> Result<Array2<C64>> {
 /// Runs `basin phantom --from`.
 fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
     let from = a.from.clone().context("--from")?;
+    if !(a.field == 1.5 || a.field == 3.0) {
+        return Err(crate::exit::usage(format!(
+            "--field {}: the tissue tables are for 1.5 and 3 T",
+            a.field
+        )));
+    }
     let files = SimFiles::of(&output);
     let inputs: Vec<&Path> = std::iter::once(from.as_path())
         .chain(a.noise_cov.as_deref())
@@ -278,12 +284,6 @@ fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
         }
         None => header_spacing,
     };
-    if !(a.field == 1.5 || a.field == 3.0) {
-        return Err(crate::exit::usage(format!(
-            "--field {}: the tissue tables are for 1.5 and 3 T",
-            a.field
-        )));
-    }
     let range = slice_range(a.slices.as_deref(), image.dim().0)?;
     // The whole volume is classified (the brain mask is a 3D region), then sliced.
     let contrast = a.contrast.as_deref().map(|name| ContrastSpec {

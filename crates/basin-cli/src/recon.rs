@@ -244,10 +244,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
     for w in &report.warnings[report.input_warnings..] {
         eprintln!("warning: {w}");
     }
-    let inconsistent: Option<Vec<usize>> = report
-        .misfit
-        .as_ref()
-        .map(|m| (0..m.spread.len()).filter(|&z| m.flagged(z)).collect());
+    let inconsistent = report.misfit.as_ref().map(|m| m.flagged_slices());
     if let (Some(m), Some(bad)) = (&report.misfit, &inconsistent) {
         if !a.json {
             for &z in bad {

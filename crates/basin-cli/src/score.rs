@@ -260,7 +260,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let flagged: Vec<usize> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
     let misfit_flagged: Vec<usize> = misfit
         .as_ref()
-        .map(|m| (0..nz).filter(|&z| m.flagged(z)).collect())
+        .map(|m| m.flagged_slices())
         .unwrap_or_default();
     let data_json = |z: usize| misfit.as_ref().map(|m| m.summary(z));
     let range = |t: &basin_prior::validate::Typicality| serde_json::json!({"median": t.median, "mad": t.mad});

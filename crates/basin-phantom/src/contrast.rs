@@ -222,6 +222,21 @@ fn p99(v: ArrayView3<'_, f32>) -> f32 {
     *s.select_nth_unstable_by(i, f32::total_cmp).1
 }
 
+/// The median of `v` over the voxels where `mask` is set (0 when none is).
+fn median_where(v: &Array3<f32>, mask: &Array3<bool>) -> f64 {
+    let mut s: Vec<f32> = v
+        .iter()
+        .zip(mask)
+        .filter(|(_, &m)| m)
+        .map(|(&x, _)| x)
+        .collect();
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mid = s.len() / 2;
+    *s.select_nth_unstable_by(mid, f32::total_cmp).1 as f64
+}
+
 /// Classifies a T1-weighted head volume `[z, y, x]` (axial slices) into [`CLASSES`] (see the
 /// module's documentation).
 pub fn classify(t1w: ArrayView3<'_, f32>) -> Tissues {
@@ -229,21 +244,9 @@ pub fn classify(t1w: ArrayView3<'_, f32>) -> Tissues {
     let scale = p99(t1w);
     let v = t1w.mapv(|x| (x / scale).max(0.0));
     let head = fill_holes(&largest_component(&v.mapv(|x| x > 0.1)));
-    let values: Vec<f64> = v
-        .iter()
-        .zip(&head)
-        .filter(|(_, &h)| h)
-        .map(|(&x, _)| x as f64)
-        .collect();
     // Tissue: brighter than half the head's median (brain, and the scalp's muscle and fat; CSF,
     // bone and air are darker in a T1 image).
-    let mut sorted = values.clone();
-    let mid = sorted.len() / 2;
-    let median = if sorted.is_empty() {
-        0.0
-    } else {
-        *sorted.select_nth_unstable_by(mid, f64::total_cmp).1
-    };
+    let median = median_where(&v, &head);
     let tissue = Zip::from(&v)
         .and(&head)
         .map_collect(|&val, &h| h && val as f64 > 0.5 * median);
@@ -255,22 +258,11 @@ pub fn classify(t1w: ArrayView3<'_, f32>) -> Tissues {
     let near = dilate(&core, 10);
     // Grown only into voxels as bright as brain tissue: above 0.65 of the core's median (the
     // skull of an averaged template such as Colin27 is grey, not black).
-    let mut inner: Vec<f32> = v
-        .iter()
-        .zip(&core)
-        .filter(|(_, &c)| c)
-        .map(|(&x, _)| x)
-        .collect();
-    let mid = inner.len() / 2;
-    let brain_level = if inner.is_empty() {
-        0.0
-    } else {
-        *inner.select_nth_unstable_by(mid, f32::total_cmp).1
-    };
+    let brain_level = median_where(&v, &core);
     let grown = largest_component(
         &Zip::from(&v)
             .and(&near)
-            .map_collect(|&x, &n| n && x > 0.65 * brain_level),
+            .map_collect(|&x, &n| n && x as f64 > 0.65 * brain_level),
     );
     let brain = dilate(&erode(&fill_holes(&dilate(&grown, 4)), 4), 2);
     let b = gaussian3(&brain.mapv(|x| x as u8 as f32), 1.0);

@@ -267,6 +267,11 @@ impl Misfit {
         self.outlier(z) > MISFIT_OUTLIER
     }
 
+    /// The slices [`Misfit::flagged`] flags, in order.
+    pub fn flagged_slices(&self) -> Vec<usize> {
+        (0..self.worst.len()).filter(|&z| self.flagged(z)).collect()
+    }
+
     /// Slice `z`'s numbers as `basin score --kspace` and `basin recon --check-data` report them.
     pub fn summary(&self, z: usize) -> SliceMisfit {
         let w = self.worst[z];

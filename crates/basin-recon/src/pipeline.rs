@@ -391,7 +391,16 @@ impl Pipeline {
         })?;
         let volumes = Volumes::stack(&result, &kspace)?;
         let misfit = match &check {
-            Some(c) => Some(c.misfit(volumes.magnitude().index_axis(Axis(0), 0))?),
+            // The check takes the first volume: its magnitude only, not all volumes'.
+            Some(c) => Some(
+                c.misfit(
+                    volumes
+                        .complex
+                        .index_axis(Axis(0), 0)
+                        .mapv(|v| v.norm())
+                        .view(),
+                )?,
+            ),
             None => None,
         };
         let mut warnings = kspace.warnings.clone();
