@@ -3,11 +3,13 @@
 # subject S1 (validation only, DATA.md) as its real T1 and as T2, PD and FLAIR synthesised by
 # `basin phantom --from --contrast`, axial slices 135…175 (41), realistic acquisitions (8
 # birdcage coils, correlated noise, SNR 50). Per contrast: the fraction of noise-free truths
-# and of clean slices (fully sampled, CG-SENSE, the acquisition's noise) flagged ATYPICAL, and
-# for each slice whether the clean image is judged more typical (smaller |robust z|) than its
-# 8× zero-filled reconstruction (aliased).
+# and of clean slices (fully sampled, CG-SENSE, the acquisition's noise) flagged ATYPICAL; for
+# each corrupted reconstruction of the same slices — a noisier acquisition (SNR 15, CG-SENSE),
+# 4× equispaced (8 % centre) and 8× random (4 % centre) zero-filled, 8× cs-l1-wavelet — its
+# NMSE against the truth, the fraction flagged, the ROC AUC of robust z (clean vs it) and the
+# fraction of slices whose clean image is judged more typical (smaller z) than it.
 # Usage: bash benches/score-contrasts.sh [BASIN] (default target/release/basin); needs
-# target/data/S1_raw.nii.gz (bash benches/fetch-s1.sh) and Debian's python3.
+# target/data/S1_raw.nii.gz (bash benches/fetch-s1.sh) and Debian's python3 (nibabel, numpy).
 set -euo pipefail
 BASIN=${1:-target/release/basin}
 S1=target/data/S1_raw.nii.gz
@@ -17,31 +19,58 @@ trap 'rm -rf "$work"' EXIT
 for c in t1 t2 pd flair; do
   extra=()
   [ "$c" = t1 ] || extra=(--contrast "$c")
-  for accel in 1 8; do
-    mask=(); [ "$accel" = 8 ] && mask=(--mask random --center-fraction 0.04)
-    "$BASIN" phantom --from "$S1" --slices 135:176 "${extra[@]}" --accel "$accel" "${mask[@]}" \
-      --snr 50 --seed 11 -o "$work/${c}_$accel.h5" 2>/dev/null
+  for v in 1 n15 4 8; do
+    case $v in
+      1) a=(--snr 50);; n15) a=(--snr 15);;
+      4) a=(--accel 4 --mask equispaced --center-fraction 0.08 --snr 50);;
+      8) a=(--accel 8 --mask random --center-fraction 0.04 --snr 50);;
+    esac
+    "$BASIN" phantom --from "$S1" --slices 135:176 "${extra[@]}" "${a[@]}" --seed 11 \
+      -o "$work/${c}_$v.h5" 2>/dev/null
   done
   "$BASIN" recon "$work/${c}_1.h5" -p sense -o "$work/${c}_clean.nii.gz" -q
-  "$BASIN" recon "$work/${c}_8.h5" -p zero-filled -o "$work/${c}_alias.nii.gz" -q
-  "$BASIN" score "$work/${c}_1_truth.nii.gz" --json -q > "$work/${c}_truth.json"
-  "$BASIN" score "$work/${c}_clean.nii.gz" --json -q > "$work/${c}_clean.json"
-  "$BASIN" score "$work/${c}_alias.nii.gz" --json -q > "$work/${c}_alias.json"
+  "$BASIN" recon "$work/${c}_n15.h5" -p sense -o "$work/${c}_noisy.nii.gz" -q
+  "$BASIN" recon "$work/${c}_4.h5" -p zero-filled -o "$work/${c}_zf4.nii.gz" -q
+  "$BASIN" recon "$work/${c}_8.h5" -p zero-filled -o "$work/${c}_zf8.nii.gz" -q
+  "$BASIN" recon "$work/${c}_8.h5" -p cs-l1-wavelet -o "$work/${c}_l18.nii.gz" -q
+  for k in 1_truth clean noisy zf4 zf8 l18; do
+    "$BASIN" score "$work/${c}_$k.nii.gz" --json -q > "$work/${c}_$k.json"
+  done
 done
 /usr/bin/python3 - "$work" <<'PY'
 import json, sys
+import nibabel as nib, numpy as np
 w = sys.argv[1]
-print("| contrast | slices | noise-free truth flagged (|z| median) | clean flagged ATYPICAL | clean |z| (median, max) | clean more typical than 8× zero-filled | aliased flagged |")
-print("|---|---|---|---|---|---|---|")
-for c in ["t1", "t2", "pd", "flair"]:
-    tr = json.load(open(f"{w}/{c}_truth.json"))["slices"]
-    zt = sorted(abs(s["z"]) for s in tr)
-    cl = json.load(open(f"{w}/{c}_clean.json"))["slices"]
-    al = json.load(open(f"{w}/{c}_alias.json"))["slices"]
-    zc = [abs(s["z"]) for s in cl]
-    za = [abs(s["z"]) for s in al]
-    better = sum(a > b for a, b in zip(za, zc))
-    zs = sorted(zc)
+cons = ["t1", "t2", "pd", "flair"]
+corr = [("noisy", "SNR 15, CG-SENSE"), ("zf4", "4× equispaced zero-filled"), ("zf8", "8× random zero-filled"), ("l18", "8× random cs-l1-wavelet")]
+def auc(neg, pos):
+    return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(neg) * len(pos))
+def zs(c, k):
+    return [s["z"] for s in json.load(open(f"{w}/{c}_{k}.json"))["slices"]]
+print("| contrast | noise-free truth flagged | clean flagged | clean z (median, max) |")
+print("|---|---|---|---|")
+allc = {}
+for c in cons:
+    zt, zc = zs(c, "1_truth"), zs(c, "clean")
+    keep = [i for i, v in enumerate(zc) if v is not None]
+    allc[c] = keep
+    zc = [zc[i] for i in keep]; zt = [zt[i] for i in keep if zt[i] is not None]
     name = "T1 (real)" if c == "t1" else c.upper() + " (synthesised)"
-    print(f"| {name} | {len(cl)} | {sum(s['implausible'] for s in tr)}/{len(tr)} ({zt[len(zt)//2]:.1f}) | {sum(s['implausible'] for s in cl)}/{len(cl)} | {zs[len(zs)//2]:.1f}, {zs[-1]:.1f} | {better}/{len(cl)} | {sum(s['implausible'] for s in al)}/{len(al)} |")
+    print(f"| {name} | {sum(v > 3.5 for v in zt)}/{len(zt)} | {sum(v > 3.5 for v in zc)}/{len(zc)} | {sorted(zc)[len(zc)//2]:.2f}, {max(zc):.2f} |")
+print()
+print("| corrupted copy | NMSE vs truth (median) | flagged | ROC AUC clean vs it | clean more typical |")
+print("|---|---|---|---|---|")
+for k, name in corr:
+    clean, bad, nm, pairs = [], [], [], []
+    for c in cons:
+        truth = np.asarray(nib.load(f"{w}/{c}_1_truth.nii.gz").dataobj, dtype=np.float64)
+        rec = np.asarray(nib.load(f"{w}/{c}_{k}.nii.gz").dataobj, dtype=np.float64)
+        zc, zb = zs(c, "clean"), zs(c, k)
+        for i in allc[c]:
+            if zb[i] is None:
+                continue
+            t, r = truth[:, :, i], rec[:, :, i]
+            nm.append(float(((r - t) ** 2).sum() / (t ** 2).sum()))
+            clean.append(zc[i]); bad.append(zb[i]); pairs.append(zc[i] < zb[i])
+    print(f"| {name} | {sorted(nm)[len(nm)//2]:.4f} | {sum(v > 3.5 for v in bad)}/{len(bad)} | {auc(clean, bad):.3f} | {sum(pairs)}/{len(pairs)} |")
 PY

@@ -134,6 +134,27 @@ pub fn clean_scores(model: &FastPyramid, slices: &[Array2<f32>]) -> Vec<SliceSco
     slice_scores(model, slices.iter().map(|s| complex_of(s.view())))
 }
 
+/// The statistics of every slice of a NIfTI volume, read and scaled as `basin score` reads it
+/// (slices along the third axis, the volume's p99 = 1), that holds enough of the object to be
+/// judged ([`basin_prior::validate::MIN_OBJECT`]).
+pub fn volume_scores(
+    model: &FastPyramid,
+    path: &std::path::Path,
+) -> Result<Vec<SliceScore>, String> {
+    let (v, _) =
+        basin_export::nifti_in::read_nifti(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let img = v
+        .reversed_axes()
+        .as_standard_layout()
+        .mapv(|x| basin_core::C32::new(x, 0.0));
+    let (_, judged) = basin_prior::validate::score_volume(model, None, &img, &|_| {});
+    Ok(judged
+        .into_iter()
+        .map(|j| j.score)
+        .filter(|s| s.object_fraction >= basin_prior::validate::MIN_OBJECT)
+        .collect())
+}
+
 /// Typicality z-scores of clean slices and of their corrupted copies.
 pub struct CorruptionZ {
     /// z of each clean slice.

@@ -1,12 +1,11 @@
 //! The embedded default prior on its validation anatomy (MNI152 2009a, never trained on;
 //! DATA.md): one Tweedie step denoises, the typicality score separates clean slices from
-//! corrupted copies (ROC AUC ≥ 0.95 for each corruption) and flags few clean slices, and the
-//! numbers of the model card are what this run measures. The
+//! corrupted copies (ROC AUC ≥ 0.95 for each corruption, every corrupted slice less typical than
+//! its clean one), flags no more than one clean slice and flags noise and zipper lines, with the
+//! single-subject ranges the card carries (calibrated on Colin27, not on these slices). The
 //! comparison with tuned TV denoising is printed (see benches/RESULTS.md for the record).
 
-use basin_benches::prior_validation::{
-    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, MNI152,
-};
+use basin_benches::prior_validation::{corruption_zs, tweedie_vs_tv, validation_slices, MNI152};
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{ScoreTypicality, Z_THRESHOLD};
 use std::path::Path;
@@ -40,29 +39,21 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
             r.tv
         );
     }
-    // The card's typical ranges are what the embedded weights give on these data.
-    let typ =
-        ScoreTypicality::fit_for_card(&clean_scores(&f, &validation_slices(vol.view(), 8)), &card);
+    // The card's ranges are the single-subject rule, calibrated on the training subject
+    // (benches/score-calibrate.sh); MNI152 is only judged by them here.
     let card_typ = ScoreTypicality::from_card(&card).expect("the card's typical ranges");
-    eprintln!("clean-slice scores: measured {typ:?}, card {card_typ:?}");
-    // The shipped network completes the expert field, so the card judges by the network's score
-    // norm, the whole prior's energy and the worst line (and keeps the network energy's range).
-    let pairs = |t: &ScoreTypicality| {
-        [Some(t.network), t.prior, t.score_norm, t.line]
-            .into_iter()
-            .map(|r| r.expect("every range in the card"))
-            .flat_map(|r| [r.median, r.mad])
-            .collect::<Vec<f64>>()
-    };
-    for (card, measured) in pairs(&card_typ).into_iter().zip(pairs(&typ)) {
-        // The card keeps six decimals.
-        assert!(
-            (card - measured).abs() <= 1e-5 * measured.abs().max(1.0),
-            "card {card} vs measured {measured}"
-        );
-    }
-    // Issue 4's bar: AUC ≥ 0.95 for every corruption. Measured 1.000, 1.000, 1.000 and 0.973 for noise, aliasing,
-    // zipper and ghosting (benches/RESULTS.md).
+    eprintln!("card: {card_typ:?}");
+    assert!(
+        card_typ.structure.is_some()
+            && card_typ.noise.is_some()
+            && card_typ.line_contrast.is_some(),
+        "the shipped card carries the single-subject rule"
+    );
+    assert!(card
+        .get("score_calibration")
+        .is_some_and(|c| c.contains("Colin27")));
+    // Issue 4's bar: AUC ≥ 0.95 for every corruption (issue 19: MNI152's AUCs may not fall
+    // below it). Measured 1.000 for noise, aliasing, zipper and ghosting (benches/RESULTS.md).
     let zs = corruption_zs(&f, &slices, &card_typ, 8);
     let aucs = zs.aucs();
     for (name, auc) in &aucs {
@@ -73,7 +64,7 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
         assert!(*auc >= 0.95, "{name}: AUC {auc:.3} (issue 4: ≥ 0.95)");
     }
     // The flag `basin score` raises (z > 3.5): how many clean validation slices it calls atypical
-    // (false alarms, measured 1 of 15) and how many corrupted ones it catches.
+    // (false alarms, measured 0 of 15) and how many corrupted ones it catches.
     let flagged = |z: &[f64]| z.iter().filter(|&&v| v > Z_THRESHOLD).count();
     let alarms = flagged(&zs.clean);
     eprintln!("clean slices flagged: {alarms} of {}", zs.clean.len());
@@ -83,12 +74,23 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
     );
     for (name, bad) in &zs.corrupted {
         let caught = flagged(bad);
-        eprintln!("{name}: {caught} of {} flagged", bad.len());
-        // Measured 15, 15, 15 and 11 of 15 (noise, aliasing, zipper, ghosting).
-        assert!(
-            caught * 2 > bad.len(),
-            "{name}: only {caught} of {} flagged",
+        let below = zs.clean.iter().zip(bad).filter(|(c, b)| b > c).count();
+        eprintln!(
+            "{name}: {caught} of {} flagged, {below} judged less typical than their clean slice",
             bad.len()
         );
+        // Every corrupted slice is judged less typical than its clean one. Flagged, measured:
+        // 15, 0, 15 and 0 of 15 (noise, 4× aliasing, zipper, ghosting; the MNI152-calibrated
+        // ranges flagged 15, 15, 15, 11 but also every clean single-subject slice). Aliasing and
+        // ghosting lower the structure statistic by a few robust SD: ranked (AUC 1.000) but
+        // under the flag, whose range spans four contrasts of the calibration subject.
+        assert_eq!(below, bad.len(), "{name}");
+        if name.contains("noise") || name.contains("zipper") {
+            assert!(
+                caught * 2 > bad.len(),
+                "{name}: only {caught} of {} flagged",
+                bad.len()
+            );
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! `prior-validate WEIGHTS [--mni FILE] [--out SHIPPED.safetensors]`: prints the Tweedie-vs-TV
-//! table and the ROC AUCs of a prior (weights or a training checkpoint) on MNI152 validation
-//! slices. With `--out`, writes the model as shipped: float32 weights only, the training card
-//! (with `--set KEY=VALUE` entries added, e.g. the training time of a run stopped at a
-//! checkpoint) plus these validation results and the typical ranges of the clean slices' two
-//! scores (`score_median`, `score_mad` for the network's energy; `prior_score_median`,
-//! `prior_score_mad` for the whole prior's) against which `basin score` flags slices.
+//! `prior-validate WEIGHTS [--mni FILE] [--calibrate CLEAN.nii.gz]... [--out SHIPPED.safetensors]`:
+//! prints the Tweedie-vs-TV table and the ROC AUCs of a prior (weights or a training checkpoint)
+//! on MNI152 validation slices. With `--out`, writes the model as shipped: float32 weights only,
+//! the training card (with `--set KEY=VALUE` entries added, e.g. the training time of a run
+//! stopped at a checkpoint) plus these validation results and the typical ranges against which
+//! `basin score` flags slices. With `--calibrate` (repeatable: clean reconstructions of
+//! single-subject training anatomy, `benches/score-calibrate.sh` makes them) those ranges are the
+//! single-subject rule fitted on their slices (`ScoreTypicality::fit_single_subject`) and MNI152
+//! only validates them; without it, the older rule's ranges are fitted on the MNI152 slices.
 
 use basin_benches::prior_validation::{
-    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, MNI152,
+    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, volume_scores, MNI152,
 };
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::ScoreTypicality;
@@ -20,6 +22,7 @@ fn main() {
     let mut mni = MNI152.to_string();
     let mut out = None;
     let mut set: Vec<(String, String)> = Vec::new();
+    let mut calibrate: Vec<String> = Vec::new();
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -29,6 +32,10 @@ fn main() {
             }
             "--out" if i + 1 < args.len() => {
                 out = Some(args[i + 1].clone());
+                i += 1;
+            }
+            "--calibrate" if i + 1 < args.len() => {
+                calibrate.push(args[i + 1].clone());
                 i += 1;
             }
             "--set" if i + 1 < args.len() => {
@@ -47,10 +54,10 @@ fn main() {
         i += 1;
     }
     let Some(weights) = weights else {
-        eprintln!("usage: prior-validate WEIGHTS.safetensors [--mni MNI152.nii.gz] [--out SHIPPED.safetensors [--set KEY=VALUE]...]");
+        eprintln!("usage: prior-validate WEIGHTS.safetensors [--mni MNI152.nii.gz] [--calibrate CLEAN.nii.gz]... [--out SHIPPED.safetensors [--set KEY=VALUE]...]");
         std::process::exit(2);
     };
-    if let Err(e) = run(&weights, &mni, out.as_deref(), &set) {
+    if let Err(e) = run(&weights, &mni, &calibrate, out.as_deref(), &set) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -59,6 +66,7 @@ fn main() {
 fn run(
     weights: &str,
     mni: &str,
+    calibrate: &[String],
     out: Option<&str>,
     set: &[(String, String)],
 ) -> Result<(), String> {
@@ -92,16 +100,36 @@ fn run(
             r.tweedie - r.tv
         );
     }
-    // The typical range of clean slice energies from 24 slices (8 per axis), the AUCs on 15.
-    let typ =
-        ScoreTypicality::fit_for_card(&clean_scores(&f, &validation_slices(vol.view(), 8)), &card);
-    let ranges: Vec<String> = typ
+    // The typical ranges: the single-subject rule on the calibration volumes' slices, or the
+    // older rule on 24 MNI152 slices (8 per axis); the AUCs on 15 MNI152 slices.
+    let typ = if calibrate.is_empty() {
+        ScoreTypicality::fit_for_card(&clean_scores(&f, &validation_slices(vol.view(), 8)), &card)
+    } else {
+        let mut clean = Vec::new();
+        for c in calibrate {
+            clean.extend(volume_scores(&f, Path::new(c))?);
+        }
+        report += &format!(
+            "score calibrated on {} clean slices of {} single-subject volumes (the single-subject rule); ",
+            clean.len(),
+            calibrate.len()
+        );
+        ScoreTypicality::fit_single_subject(&clean)
+    };
+    let mut ranges: Vec<String> = typ
         .ranges()
         .iter()
         .map(|(name, _, t)| format!("{name} median {:.4}, MAD {:.4}", t.median, t.mad))
         .collect();
+    if let Some(st) = typ.structure {
+        ranges.push(format!(
+            "structure line ln(score norm) = {:.4} + {:.4} × energy",
+            st.intercept, st.slope
+        ));
+    }
     report += &format!(
-        "slice statistics at sigma 0.02 (24 slices, energies per object pixel): {}. AUC of the largest robust z of {}:\n",
+        "slice statistics at sigma 0.02 ({}, energies per object pixel): {}. AUC of the largest robust z of {}:\n",
+        if calibrate.is_empty() { "24 MNI152 slices" } else { "calibration slices" },
         ranges.join("; "),
         typ.rule()
     );

@@ -274,7 +274,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     "prior_energy": s.prior_energy,
                     "score_norm": s.score_norm,
                     "line_energy": s.line_energy,
+                    "line_contrast": s.line_contrast,
                     "object_fraction": s.object_fraction,
+                    "noise": s.noise,
+                    "structure_residual": typ.and_then(|t| t.structure).map(|st| st.residual_of(s)),
                     "z": zs,
                     "implausible": f,
                     "data": data_json(*z),
@@ -290,6 +293,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 "typical_prior": typ.and_then(|t| t.prior).map(|p| range(&p)),
                 "typical_score_norm": typ.and_then(|t| t.score_norm).map(|p| range(&p)),
                 "typical_line": typ.and_then(|t| t.line).map(|p| range(&p)),
+                "typical_structure": typ.and_then(|t| t.structure).map(|st| serde_json::json!({
+                    "intercept": st.intercept, "slope": st.slope,
+                    "median": st.residual.median, "mad": st.residual.mad,
+                })),
+                "typical_line_contrast": typ.and_then(|t| t.line_contrast).map(|p| range(&p)),
+                "typical_ln_noise": typ.and_then(|t| t.noise).map(|p| range(&p)),
+                "rule": typ.map(|t| t.rule()),
                 "z_threshold": Z_THRESHOLD,
                 "schema": 1,
                 "basin_version": env!("CARGO_PKG_VERSION"),
@@ -303,35 +313,45 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             })
         );
     } else {
-        println!("slice  energy/object pixel  (whole prior)  score norm  worst line  object   robust z  flag");
+        println!("slice  energy/object pixel  (whole prior)  score norm  worst line  line contrast   noise  object   robust z  flag");
         for (z, s, zs, f) in &rows {
             let zt = zs.map_or("        -".to_string(), |v| format!("{v:9.2}"));
             println!(
-                "{z:5}  {:18.4}  {:13.4}  {:10.4}  {:10.4}  {:5.1}%  {zt}  {}",
+                "{z:5}  {:18.4}  {:13.4}  {:10.4}  {:10.4}  {:13.4}  {:6.4}  {:5.1}%  {zt}  {}",
                 s.energy,
                 s.prior_energy,
                 s.score_norm,
                 s.line_energy,
+                s.line_contrast,
+                s.noise,
                 s.object_fraction * 100.0,
                 if *f { "ATYPICAL" } else { "" }
             );
         }
         match typ {
             Some(t) => {
+                // The single-subject rule names only the ranges it judges by (the JSON has all).
+                let judged = |key: &str| {
+                    t.structure.is_none() || ["structure", "line_contrast", "noise"].contains(&key)
+                };
                 let ranges: Vec<String> = t
                     .ranges()
                     .iter()
+                    .filter(|(_, key, _)| judged(key))
                     .map(|(name, _, r)| format!("{name} median {:.4}, MAD {:.4}", r.median, r.mad))
                     .collect();
                 println!(
-                    "{} of {nz} slices atypical (the largest robust z of {} > {Z_THRESHOLD} against the model's clean validation slices: {}){}",
+                    "{} of {nz} slices atypical (the largest robust z of {} > {Z_THRESHOLD} against the model's clean slices: {}){}",
                     flagged.len(),
                     t.rule(),
                     ranges.join("; "),
                     if flagged.is_empty() { String::new() } else { format!(": {flagged:?}") }
                 );
-                if !flagged.is_empty() && a.model.is_none() {
-                    println!("note: these ranges are MNI152's (a 152-brain average); single-subject scans are often flagged when clean (benches/RESULTS.md): compare z between images of one scan");
+                if let Some(st) = t.structure {
+                    println!(
+                        "structure: ln(score norm) against {:.4} + {:.4} × energy",
+                        st.intercept, st.slope
+                    );
                 }
             }
             None => println!("the model card has no validation statistics: slices are not flagged"),

@@ -76,8 +76,47 @@ pub struct SliceScore {
     /// prior's energy density above the empty image's. Artefacts along one line (zipper lines,
     /// spikes' stripes) raise it while hardly moving the slice's mean.
     pub line_energy: f64,
+    /// The line that stands out most from its neighbours: the largest excess of a row's (or a
+    /// column's) mean of the whole prior's energy density over the mean of the two rows (columns)
+    /// beside it. A zipper or a spike's stripe is one such line; anatomy's bright lines (a
+    /// fissure, an edge of the field of view) are wider and rise over several lines, so this is
+    /// what the single-subject rule judges lines by.
+    pub line_contrast: f64,
     /// Fraction of the pixels in the object (magnitude > [`OBJECT_LEVEL`]).
     pub object_fraction: f64,
+    /// The slice's noise level estimated from the image alone (p99 = 1 convention, per real
+    /// channel): [`noise_sigma`].
+    pub noise: f64,
+}
+
+/// The noise standard deviation of a slice `[2, h, w]` estimated from the image alone
+/// (Donoho & Johnstone's estimator): the median absolute value of the finest diagonal Haar
+/// detail (a − b − c + d)/2 of 2×2 blocks, over 0.6745, taken per plane (real, imaginary) and
+/// the larger of the two kept, so that a magnitude image (zero imaginary part) is measured on
+/// its real plane. Anatomy hardly reaches the finest diagonal detail, so this is the noise of
+/// white noise and a floor (partial volumes, texture) for a noise-free image.
+pub fn noise_sigma(x: ArrayView3<'_, f32>) -> f64 {
+    let (_, h, w) = x.dim();
+    let mut best = 0.0f64;
+    let mut d = Vec::with_capacity((h / 2) * (w / 2));
+    for c in 0..2 {
+        d.clear();
+        for y in (0..h.saturating_sub(1)).step_by(2) {
+            for xx in (0..w.saturating_sub(1)).step_by(2) {
+                let v = (x[[c, y, xx]] - x[[c, y, xx + 1]] - x[[c, y + 1, xx]]
+                    + x[[c, y + 1, xx + 1]])
+                    / 2.0;
+                d.push(v.abs() as f64);
+            }
+        }
+        if d.is_empty() {
+            continue;
+        }
+        let mid = d.len() / 2;
+        let (_, m, _) = d.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+        best = best.max(*m / 0.6745);
+    }
+    best
 }
 
 /// The expert field of a scored model with its workspace, its energy and density of an empty
@@ -116,6 +155,25 @@ fn worst_line(d: &[f32], h: usize, w: usize) -> f64 {
     cols.iter()
         .map(|c| c / h.max(1) as f64)
         .fold(worst, f64::max)
+}
+
+/// The largest excess of a row's or a column's mean of `d` `[h, w]` over the mean of its two
+/// neighbours (rows and columns on the border have one neighbour and are not judged).
+fn line_contrast(d: &[f32], h: usize, w: usize) -> f64 {
+    let mut rows = vec![0.0f64; h];
+    let mut cols = vec![0.0f64; w];
+    for (r, row) in rows.iter_mut().zip(d.chunks_exact(w.max(1))) {
+        for (c, &v) in cols.iter_mut().zip(row) {
+            *c += v as f64;
+            *r += v as f64;
+        }
+    }
+    let stand_out = |x: &[f64], n: usize| {
+        x.windows(3)
+            .map(|t| (t[1] - 0.5 * (t[0] + t[2])) / n.max(1) as f64)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    stand_out(&rows, w).max(stand_out(&cols, h)).max(0.0)
 }
 
 /// Scores slices of one size: the workspaces and the energies of an empty image (the energy's
@@ -245,6 +303,7 @@ impl Scorer {
             None => energy,
         };
         let line_energy = worst_line(&excess, h, w);
+        let line_contrast = line_contrast(&excess, h, w);
         let map = Array2::from_shape_vec((h, w), excess).unwrap_or_else(|_| Array2::zeros((h, w)));
         (
             map,
@@ -253,7 +312,9 @@ impl Scorer {
                 prior_energy,
                 score_norm,
                 line_energy,
+                line_contrast,
                 object_fraction: object / (h * w).max(1) as f64,
+                noise: noise_sigma(x),
             },
         )
     }
@@ -306,20 +367,85 @@ impl Typicality {
 
     /// Robust z-score |e − median| / (1.4826 MAD) (≈ standard deviations for Gaussian data).
     pub fn z(&self, energy: f64) -> f64 {
-        (energy - self.median).abs() / (1.4826 * self.mad)
+        self.signed_z(energy).abs()
+    }
+
+    /// Signed robust z (e − median) / (1.4826 MAD): positive above the range.
+    pub fn signed_z(&self, v: f64) -> f64 {
+        (v - self.median) / (1.4826 * self.mad)
     }
 }
 
-/// The typical ranges of the statistics of a [`SliceScore`] on clean validation slices, kept in
-/// the model card (`score_median`, `score_mad` for the network's energy; `prior_score_*` for the
-/// whole prior's; `score_norm_*` for the network's score norm; `line_score_*` for the worst line).
+/// The structure statistic of the single-subject rule ([`ScoreTypicality::fit_single_subject`]):
+/// across clean anatomy of several contrasts and subjects the network's score norm and its
+/// energy move together (sharper anatomy: a larger norm and a lower energy), while aliasing,
+/// blurring and ghosting lower the norm for the energy they leave. So a slice is judged by the
+/// residual of ln(score norm) from a line in the network's energy fitted on clean slices, not by
+/// either statistic's absolute range (which differs between subjects and contrasts as much as
+/// between a clean slice and its aliased copy).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Structure {
+    /// Intercept of ln([`SliceScore::score_norm`]) against [`SliceScore::energy`].
+    pub intercept: f64,
+    /// Slope of the same line.
+    pub slope: f64,
+    /// The typical range of the residual on clean slices.
+    pub residual: Typicality,
+}
+
+impl Structure {
+    /// The residual ln(score norm) − (intercept + slope × energy) of a slice.
+    pub fn residual_of(&self, s: &SliceScore) -> f64 {
+        s.score_norm.max(1e-12).ln() - self.intercept - self.slope * s.energy
+    }
+
+    /// How much less fine structure the slice has than clean anatomy of its energy, in robust
+    /// standard deviations (positive: too smooth — aliased, blurred, ghosted).
+    pub fn z(&self, s: &SliceScore) -> f64 {
+        -self.residual.signed_z(self.residual_of(s))
+    }
+
+    /// Least-squares line of ln(score norm) on the energy over `clean`, and its residuals' range.
+    pub fn fit(clean: &[SliceScore]) -> Self {
+        let n = clean.len().max(1) as f64;
+        let ln = |s: &SliceScore| s.score_norm.max(1e-12).ln();
+        let mx = clean.iter().map(|s| s.energy).sum::<f64>() / n;
+        let my = clean.iter().map(ln).sum::<f64>() / n;
+        let sxx: f64 = clean.iter().map(|s| (s.energy - mx).powi(2)).sum();
+        let sxy: f64 = clean.iter().map(|s| (s.energy - mx) * (ln(s) - my)).sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let mut st = Structure {
+            intercept: my - slope * mx,
+            slope,
+            residual: Typicality {
+                median: 0.0,
+                mad: 1.0,
+            },
+        };
+        st.residual = Typicality::fit(&clean.iter().map(|s| st.residual_of(s)).collect::<Vec<_>>());
+        st
+    }
+}
+
+/// The typical ranges of the statistics of a [`SliceScore`] on clean slices, kept in the model
+/// card (`score_median`, `score_mad` for the network's energy; `prior_score_*` for the whole
+/// prior's; `score_norm_*` for the network's score norm; `line_score_*` for the worst line;
+/// `structure_*`, `line_contrast_*` and `noise_*` for the single-subject rule).
 ///
-/// Which statistics judge a slice depends on the model, and the card says it: with the score
-/// norm and the worst line calibrated (models whose network completes the expert field, trained
-/// with `residual_of_experts`) a slice is as atypical as the largest robust z of the network's
-/// score norm, the whole prior's energy and its worst line; the network's energy is then
-/// reported but not judged by (it measures what the field leaves and varies more over clean
-/// anatomy). Older cards judge by the network's and the whole prior's energies.
+/// Which statistics judge a slice depends on the card, in three generations:
+/// - **single-subject** (cards with `structure_*`, `line_contrast_*` and `noise_*`, the shipped one): ranges fitted
+///   on clean single-subject slices of several contrasts with realistic noise
+///   ([`Self::fit_single_subject`]); a slice is as atypical as the largest of three one-sided
+///   robust z: too little fine structure for its energy ([`Structure`]), a line standing out
+///   from its neighbours more than on clean slices ([`SliceScore::line_contrast`]: zipper lines,
+///   spikes), a noise level ([`noise_sigma`]) above the clean range.
+///   A clean slice that is merely sharper, smoother, brighter or another contrast than the
+///   calibration set is not judged atypical for it: the absolute ranges of the energies and the
+///   score norm are reported but not judged by, because they differ between subjects and
+///   contrasts as much as between a slice and its aliased copy.
+/// - **validation ranges** (cards with the score norm's and the worst line's ranges): the largest
+///   two-sided robust z of the network's score norm, the whole prior's energy and its worst line.
+/// - older cards: the network's and the whole prior's energies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreTypicality {
     /// Range of [`SliceScore::energy`].
@@ -331,29 +457,55 @@ pub struct ScoreTypicality {
     pub score_norm: Option<Typicality>,
     /// Range of [`SliceScore::line_energy`].
     pub line: Option<Typicality>,
+    /// The structure statistic (single-subject rule).
+    pub structure: Option<Structure>,
+    /// Range of [`SliceScore::line_contrast`] (single-subject rule).
+    pub line_contrast: Option<Typicality>,
+    /// Range of ln([`SliceScore::noise`]) (single-subject rule).
+    pub noise: Option<Typicality>,
+}
+
+/// ln of a noise estimate, floored (a noise-free synthetic image has σ̂ = 0).
+fn ln_noise(s: &SliceScore) -> f64 {
+    s.noise.max(1e-6).ln()
 }
 
 impl ScoreTypicality {
     /// Fits the network's energy and the whole prior's ranges to clean slices (the rule of
     /// models whose network was trained alone).
     pub fn fit(clean: &[SliceScore]) -> Self {
-        let range = |f| range_of(clean, f);
+        let range = |f: fn(&SliceScore) -> f64| range_of(clean, f);
         ScoreTypicality {
             network: range(|s| s.energy),
             prior: Some(range(|s| s.prior_energy)),
             score_norm: None,
             line: None,
+            structure: None,
+            line_contrast: None,
+            noise: None,
         }
     }
 
-    /// Fits every range to clean slices (the rule of models whose network completes the expert
-    /// field).
+    /// Fits every validation range to clean slices (the rule of models whose network completes
+    /// the expert field, before the single-subject rule).
     pub fn fit_all(clean: &[SliceScore]) -> Self {
-        let range = |f| range_of(clean, f);
+        let range = |f: fn(&SliceScore) -> f64| range_of(clean, f);
         ScoreTypicality {
             score_norm: Some(range(|s| s.score_norm)),
             line: Some(range(|s| s.line_energy)),
             ..Self::fit(clean)
+        }
+    }
+
+    /// The single-subject rule fitted to clean slices (meant: fully sampled reconstructions of
+    /// realistic acquisitions of training anatomy in several contrasts): every range, the
+    /// [`Structure`] line and the noise range.
+    pub fn fit_single_subject(clean: &[SliceScore]) -> Self {
+        ScoreTypicality {
+            structure: Some(Structure::fit(clean)),
+            line_contrast: Some(range_of(clean, |s| s.line_contrast)),
+            noise: Some(range_of(clean, ln_noise)),
+            ..Self::fit_all(clean)
         }
     }
 
@@ -371,8 +523,15 @@ impl ScoreTypicality {
         }
     }
 
-    /// The largest robust z of the statistics that judge a slice.
+    /// The robust z that judges a slice (see the type's documentation for the rule).
     pub fn z(&self, s: &SliceScore) -> f64 {
+        if let (Some(st), Some(l), Some(n)) = (self.structure, self.line_contrast, self.noise) {
+            return st
+                .z(s)
+                .max(l.signed_z(s.line_contrast))
+                .max(n.signed_z(ln_noise(s)))
+                .max(0.0);
+        }
         let zp = self.prior.map_or(0.0, |p| p.z(s.prior_energy));
         match (self.score_norm, self.line) {
             (Some(n), Some(l)) => n.z(s.score_norm).max(zp).max(l.z(s.line_energy)),
@@ -382,7 +541,9 @@ impl ScoreTypicality {
 
     /// Which statistics [`Self::z`] judges by, in words.
     pub fn rule(&self) -> &'static str {
-        if self.score_norm.is_some() && self.line.is_some() {
+        if self.structure.is_some() && self.line_contrast.is_some() && self.noise.is_some() {
+            "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range"
+        } else if self.score_norm.is_some() && self.line.is_some() {
             "the network's score norm, the whole prior's energy and its worst line"
         } else {
             "the network's and the whole prior's energies"
@@ -396,14 +557,22 @@ impl ScoreTypicality {
             ("whole prior energy", "prior_score", self.prior),
             ("network score norm", "score_norm", self.score_norm),
             ("worst line", "line_score", self.line),
+            (
+                "structure residual",
+                "structure",
+                self.structure.map(|s| s.residual),
+            ),
+            ("line contrast", "line_contrast", self.line_contrast),
+            ("ln noise", "noise", self.noise),
         ]
         .into_iter()
         .filter_map(|(name, key, t)| t.map(|t| (name, key, t)))
         .collect()
     }
 
-    /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`).
-    pub const CARD_KEYS: [&'static str; 8] = [
+    /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`, and the
+    /// structure line's `structure_intercept`, `structure_slope`).
+    pub const CARD_KEYS: [&'static str; 16] = [
         "score_median",
         "score_mad",
         "prior_score_median",
@@ -412,24 +581,47 @@ impl ScoreTypicality {
         "score_norm_mad",
         "line_score_median",
         "line_score_mad",
+        "structure_median",
+        "structure_mad",
+        "structure_intercept",
+        "structure_slope",
+        "line_contrast_median",
+        "line_contrast_mad",
+        "noise_median",
+        "noise_mad",
     ];
 
     /// Reads the ranges from a model card; `None` without the network's range.
     pub fn from_card(card: &std::collections::HashMap<String, String>) -> Option<Self> {
-        let range = |m: &str, d: &str| {
-            let num = |k: &str| card.get(k).and_then(|v| v.trim().parse::<f64>().ok());
-            match (num(m), num(d)) {
-                (Some(median), Some(mad)) if mad > 0.0 && median.is_finite() && mad.is_finite() => {
-                    Some(Typicality { median, mad })
-                }
-                _ => None,
-            }
+        let num = |k: &str| {
+            card.get(k)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+        };
+        let range = |m: &str, d: &str| match (num(m), num(d)) {
+            (Some(median), Some(mad)) if mad > 0.0 => Some(Typicality { median, mad }),
+            _ => None,
+        };
+        let structure = match (
+            num("structure_intercept"),
+            num("structure_slope"),
+            range("structure_median", "structure_mad"),
+        ) {
+            (Some(intercept), Some(slope), Some(residual)) => Some(Structure {
+                intercept,
+                slope,
+                residual,
+            }),
+            _ => None,
         };
         Some(ScoreTypicality {
             network: range("score_median", "score_mad")?,
             prior: range("prior_score_median", "prior_score_mad"),
             score_norm: range("score_norm_median", "score_norm_mad"),
             line: range("line_score_median", "line_score_mad"),
+            structure,
+            line_contrast: range("line_contrast_median", "line_contrast_mad"),
+            noise: range("noise_median", "noise_mad"),
         })
     }
 
@@ -442,11 +634,15 @@ impl ScoreTypicality {
             card.insert(format!("{key}_median"), format!("{:.6}", t.median));
             card.insert(format!("{key}_mad"), format!("{:.6}", t.mad));
         }
+        if let Some(st) = self.structure {
+            card.insert("structure_intercept".into(), format!("{:.6}", st.intercept));
+            card.insert("structure_slope".into(), format!("{:.6}", st.slope));
+        }
     }
 }
 
 /// The typical range of one statistic over clean slices.
-fn range_of(clean: &[SliceScore], f: fn(&SliceScore) -> f64) -> Typicality {
+fn range_of(clean: &[SliceScore], f: impl Fn(&SliceScore) -> f64) -> Typicality {
     Typicality::fit(&clean.iter().map(f).collect::<Vec<_>>())
 }
 

@@ -143,4 +143,110 @@ fn shipped_model_score_matches_the_reference_on_a_full_size_slice() {
         (score.line_energy - line).abs() <= 1e-4 * line.abs().max(1e-3),
         "worst line"
     );
+    // The line contrast: the largest excess of a row's (column's) mean over the mean of its two
+    // neighbours, from the same float64 density; the noise estimate: the median |diagonal Haar
+    // detail| / 0.6745 of the real plane (the imaginary plane's is smaller here or equal), by
+    // a full sort.
+    let rows: Vec<f64> = (0..h)
+        .map(|y| (0..w).map(|c| excess[[y, c]]).sum::<f64>() / w as f64)
+        .collect();
+    let cols: Vec<f64> = (0..w)
+        .map(|c| (0..h).map(|y| excess[[y, c]]).sum::<f64>() / h as f64)
+        .collect();
+    let mut contrast = 0.0f64;
+    for v in [&rows, &cols] {
+        for i in 1..v.len() - 1 {
+            contrast = contrast.max(v[i] - 0.5 * (v[i - 1] + v[i + 1]));
+        }
+    }
+    eprintln!("line contrast {} vs {contrast}", score.line_contrast);
+    assert!(
+        (score.line_contrast - contrast).abs() <= 1e-4 * contrast.abs().max(1e-2),
+        "line contrast"
+    );
+    let plane_noise = |c: usize| {
+        let mut d: Vec<f64> = Vec::new();
+        for y in (0..h - 1).step_by(2) {
+            for xx in (0..w - 1).step_by(2) {
+                let a = |yy: usize, xc: usize| x[[c, yy, xc]] as f64;
+                d.push(((a(y, xx) - a(y, xx + 1) - a(y + 1, xx) + a(y + 1, xx + 1)) / 2.0).abs());
+            }
+        }
+        d.sort_by(|a, b| a.total_cmp(b));
+        d[d.len() / 2] / 0.6745
+    };
+    let noise = plane_noise(0).max(plane_noise(1));
+    eprintln!("noise {} vs {noise}", score.noise);
+    assert!(
+        (score.noise - noise).abs() <= 1e-6 * noise.max(1e-6),
+        "noise"
+    );
+}
+
+/// The single-subject rule: the structure line is the least-squares line (recovered exactly from
+/// slices on a known line, robust range from their scatter), it survives the card's six
+/// decimals, and its three one-sided statistics judge only one way: a slice with less fine
+/// structure than its energy predicts, a line standing out more, or more noise is atypical; a
+/// sharper, smoother-lined or quieter one is not.
+#[test]
+fn single_subject_rule_fits_its_line_and_judges_one_sided() {
+    use basin_prior::validate::{ScoreTypicality, SliceScore};
+    let (a, b) = (-4.0, -0.3);
+    let clean: Vec<SliceScore> = (0..41)
+        .map(|i| {
+            let e = -1.5 + 0.02 * i as f64;
+            // Scatter ±0.05, symmetric about the middle energy (so uncorrelated with it).
+            let jitter = 0.05 * (0.7 * (i as f64 - 20.0)).cos();
+            SliceScore {
+                energy: e,
+                prior_energy: 2.5,
+                score_norm: (a + b * e + jitter).exp(),
+                line_energy: 3.3,
+                line_contrast: 1.0 + 0.01 * (i % 5) as f64,
+                object_fraction: 0.5,
+                noise: 0.01 * (1.0 + 0.01 * (i % 7) as f64),
+            }
+        })
+        .collect();
+    let t = ScoreTypicality::fit_single_subject(&clean);
+    let st = t.structure.expect("structure");
+    eprintln!("{st:?}");
+    // The scatter's mean moves only the intercept; its spread is the residual range.
+    let mean = (0..41)
+        .map(|i| 0.05 * (0.7 * (i as f64 - 20.0)).cos())
+        .sum::<f64>()
+        / 41.0;
+    assert!(
+        (st.slope - b).abs() < 1e-9 && (st.intercept - a - mean).abs() < 1e-9,
+        "{st:?}"
+    );
+    assert!(st.residual.mad > 0.01 && st.residual.mad < 0.05, "{st:?}");
+    let mut card = std::collections::HashMap::new();
+    t.to_card(&mut card);
+    let back = ScoreTypicality::from_card(&card).expect("card");
+    let bs = back.structure.expect("structure from the card");
+    assert!((bs.slope - st.slope).abs() <= 1e-6 && (bs.intercept - st.intercept).abs() <= 1e-6);
+    assert!(back.line_contrast.is_some() && back.noise.is_some());
+    let base = clean[20];
+    let z = |s: SliceScore| back.z(&s);
+    assert!(z(base) < 3.5, "a calibration slice: {}", z(base));
+    let with = |f: &dyn Fn(&mut SliceScore)| {
+        let mut s = base;
+        f(&mut s);
+        s
+    };
+    // Too smooth for its energy (score norm halved: ln 2 is over 9 robust SD), a zipper-like
+    // line, twice the noise: flagged.
+    assert!(z(with(&|s| s.score_norm *= 0.5)) > 3.5);
+    assert!(z(with(&|s| s.line_contrast += 1.0)) > 3.5);
+    assert!(z(with(&|s| s.noise *= 2.0)) > 3.5);
+    // Sharper, a quieter line, less noise: not atypical for that.
+    assert_eq!(
+        z(with(&|s| {
+            s.score_norm *= 2.0;
+            s.line_contrast = 0.0;
+            s.noise *= 0.1;
+        })),
+        0.0
+    );
 }
