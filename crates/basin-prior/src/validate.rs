@@ -79,8 +79,9 @@ pub struct SliceScore {
     /// The line that stands out most from its neighbours: the largest excess of a row's (or a
     /// column's) mean of the whole prior's energy density over the mean of the two rows (columns)
     /// beside it. A zipper or a spike's stripe is one such line; anatomy's bright lines (a
-    /// fissure, an edge of the field of view) are wider and rise over several lines, so this is
-    /// what the single-subject rule judges lines by.
+    /// fissure, an edge of the field of view) are mostly wider and rise over several lines, so
+    /// this is what the single-subject rule judges lines by (the straight midline of a symmetric
+    /// template in T2 still stands out: benches/RESULTS.md).
     pub line_contrast: f64,
     /// Fraction of the pixels in the object (magnitude > [`OBJECT_LEVEL`]).
     pub object_fraction: f64,
