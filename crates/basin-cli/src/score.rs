@@ -330,14 +330,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
         match typ {
             Some(t) => {
-                // The single-subject rule names only the ranges it judges by (the JSON has all).
-                let judged = |key: &str| {
-                    t.structure.is_none() || ["structure", "line_contrast", "noise"].contains(&key)
-                };
+                // The ranges the rule judges by (the JSON has all).
                 let ranges: Vec<String> = t
-                    .ranges()
+                    .judged_ranges()
                     .iter()
-                    .filter(|(_, key, _)| judged(key))
                     .map(|(name, _, r)| format!("{name} median {:.4}, MAD {:.4}", r.median, r.mad))
                     .collect();
                 println!(

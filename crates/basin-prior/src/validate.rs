@@ -141,26 +141,11 @@ impl Field {
     }
 }
 
-/// The largest mean over the rows and the columns of `d` `[h, w]`.
-fn worst_line(d: &[f32], h: usize, w: usize) -> f64 {
-    let mut cols = vec![0.0f64; w];
-    let mut worst = f64::NEG_INFINITY;
-    for row in d.chunks_exact(w.max(1)).take(h) {
-        let mut sum = 0.0f64;
-        for (c, &v) in cols.iter_mut().zip(row) {
-            *c += v as f64;
-            sum += v as f64;
-        }
-        worst = worst.max(sum / w.max(1) as f64);
-    }
-    cols.iter()
-        .map(|c| c / h.max(1) as f64)
-        .fold(worst, f64::max)
-}
-
-/// The largest excess of a row's or a column's mean of `d` `[h, w]` over the mean of its two
-/// neighbours (rows and columns on the border have one neighbour and are not judged).
-fn line_contrast(d: &[f32], h: usize, w: usize) -> f64 {
+/// The two line statistics of a density `d` `[h, w]`, from one pass of row and column sums:
+/// the worst line, the largest mean over the rows and the columns, and the line contrast, the
+/// largest excess of a row's or a column's mean over the mean of its two neighbours (rows and
+/// columns on the border have one neighbour and are not judged; 0 at least).
+fn line_stats(d: &[f32], h: usize, w: usize) -> (f64, f64) {
     let mut rows = vec![0.0f64; h];
     let mut cols = vec![0.0f64; w];
     for (r, row) in rows.iter_mut().zip(d.chunks_exact(w.max(1))) {
@@ -169,12 +154,19 @@ fn line_contrast(d: &[f32], h: usize, w: usize) -> f64 {
             *r += v as f64;
         }
     }
-    let stand_out = |x: &[f64], n: usize| {
+    let means = |x: &[f64], n: usize| x.iter().map(|v| v / n.max(1) as f64).collect::<Vec<_>>();
+    let (rows, cols) = (means(&rows, w), means(&cols, h));
+    let worst = rows
+        .iter()
+        .chain(&cols)
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let stand_out = |x: &[f64]| {
         x.windows(3)
-            .map(|t| (t[1] - 0.5 * (t[0] + t[2])) / n.max(1) as f64)
+            .map(|t| t[1] - 0.5 * (t[0] + t[2]))
             .fold(f64::NEG_INFINITY, f64::max)
     };
-    stand_out(&rows, w).max(stand_out(&cols, h)).max(0.0)
+    (worst, stand_out(&rows).max(stand_out(&cols)).max(0.0))
 }
 
 /// Scores slices of one size: the workspaces and the energies of an empty image (the energy's
@@ -303,8 +295,7 @@ impl Scorer {
             }
             None => energy,
         };
-        let line_energy = worst_line(&excess, h, w);
-        let line_contrast = line_contrast(&excess, h, w);
+        let (line_energy, line_contrast) = line_stats(&excess, h, w);
         let map = Array2::from_shape_vec((h, w), excess).unwrap_or_else(|_| Array2::zeros((h, w)));
         (
             map,
@@ -415,16 +406,16 @@ impl Structure {
         let sxx: f64 = clean.iter().map(|s| (s.energy - mx).powi(2)).sum();
         let sxy: f64 = clean.iter().map(|s| (s.energy - mx) * (ln(s) - my)).sum();
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        let mut st = Structure {
-            intercept: my - slope * mx,
+        let intercept = my - slope * mx;
+        let residuals: Vec<f64> = clean
+            .iter()
+            .map(|s| ln(s) - intercept - slope * s.energy)
+            .collect();
+        Structure {
+            intercept,
             slope,
-            residual: Typicality {
-                median: 0.0,
-                mad: 1.0,
-            },
-        };
-        st.residual = Typicality::fit(&clean.iter().map(|s| st.residual_of(s)).collect::<Vec<_>>());
-        st
+            residual: Typicality::fit(&residuals),
+        }
     }
 }
 
@@ -524,9 +515,15 @@ impl ScoreTypicality {
         }
     }
 
+    /// The single-subject rule's three parts (structure, line contrast, ln noise) when the card
+    /// carries all of them.
+    fn single_subject(&self) -> Option<(Structure, Typicality, Typicality)> {
+        Some((self.structure?, self.line_contrast?, self.noise?))
+    }
+
     /// The robust z that judges a slice (see the type's documentation for the rule).
     pub fn z(&self, s: &SliceScore) -> f64 {
-        if let (Some(st), Some(l), Some(n)) = (self.structure, self.line_contrast, self.noise) {
+        if let Some((st, l, n)) = self.single_subject() {
             return st
                 .z(s)
                 .max(l.signed_z(s.line_contrast))
@@ -542,7 +539,7 @@ impl ScoreTypicality {
 
     /// Which statistics [`Self::z`] judges by, in words.
     pub fn rule(&self) -> &'static str {
-        if self.structure.is_some() && self.line_contrast.is_some() && self.noise.is_some() {
+        if self.single_subject().is_some() {
             "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range"
         } else if self.score_norm.is_some() && self.line.is_some() {
             "the network's score norm, the whole prior's energy and its worst line"
@@ -569,6 +566,16 @@ impl ScoreTypicality {
         .into_iter()
         .filter_map(|(name, key, t)| t.map(|t| (name, key, t)))
         .collect()
+    }
+
+    /// The ranges [`Self::z`] judges by under the single-subject rule (structure residual, line
+    /// contrast, ln noise); every range present under the older rules.
+    pub fn judged_ranges(&self) -> Vec<(&'static str, &'static str, Typicality)> {
+        let single = self.single_subject().is_some();
+        self.ranges()
+            .into_iter()
+            .filter(|(_, key, _)| !single || ["structure", "line_contrast", "noise"].contains(key))
+            .collect()
     }
 
     /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`, and the
