@@ -36,6 +36,7 @@ fn anatomy(name: &str, path: &str, slices: &[usize]) -> Result<Anatomy, String> 
         name: name.into(),
         source: path.into(),
         image,
+        contrast: None,
         spacing,
         slices: slices.to_vec(),
     })

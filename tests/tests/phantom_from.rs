@@ -242,7 +242,8 @@ print(float(a[b < np.percentile(b, 5)].mean()), float(a[b > np.percentile(b, 70)
 /// `--contrast t2` and `flair` on Colin27 (the training subject, DATA.md): the JSON records the
 /// sequence, the fully sampled reconstruction matches the synthesised truth (NMSE < 1e-3), and
 /// the ventricles (dark on the T1 truth of the same slice) are brighter than white matter on T2
-/// and darker on FLAIR; bad --field and --contrast without --from are usage errors.
+/// and darker on FLAIR, also when a `--suite` anatomy names the contrast; bad --field, a bad
+/// contrast name and --contrast without --from are usage errors.
 #[test]
 fn a_synthesised_contrast_is_simulated_and_reconstructed() {
     let colin = "/usr/share/mricron/templates/ch2.nii.gz";
@@ -302,6 +303,45 @@ fn a_synthesised_contrast_is_simulated_and_reconstructed() {
             assert!(v[0] < 0.5 * v[1], "{contrast}: {v:?}");
         }
     }
+    // The same contrast in a `--suite` dataset (an --anatomy with :t2): the case's record says
+    // so and its truth shows it; an unknown contrast there is a usage error too.
+    let suite = d("suite");
+    basin_ok(&[
+        "phantom",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--anatomy",
+        &format!("c={colin}:80:t2"),
+        "--accelerations",
+        "4",
+        "--snr",
+        "inf",
+        "--seed",
+        "4",
+        "-q",
+    ]);
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(suite.join("c-80_4x.json")).unwrap())
+            .unwrap();
+    assert_eq!(rec["contrast"]["sequence"]["kind"], "spin-echo", "{rec}");
+    let v = python(
+        VENTRICLES,
+        &[
+            suite.join("c-80_4x_truth.nii.gz").to_str().unwrap(),
+            d("t1_truth.nii.gz").to_str().unwrap(),
+        ],
+    );
+    let v: Vec<f64> = v.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(v[0] > 1.5 * v[1], "suite t2: {v:?}");
+    let o = basin(&[
+        "phantom",
+        "--suite",
+        d("suite2").to_str().unwrap(),
+        "--anatomy",
+        &format!("c={colin}:80:t3"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'t3' is not a contrast"));
     let o = basin(&[
         "phantom",
         "--from",

@@ -90,8 +90,8 @@ pub struct PhantomArgs {
     /// A synthesised contrast, not a scan: no texture beyond the tissues' partial volumes.
     #[arg(long, value_name = "NAME", requires = "from", value_parser = ["pd", "t2", "flair", "t1", "t2star"])]
     pub contrast: Option<String>,
-    /// Field strength (T) whose tissue table --contrast uses: 1.5 or 3.
-    #[arg(long, default_value_t = 3.0, requires = "contrast")]
+    /// Field strength (T) whose tissue table --contrast (or an --anatomy CONTRAST) uses: 1.5 or 3.
+    #[arg(long, default_value_t = 3.0)]
     pub field: f64,
     /// Phantom (without --from).
     #[arg(
@@ -132,9 +132,12 @@ pub struct PhantomArgs {
     /// (random, 4 % centre); seeded from --seed; suite.json describes every case.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "output"])]
     pub suite: Option<PathBuf>,
-    /// With --suite: axial slices of a real image to simulate, NAME=IMAGE:SLICES (NIfTI or
-    /// DICOM; slices as N,N,… or A-B/STEP), e.g. mni=mni152.nii.gz:60-108/12. Repeatable.
-    #[arg(long, value_name = "NAME=IMAGE:SLICES", requires = "suite")]
+    /// With --suite: axial slices of a real image to simulate, NAME=IMAGE:SLICES[:CONTRAST]
+    /// (NIfTI or DICOM; slices as N,N,… or A-B/STEP), e.g. mni=mni152.nii.gz:60-108/12.
+    /// CONTRAST (pd, t2, flair, t1, t2star) first turns the image, a T1-weighted head, into that
+    /// contrast as --contrast does (at --field), e.g. s1-t2=S1.nii.gz:135-175/10:t2; the case
+    /// JSON records it. Repeatable.
+    #[arg(long, value_name = "NAME=IMAGE:SLICES[:CONTRAST]", requires = "suite")]
     pub anatomy: Vec<String>,
     /// With --suite: accelerations, comma-separated; 4 means equispaced lines with an 8 % centre,
     /// 8 random lines with a 4 % centre (fastMRI's settings), any other R equispaced with a
@@ -260,15 +263,21 @@ fn read_covariance(path: &Path) -> Result<Array2<C64>> {
     }))
 }
 
+/// `--field`: the contrast synthesis has tissue tables for 1.5 and 3 T.
+fn check_field(field: f64) -> Result<()> {
+    if field == 1.5 || field == 3.0 {
+        Ok(())
+    } else {
+        Err(crate::exit::usage(format!(
+            "--field {field}: the tissue tables are for 1.5 and 3 T"
+        )))
+    }
+}
+
 /// Runs `basin phantom --from`.
 fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
     let from = a.from.clone().context("--from")?;
-    if !(a.field == 1.5 || a.field == 3.0) {
-        return Err(crate::exit::usage(format!(
-            "--field {}: the tissue tables are for 1.5 and 3 T",
-            a.field
-        )));
-    }
+    check_field(a.field)?;
     let files = SimFiles::of(&output);
     let inputs: Vec<&Path> = std::iter::once(from.as_path())
         .chain(a.noise_cov.as_deref())
@@ -358,13 +367,37 @@ fn mask_kind(m: MaskArg) -> MaskKind {
     }
 }
 
-/// `--anatomy NAME=IMAGE:SLICES` → an anatomy of the suite.
-fn anatomy(arg: &str) -> Result<Anatomy> {
+/// `--anatomy NAME=IMAGE:SLICES[:CONTRAST]` → an anatomy of the suite (`field`: --field, the
+/// tissue table of a contrast; `seed`: --seed, of its variation and bias).
+fn anatomy(arg: &str, field: f64, seed: u64) -> Result<Anatomy> {
     let (name, rest) = arg.split_once('=').ok_or_else(|| {
         crate::exit::usage(format!(
             "--anatomy {arg}: expected NAME=IMAGE:SLICES, e.g. mni=brain.nii.gz:60,72,84"
         ))
     })?;
+    // A last field of letters is the contrast (slice lists are digits, ',', '-' and '/').
+    let (rest, contrast) = match rest.rsplit_once(':') {
+        Some((r, c))
+            if !c.is_empty()
+                && c.chars().all(|ch| ch.is_ascii_alphanumeric())
+                && c.chars().any(|ch| ch.is_ascii_alphabetic()) =>
+        {
+            let sequence = Sequence::preset(c).ok_or_else(|| {
+                crate::exit::usage(format!(
+                    "--anatomy {arg}: '{c}' is not a contrast (pd, t2, flair, t1, t2star)"
+                ))
+            })?;
+            let spec = ContrastSpec {
+                sequence,
+                field_t: field,
+                bias: 0.1,
+                variation: 0.05,
+                seed: seed ^ 0xC0_17A5,
+            };
+            (r, Some(spec))
+        }
+        _ => (rest, None),
+    };
     let (path, slices) = rest.rsplit_once(':').ok_or_else(|| {
         crate::exit::usage(format!(
             "--anatomy {arg}: give the axial slices after a ':' (e.g. :60,72,84 or :60-100/10)"
@@ -399,10 +432,16 @@ fn anatomy(arg: &str) -> Result<Anatomy> {
     if list.iter().any(|&z| z >= n) {
         return Err(bad(slices));
     }
+    // The whole volume is classified (the brain mask is a 3D region), as with --from.
+    let image = match &contrast {
+        Some(c) => synthesize(image.view(), c),
+        None => image,
+    };
     Ok(Anatomy {
         name: name.to_string(),
         source: path.to_string(),
         image,
+        contrast,
         spacing,
         slices: list,
     })
@@ -410,10 +449,11 @@ fn anatomy(arg: &str) -> Result<Anatomy> {
 
 /// Runs `basin phantom --suite`.
 fn run_suite(a: PhantomArgs, dir: PathBuf) -> Result<()> {
+    check_field(a.field)?;
     let anatomy = a
         .anatomy
         .iter()
-        .map(|s| anatomy(s))
+        .map(|s| anatomy(s, a.field, a.seed))
         .collect::<Result<Vec<_>>>()?;
     let mut settings = Vec::new();
     for &r in &a.accelerations {

@@ -8,8 +8,9 @@
 //! - the brain-ellipse image through the realistic simulator (2× off-grid, smooth phase,
 //!   birdcage coils, a receive-array noise covariance with a noise scan, SNR 50), without and
 //!   with small lesions;
-//! - each given anatomy slice (validation anatomy: MNI152, S1, a user's images) through the
-//!   realistic simulator, and the first slice of each anatomy with lesions too.
+//! - each given anatomy slice (validation anatomy: MNI152, S1, a user's images; as acquired or
+//!   turned into another contrast by [`crate::contrast`]) through the realistic simulator, and
+//!   the first slice of each anatomy with lesions too.
 
 use crate::files::{phantom_to_files, simulate_to_files, FilesError, SimFiles, Source};
 use crate::mask::MaskKind;
@@ -58,8 +59,12 @@ pub struct Anatomy {
     pub name: String,
     /// Where it came from (a path), for the record.
     pub source: String,
-    /// The image `[z, y, x]` (anterior up), from `basin_export::nifti_in::read_axial`.
+    /// The image `[z, y, x]` (anterior up), from `basin_export::nifti_in::read_axial` (already
+    /// turned into `contrast` when that is set).
     pub image: Array3<f32>,
+    /// The contrast synthesised from the source (a T1-weighted head) into `image`
+    /// ([`crate::contrast::synthesize`]), recorded in each case's JSON; `None`: the image as read.
+    pub contrast: Option<crate::contrast::ContrastSpec>,
     /// Voxel size (x, y, z) in mm.
     pub spacing: [f64; 3],
     /// Slices of `image` to simulate (one case each).
@@ -354,7 +359,7 @@ fn write_case(
                 slices: *z..*z + 1,
                 spacing: an.spacing,
                 noise_cov_given: None,
-                contrast: None,
+                contrast: an.contrast,
             };
             let sim = simulate_to_files(
                 &image,
@@ -373,6 +378,7 @@ fn write_case(
         "kind": kind,
         "source": source,
         "slice": match c.what { What::Anatomy(_, z) => Some(z), _ => None },
+        "contrast": match c.what { What::Anatomy(a, _) => spec.anatomy[a].contrast, _ => None },
         "accel": st.accel,
         "mask": format!("{:?}", st.mask).to_lowercase(),
         "center_fraction": st.center_fraction,

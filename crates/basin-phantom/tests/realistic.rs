@@ -242,6 +242,7 @@ fn suite_lesion_slices_choose_which_anatomy_slices_get_lesions() {
             name: "a".into(),
             source: "test".into(),
             image: ndarray::Array3::zeros((3, 8, 8)),
+            contrast: None,
             spacing: [1.0; 3],
             slices: vec![0, 2],
         }],
