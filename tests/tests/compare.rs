@@ -236,6 +236,22 @@ fn compare_on_a_suite_agrees_with_independent_metrics_resumes_and_renders() {
     std::fs::rename(&copy, &changed).unwrap();
     let third = run(&[]);
     assert_eq!(reused(&third), (16, 15));
+    // A cell made with other prior weights (a build with another embedded model: its EBM
+    // images and prior z differ) is recomputed, not reused.
+    let cell = report
+        .join("cells")
+        .join(cases[1]["name"].as_str().unwrap())
+        .join("cs-tv.json");
+    let text = std::fs::read_to_string(&cell).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sha = v["key"]["prior_sha256"]
+        .as_str()
+        .expect("the key names the prior");
+    assert_eq!(sha.len(), 64, "{sha}");
+    v["key"]["prior_sha256"] = "0".repeat(64).into();
+    std::fs::write(&cell, v.to_string()).unwrap();
+    let fourth = run(&[]);
+    assert_eq!(reused(&fourth), (16, 15));
 
     // A failing tool fails its cells only: exit 1, the others reused, the failure listed.
     let o = Command::new(basin_bin())

@@ -496,6 +496,8 @@ pub fn run(spec: &Spec, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<Summary, 
                 "prior_score": spec.prior_score,
                 "dc_residual": 1,
                 "basin": env!("CARGO_PKG_VERSION"),
+                // EBM protocols and the prior's z depend on the embedded weights.
+                "prior_sha256": basin_prior::default_model_sha256(),
             });
             let old = (!spec.fresh)
                 .then(|| read_cell(&cell_path(&spec.report, &case.name, m.name())))

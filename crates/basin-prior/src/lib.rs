@@ -35,6 +35,15 @@ pub use pyramid::{Pyramid, PyramidGradient};
 /// `basin train --config model/default.toml`), embedded in every binary.
 pub const DEFAULT_MODEL: &[u8] = include_bytes!("../model/default.safetensors");
 
+/// SHA-256 (hex) of the embedded default model: what a cached result made with the prior (a
+/// `basin compare` cell, a `basin batch` record) names, so that a build with other weights
+/// recomputes it instead of reusing it.
+pub fn default_model_sha256() -> &'static str {
+    use sha2::{Digest, Sha256};
+    static SHA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SHA.get_or_init(|| format!("{:x}", Sha256::digest(DEFAULT_MODEL)))
+}
+
 /// The embedded default model and its card.
 pub fn default_model() -> Result<(Pyramid, std::collections::HashMap<String, String>), PriorError> {
     weights::from_safetensors(DEFAULT_MODEL)

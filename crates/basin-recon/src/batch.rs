@@ -544,6 +544,23 @@ pub fn sha256_of(p: &Path) -> std::io::Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// What a record says about the protocol (`origin`: its name or path): every parameter, and for
+/// an EBM protocol the embedded prior's SHA-256 — its output depends on the weights too, so a
+/// build with other weights redoes it.
+fn protocol_record(p: &Protocol, origin: &str) -> Result<serde_json::Value, ReconError> {
+    let mut v = serde_json::to_value(p).map_err(|e| ReconError::Protocol {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })?;
+    if let (crate::protocol::Solver::Ebm(_), Some(o)) = (&p.solver, v.as_object_mut()) {
+        o.insert(
+            "prior_sha256".into(),
+            basin_prior::default_model_sha256().into(),
+        );
+    }
+    Ok(v)
+}
+
 /// Whether `rec` says `output` was made from this input with this protocol. The checksum is
 /// computed only when the size or modification time differ from the record's (a file touched
 /// but unchanged still matches).
@@ -691,10 +708,7 @@ pub fn run(
     for r in &mine {
         if !protocols.contains_key(r.protocol.as_str()) {
             let (p, _) = Protocol::locate(&r.protocol, None)?;
-            let v = serde_json::to_value(&p).map_err(|e| ReconError::Protocol {
-                origin: r.protocol.clone(),
-                message: e.to_string(),
-            })?;
+            let v = protocol_record(&p, &r.protocol)?;
             protocols.insert(&r.protocol, (p, v));
         }
         options.recon.check(&protocols[r.protocol.as_str()].0)?;
@@ -940,6 +954,23 @@ fn run_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An EBM protocol's record names the embedded prior (a build with other weights redoes its
+    /// outputs); one without the prior does not depend on it.
+    #[test]
+    fn an_ebm_record_names_the_prior() {
+        let sha = basin_prior::default_model_sha256();
+        assert_eq!(sha.len(), 64);
+        for (name, with_prior) in [("brain-2d-ebm", true), ("sense", false)] {
+            let (p, _) = Protocol::locate(name, None).unwrap();
+            let v = protocol_record(&p, name).unwrap();
+            assert_eq!(
+                v.get("prior_sha256").and_then(|s| s.as_str()),
+                with_prior.then_some(sha),
+                "{name}"
+            );
+        }
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |k| {
