@@ -7,9 +7,17 @@
 # 164 slices, validates them on MNI152 (AUCs against noise, aliasing, a zipper and ghosting)
 # and, with --write, writes them into the shipped model's card
 # (crates/basin-prior/model/default.safetensors; the weights are unchanged).
-# Usage: bash benches/score-calibrate.sh [--write] (after cargo build --release -p basin-cli
-# -p basin-benches; about 7 min on 2 cores). Needs Debian's mricron-data (.ci/install-deps).
+# Usage: bash benches/score-calibrate.sh [--write] [WEIGHTS] (after cargo build --release -p
+# basin-cli -p basin-benches; about 7 min on 2 cores). WEIGHTS (default: the shipped model) is
+# the model judged and, with --write, the one written as the shipped model with its validation
+# and the ranges: after `basin train` of the shipped recipe, `bash benches/score-calibrate.sh
+# --write NEW.safetensors` makes the shipped file. The clean slices are reconstructed by
+# CG-SENSE, which does not use the prior. Needs Debian's mricron-data (.ci/install-deps).
 set -euo pipefail
+write=
+if [ "${1:-}" = --write ]; then write=1; shift; fi
+WEIGHTS=${1:-crates/basin-prior/model/default.safetensors}
+[ -f "$WEIGHTS" ] || { echo "$WEIGHTS: no such weights" >&2; exit 2; }
 BASIN=target/release/basin
 COLIN=/usr/share/mricron/templates/ch2.nii.gz
 [ -f "$COLIN" ] || { echo "needs $COLIN (Debian mricron-data; bash .ci/install-deps)" >&2; exit 2; }
@@ -25,8 +33,8 @@ for c in t1 t2 pd flair; do
   vols+=(--calibrate "$work/${c}_clean.nii.gz")
 done
 out=()
-if [ "${1:-}" = --write ]; then
+if [ -n "$write" ]; then
   out=(--out crates/basin-prior/model/default.safetensors
        --set "score_calibration=single-subject rule fitted by benches/score-calibrate.sh on 164 clean CG-SENSE slices of Colin27 (training anatomy) as real T1 and synthesised T2, PD, FLAIR, realistic acquisitions at SNR 50; MNI152 validates")
 fi
-target/release/prior-validate crates/basin-prior/model/default.safetensors "${vols[@]}" "${out[@]}"
+target/release/prior-validate "$WEIGHTS" "${vols[@]}" "${out[@]}"

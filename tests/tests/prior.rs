@@ -78,6 +78,22 @@ print(tensors(sys.argv[1]) == tensors(sys.argv[2]))
         &[&a, &c],
     );
     assert_eq!(same.trim(), "True");
+    // The recipe's [data] contrasts are synthesised from Colin27 and trained on beside its real
+    // T1: the card counts the slices of each (each contrast keeps at least a fifth of the
+    // volume's slices in its three orientations: Colin27 is 181×217×181).
+    let data = python(
+        r#"
+import sys, json, struct, re
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+d = json.loads(b[8:8 + n])['__metadata__']['data']
+real, synth = re.match(r'(\d+) tissue slices from .*; (\d+) tissue slices of contrasts synthesised', d).groups()
+print(real, synth, all(f'ch2.nii.gz as {c}' in d for c in ('t2', 'pd', 'flair')))
+"#,
+        &[&a],
+    );
+    let v: Vec<&str> = data.split_whitespace().collect();
+    let (real, synth): (usize, usize) = (v[0].parse().unwrap(), v[1].parse().unwrap());
+    assert!(real > 115 && synth > 3 * 115 && v[2] == "True", "{data}");
     // An existing output or checkpoint is not overwritten silently.
     let e = basin(&["train", "--config", RECIPE, "-o", &a, "--steps", "1", "-q"]);
     assert!(!e.status.success());

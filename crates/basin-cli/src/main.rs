@@ -95,11 +95,11 @@ enum Command {
     /// empty image: where it is high, the prior finds the image implausible.
     ///
     /// Measured on subject S1 (never trained or calibrated on; benches/RESULTS.md): 0 of 164
-    /// clean slices flagged in four contrasts; zero-filled 8× reconstructions rank below their
-    /// clean slice in 163 of 164 pairs (ROC AUC 0.995) but only 70 of 164 are flagged, and 4×
-    /// ones rank below (AUC 0.967) and are mostly not flagged: read z as a ranking between
-    /// images of one scan as well as a verdict. Limits: regularised reconstructions that lost
-    /// detail (cs-l1-wavelet at 8×) are told from clean slices less reliably (AUC 0.76), and the
+    /// clean slices flagged in four contrasts; zero-filled reconstructions rank below their
+    /// clean slice in every pair (ROC AUC 0.996 at 4×, 1.000 at 8×), and 125 (4×) and 163 (8×)
+    /// of 164 are flagged: read z as a ranking between images of one scan as well as a verdict.
+    /// Limits: regularised reconstructions that lost detail (cs-l1-wavelet at 8×) are told from
+    /// clean slices less reliably (AUC 0.75), and the
     /// noise range is the calibration set's: an image of another subject at lower SNR can sit
     /// inside it. --kspace judges an image against its raw data and catches what the image
     /// alone cannot.

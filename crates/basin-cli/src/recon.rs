@@ -50,8 +50,8 @@ pub struct ReconArgs {
     /// Also write the per-pixel standard deviation of the samples' magnitude (same scale as the
     /// image) as NIfTI: where it is high the data and the prior leave the image free. It is not
     /// an error bar: the prior's own bias (smoothed edges, small structures) is not in it, and on
-    /// validation anatomy it correlates weakly with the actual error (Pearson 0.09–0.14 with 8
-    /// samples; more samples help a little). At 4× (equispaced, 8 % centre) mean ± 3.45 SD is a
+    /// validation anatomy it correlates weakly with the actual error (Pearson 0.06–0.07 with 8
+    /// samples on realistic acquisitions). At 4× (equispaced, 8 % centre) mean ± 3.32 SD is a
     /// nominal 90 % per-pixel interval (k calibrated on training anatomy; it covered 89 % of
     /// validation pixels); at 8× no k carries across anatomy. Needs --samples 2 or more.
     #[arg(long, value_name = "NIFTI")]

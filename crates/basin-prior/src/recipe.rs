@@ -9,6 +9,10 @@ use crate::PriorError;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// The contrasts `[data] contrasts` may name (the sequence presets of `basin phantom
+/// --contrast`; the synthesis itself lives in basin-phantom, which the driver calls).
+pub const CONTRASTS: [&str; 5] = ["t2", "pd", "flair", "t1", "t2star"];
+
 /// A whole recipe (the shipped one is `crates/basin-prior/model/default.toml`).
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +110,12 @@ pub struct DataSec {
     pub sources: Vec<PathBuf>,
     /// Smallest fraction of tissue a slice needs.
     pub min_tissue: f64,
+    /// Other contrasts synthesised with MR physics from each source (a T1-weighted head), as
+    /// `basin phantom --contrast` names them (t2, pd, flair, t1, t2star), trained on beside the
+    /// real image; the expert field sees them too (`../shared/DATA.md`: no registry ships a
+    /// single-subject T2, PD or FLAIR brain). Empty: the real images only.
+    #[serde(default)]
+    pub contrasts: Vec<String>,
 }
 
 impl Recipe {
@@ -151,6 +161,17 @@ impl Recipe {
         }
         if self.data.sources.is_empty() {
             return bad("[data] sources is empty");
+        }
+        if let Some(c) = self
+            .data
+            .contrasts
+            .iter()
+            .find(|c| !CONTRASTS.contains(&c.as_str()))
+        {
+            return bad(&format!(
+                "[data] contrasts: {c:?} is not one of {}",
+                CONTRASTS.join(", ")
+            ));
         }
         if self.training.residual_of_experts && self.experts.is_none() {
             return bad("[training] residual_of_experts needs an [experts] section (the field the network completes)");
@@ -227,6 +248,11 @@ mod tests {
             ("sigma_min = ", "sigma_min = -1 #", "[noise]"),
             ("lr = ", "lr = 0 #", "[training]"),
             ("sources = ", "sources = [] #", "[data] sources is empty"),
+            (
+                "contrasts = ",
+                "contrasts = [\"t3\"] #",
+                "[data] contrasts: \"t3\"",
+            ),
         ];
         for (key, replacement, expect) in cases {
             let text = SHIPPED.replacen(key, replacement, 1);
