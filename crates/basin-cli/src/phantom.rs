@@ -88,7 +88,7 @@ pub struct PhantomArgs {
     /// TR 20, TE 4, 25°), t2star (GRE TR 800, TE 20, 20°) — with a smooth per-voxel variation
     /// (5 %) and receive bias (±10 %). The truth is the synthesised image; the JSON records it.
     /// A synthesised contrast, not a scan: no texture beyond the tissues' partial volumes.
-    #[arg(long, value_name = "NAME", requires = "from", value_parser = ["pd", "t2", "flair", "t1", "t2star"])]
+    #[arg(long, value_name = "NAME", requires = "from", value_parser = Sequence::PRESETS)]
     pub contrast: Option<String>,
     /// Field strength (T) whose tissue table --contrast (or an --anatomy CONTRAST) uses: 1.5 or 3.
     #[arg(long, default_value_t = 3.0)]
@@ -263,6 +263,11 @@ fn read_covariance(path: &Path) -> Result<Array2<C64>> {
     }))
 }
 
+/// The contrast `name` as `--contrast` and an `--anatomy` CONTRAST simulate it (`seed`: --seed).
+fn contrast_spec(name: &str, field: f64, seed: u64) -> Option<ContrastSpec> {
+    ContrastSpec::preset(name, field, seed ^ 0xC0_17A5)
+}
+
 /// `--field`: the contrast synthesis has tissue tables for 1.5 and 3 T.
 fn check_field(field: f64) -> Result<()> {
     if field == 1.5 || field == 3.0 {
@@ -295,13 +300,10 @@ fn run_from(a: PhantomArgs, output: PathBuf) -> Result<()> {
     };
     let range = slice_range(a.slices.as_deref(), image.dim().0)?;
     // The whole volume is classified (the brain mask is a 3D region), then sliced.
-    let contrast = a.contrast.as_deref().map(|name| ContrastSpec {
-        sequence: Sequence::preset(name).expect("clap checked the name"),
-        field_t: a.field,
-        bias: 0.1,
-        variation: 0.05,
-        seed: a.seed ^ 0xC0_17A5,
-    });
+    let contrast = a
+        .contrast
+        .as_deref()
+        .map(|name| contrast_spec(name, a.field, a.seed).expect("clap checked the name"));
     let image = match &contrast {
         Some(c) => synthesize(image.view(), c),
         None => image,
@@ -382,18 +384,12 @@ fn anatomy(arg: &str, field: f64, seed: u64) -> Result<Anatomy> {
                 && c.chars().all(|ch| ch.is_ascii_alphanumeric())
                 && c.chars().any(|ch| ch.is_ascii_alphabetic()) =>
         {
-            let sequence = Sequence::preset(c).ok_or_else(|| {
+            let spec = contrast_spec(c, field, seed).ok_or_else(|| {
                 crate::exit::usage(format!(
-                    "--anatomy {arg}: '{c}' is not a contrast (pd, t2, flair, t1, t2star)"
+                    "--anatomy {arg}: '{c}' is not a contrast ({})",
+                    Sequence::PRESETS.join(", ")
                 ))
             })?;
-            let spec = ContrastSpec {
-                sequence,
-                field_t: field,
-                bias: 0.1,
-                variation: 0.05,
-                seed: seed ^ 0xC0_17A5,
-            };
             (r, Some(spec))
         }
         _ => (rest, None),

@@ -88,14 +88,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let synthesised = synthesise_slices(&recipe, a.quiet)?;
     if let Some(net) = &a.network {
         let src = expert_sources.unwrap_or(&recipe.data.sources);
-        let data = load_slices(src, min_tissue, a.quiet)?.with(&synthesised);
+        let data = load_slices(src, min_tissue, a.quiet)?.with(synthesised);
         return fit_only(&a, net, &recipe, &text, &cfg, &data);
     }
-    let data = load_slices(&recipe.data.sources, min_tissue, a.quiet)?.with(&synthesised);
+    // The expert field's own sources get a copy of the synthesised slices; [data] takes them.
     let expert_data = match expert_sources {
-        Some(src) => Some(load_slices(src, min_tissue, a.quiet)?.with(&synthesised)),
+        Some(src) => Some(load_slices(src, min_tissue, a.quiet)?.with(synthesised.clone())),
         None => None,
     };
+    let data = load_slices(&recipe.data.sources, min_tissue, a.quiet)?.with(synthesised);
     let expert_data = expert_data.as_ref().unwrap_or(&data);
     let slices = &data.slices;
     let mut trainer = if a.resume {
@@ -301,6 +302,7 @@ fn fit_only(
 }
 
 /// Training slices and where they came from.
+#[derive(Clone)]
 struct TrainingData {
     slices: Vec<ndarray::Array2<f32>>,
     /// For the model card (DATA.md): the count, the source paths, and the Colin27 licence and
@@ -311,9 +313,9 @@ struct TrainingData {
 
 impl TrainingData {
     /// These slices and the synthesised contrasts' (their provenance appended).
-    fn with(mut self, other: &TrainingData) -> TrainingData {
+    fn with(mut self, other: TrainingData) -> TrainingData {
         if !other.slices.is_empty() {
-            self.slices.extend(other.slices.iter().cloned());
+            self.slices.extend(other.slices);
             self.provenance = format!("{}; {}", self.provenance, other.provenance);
         }
         self
@@ -325,7 +327,7 @@ impl TrainingData {
 /// variation, ±10 % receive bias, seeded from the training seed): their tissue slices in all
 /// three orientations. Empty when the recipe names none.
 fn synthesise_slices(recipe: &Recipe, quiet: bool) -> Result<TrainingData> {
-    use basin_phantom::contrast::{classify, synthesize_from, ContrastSpec, Sequence};
+    use basin_phantom::contrast::{classify, synthesize_from, ContrastSpec};
     let mut slices = Vec::new();
     let mut names = Vec::new();
     if recipe.data.contrasts.is_empty() {
@@ -340,16 +342,10 @@ fn synthesise_slices(recipe: &Recipe, quiet: bool) -> Result<TrainingData> {
         let peak = 1.0 / basin_prior::data::p99_scale(vol.iter());
         let tissues = classify(vol.view());
         for (j, name) in recipe.data.contrasts.iter().enumerate() {
-            let sequence = Sequence::preset(name).ok_or_else(|| {
+            let seed = recipe.training.seed ^ ((i as u64) << 8 | j as u64);
+            let spec = ContrastSpec::preset(name, 3.0, seed).ok_or_else(|| {
                 crate::exit::usage(format!("[data] contrasts: no sequence preset {name:?}"))
             })?;
-            let spec = ContrastSpec {
-                sequence,
-                field_t: 3.0,
-                bias: 0.1,
-                variation: 0.05,
-                seed: recipe.training.seed ^ ((i as u64) << 8 | j as u64),
-            };
             let synth = synthesize_from(&tissues, &spec, peak);
             let s = tissue_slices(synth.view(), recipe.data.min_tissue);
             if !quiet {
@@ -481,12 +477,16 @@ mod tests {
     /// list of names).
     #[test]
     fn recipe_contrasts_are_the_phantoms_presets() {
-        for name in basin_prior::recipe::CONTRASTS {
+        let mut recipe = basin_prior::recipe::CONTRASTS.to_vec();
+        let mut phantom = basin_phantom::contrast::Sequence::PRESETS.to_vec();
+        recipe.sort_unstable();
+        phantom.sort_unstable();
+        assert_eq!(recipe, phantom);
+        for name in phantom {
             assert!(
                 basin_phantom::contrast::Sequence::preset(name).is_some(),
                 "{name}"
             );
         }
-        assert!(basin_phantom::contrast::Sequence::preset("t3").is_none());
     }
 }

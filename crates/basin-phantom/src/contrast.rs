@@ -188,6 +188,21 @@ pub struct ContrastSpec {
     pub seed: u64,
 }
 
+impl ContrastSpec {
+    /// The preset sequence `name` ([`Sequence::PRESETS`]) at `field_t` with the variation and
+    /// bias `basin phantom --contrast` simulates (5 % per-voxel SD, ±10 % receive bias); `None`
+    /// for an unknown name.
+    pub fn preset(name: &str, field_t: f64, seed: u64) -> Option<ContrastSpec> {
+        Some(ContrastSpec {
+            sequence: Sequence::preset(name)?,
+            field_t,
+            bias: 0.1,
+            variation: 0.05,
+            seed,
+        })
+    }
+}
+
 /// Soft tissue memberships of a head volume `[class, z, y, x]` (classes [`CLASSES`], summing to
 /// 1 at every voxel).
 pub struct Tissues {
