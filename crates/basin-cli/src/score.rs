@@ -4,16 +4,14 @@
 //! to reconstruct (basin_recon::consistency).
 
 use anyhow::{bail, Context, Result};
-use basin_core::C32;
-use basin_export::dicom_in::read_dicom_series;
-use basin_export::nifti_in::read_nifti;
+use basin_export::image_in::read_image;
 use basin_export::nifti_out::{write_nifti, write_nifti_like};
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{score_volume, ScoreTypicality, SCORE_SIGMA, Z_THRESHOLD};
 use basin_recon::consistency::{DataCheck, MISFIT_OUTLIER};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array3, Axis};
+use ndarray::Array3;
 use std::path::PathBuf;
 
 /// Arguments of `basin score`.
@@ -61,87 +59,16 @@ pub struct ScoreArgs {
     quiet: bool,
 }
 
-enum Source {
-    Nifti(Box<nifti::NiftiHeader>),
-    Other,
-}
-
-/// Reads the input as complex slices `[z, y, x]`.
-fn read_input(a: &ScoreArgs) -> Result<(Array3<C32>, Source)> {
-    let p = &a.input;
-    if !p.exists() {
-        bail!("{}: no such file or directory", p.display());
-    }
-    let name = p.to_string_lossy().to_lowercase();
-    if p.is_dir() || name.ends_with(".dcm") || name.ends_with(".ima") {
-        let v = read_dicom_series(p)?;
-        return Ok((v.mapv(|x| C32::new(x, 0.0)), Source::Other));
-    }
-    if name.ends_with(".nii") || name.ends_with(".nii.gz") {
-        let (v, h) = read_nifti(p)?;
-        // [i, j, k] → slices along k, each [j, i] (rows = j, columns = i).
-        let z = v
-            .reversed_axes()
-            .as_standard_layout()
-            .mapv(|x| C32::new(x, 0.0));
-        return Ok((z, Source::Nifti(Box::new(h))));
-    }
-    if name.ends_with(".h5") || name.ends_with(".mrd") || name.ends_with(".hdf5") {
-        let all = basin_mrd::image::read_images(p)?;
-        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
-        let s = match &a.series {
-            Some(want) => all
-                .iter()
-                .find(|s| s.name == *want || s.name.ends_with(&format!("/{want}")))
-                .with_context(|| {
-                    format!("{}: no image series {want} (has {names:?})", p.display())
-                })?,
-            None => all.first().with_context(|| {
-                format!(
-                    "{}: no image series (no /<group>/<series>/data)",
-                    p.display()
-                )
-            })?,
-        };
-        let px = &s.pixels; // [image, channel, z, y, x]
-        let (n, c, nz, ny, nx) = px.dim();
-        // Channels combined by root sum of squares when there are several.
-        let mut out = Array3::<C32>::zeros((n * nz, ny, nx));
-        for i in 0..n {
-            for z in 0..nz {
-                let mut sl = out.index_axis_mut(Axis(0), i * nz + z);
-                if c == 1 {
-                    sl.assign(&px.slice(ndarray::s![i, 0, z, .., ..]));
-                } else {
-                    for ((y, x), v) in sl.indexed_iter_mut() {
-                        let rss: f32 = (0..c).map(|ch| px[[i, ch, z, y, x]].norm_sqr()).sum();
-                        *v = C32::new(rss.sqrt(), 0.0);
-                    }
-                }
-            }
-        }
-        return Ok((out, Source::Other));
-    }
-    // Anything else: try DICOM.
-    let v = read_dicom_series(p).with_context(|| {
-        format!(
-            "{}: not recognised as NIfTI (.nii, .nii.gz), ISMRMRD (.h5, .mrd) or DICOM",
-            p.display()
-        )
-    })?;
-    Ok((v.mapv(|x| C32::new(x, 0.0)), Source::Other))
-}
-
 /// Writes `v` as NIfTI on the input's grid (its header for NIfTI input).
 fn map_writer<'a>(
     v: &'a Array3<f32>,
-    source: &'a Source,
+    grid: &'a Option<Box<nifti::NiftiHeader>>,
     descrip: String,
 ) -> basin_export::Writer<'a> {
     Box::new(move |t: &std::path::Path| {
-        match source {
-            Source::Nifti(h) => write_nifti_like(t, v, h, &descrip, false),
-            Source::Other => write_nifti(
+        match grid {
+            Some(h) => write_nifti_like(t, v, h, &descrip, false),
+            None => write_nifti(
                 t,
                 v,
                 &basin_export::geometry::StackGeometry::unit(),
@@ -189,7 +116,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
         None => basin_prior::default_model().context("the embedded default model")?,
     };
-    let (img, source) = read_input(&a)?;
+    let basin_export::image_in::Image {
+        slices: img,
+        nifti: grid,
+    } = read_image(&a.input, a.series.as_deref())?;
     let (nz, ny, nx) = img.dim();
     if ny < 8 || nx < 8 {
         bail!(
@@ -241,7 +171,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             o.clone(),
             map_writer(
                 &map,
-                &source,
+                &grid,
                 format!("basin energy density, sigma {SCORE_SIGMA}"),
             ),
         ));
@@ -251,7 +181,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             o.clone(),
             map_writer(
                 &m.map,
-                &source,
+                &grid,
                 "basin data misfit z (+ brighter than the data)".into(),
             ),
         ));

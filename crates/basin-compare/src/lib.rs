@@ -624,16 +624,12 @@ fn image_sha(p: &Path) -> Option<String> {
 }
 
 /// The magnitude `[z, y, x]` of an image: NIfTI (as `basin recon` writes it), or DICOM (a
-/// series directory or one file; slices in the series' order, rows and columns as stored).
+/// series directory or one file; slices in the series' order, rows and columns as stored), read
+/// as `basin score` reads it ([`basin_export::image_in::read_image`]).
 pub fn read_image(p: &Path) -> Result<Array3<f32>, String> {
-    let name = file_name(p).to_ascii_lowercase();
-    if p.is_dir() || name.ends_with(".dcm") {
-        basin_export::dicom_in::read_dicom_series(p)
-            .map(|v| v.mapv(f32::abs))
-            .map_err(|e| e.to_string())
-    } else {
-        read_magnitude(p).map_err(|e| e.to_string())
-    }
+    basin_export::image_in::read_image(p, None)
+        .map(|i| i.slices.mapv(|c| c.norm()))
+        .map_err(|e| e.to_string())
 }
 
 fn read_cell(p: &Path) -> Option<Cell> {

@@ -6,6 +6,7 @@
 pub mod dicom;
 pub mod dicom_in;
 pub mod geometry;
+pub mod image_in;
 pub mod ismrmrd_out;
 pub mod nifti_in;
 pub mod nifti_out;
