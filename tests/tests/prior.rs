@@ -156,8 +156,9 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
         }
     }
     // Each slice's z is the largest of the three one-sided robust z the shipped card judges by
-    // (too little structure for its energy, a line standing out from its neighbours, noise,
-    // and 0), recomputed here from the JSON's statistics and typical ranges.
+    // (too little structure for its energy, a line standing out from its neighbours, noise —
+    // counted only above the 3.5 threshold — and 0), recomputed here from the JSON's statistics
+    // and typical ranges.
     for json in [&jc, &jn] {
         let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
         let num = |r: &serde_json::Value, k: &str| r[k].as_f64().expect(k);
@@ -176,7 +177,9 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
             let want = [
                 -robust(residual, st),
                 robust(num(s, "line_contrast"), line),
-                robust(num(s, "noise").max(1e-6).ln(), noise),
+                Some(robust(num(s, "noise").max(1e-6).ln(), noise))
+                    .filter(|&z| z > 3.5)
+                    .unwrap_or(0.0),
             ]
             .into_iter()
             .fold(0.0, f64::max);

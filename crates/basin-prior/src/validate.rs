@@ -96,19 +96,32 @@ pub struct SliceScore {
 /// the larger of the two kept, so that a magnitude image (zero imaginary part) is measured on
 /// its real plane. Anatomy hardly reaches the finest diagonal detail, so this is the noise of
 /// white noise and a floor (partial volumes, texture) for a noise-free image.
+///
+/// Only blocks whose four pixels are all nonzero (in either plane) count: a reconstruction
+/// sets the pixels outside its coil maps' support to exactly zero (ESPIRiT's crop), and
+/// counting those noise-free blocks pulled the median down by however much of the field of
+/// view was cut — on subject S1's 256² slices 4× below the noise actually in the image, so a
+/// noisy acquisition looked quieter than the calibration's clean ones (benches/RESULTS.md,
+/// 2026-12-06). A noise-free image on an exact-zero background is measured on its object, and
+/// an image with no nonzero block has σ̂ = 0.
 pub fn noise_sigma(x: ArrayView3<'_, f32>) -> f64 {
     let (_, h, w) = x.dim();
+    let inside = |y: usize, xx: usize| x[[0, y, xx]] != 0.0 || x[[1, y, xx]] != 0.0;
+    let blocks: Vec<(usize, usize)> = (0..h.saturating_sub(1))
+        .step_by(2)
+        .flat_map(|y| (0..w.saturating_sub(1)).step_by(2).map(move |xx| (y, xx)))
+        .filter(|&(y, xx)| {
+            inside(y, xx) && inside(y, xx + 1) && inside(y + 1, xx) && inside(y + 1, xx + 1)
+        })
+        .collect();
     let mut best = 0.0f64;
-    let mut d = Vec::with_capacity((h / 2) * (w / 2));
+    let mut d = Vec::with_capacity(blocks.len());
     for c in 0..2 {
         d.clear();
-        for y in (0..h.saturating_sub(1)).step_by(2) {
-            for xx in (0..w.saturating_sub(1)).step_by(2) {
-                let v = (x[[c, y, xx]] - x[[c, y, xx + 1]] - x[[c, y + 1, xx]]
-                    + x[[c, y + 1, xx + 1]])
-                    / 2.0;
-                d.push(v.abs() as f64);
-            }
+        for &(y, xx) in &blocks {
+            let v = (x[[c, y, xx]] - x[[c, y, xx + 1]] - x[[c, y + 1, xx]] + x[[c, y + 1, xx + 1]])
+                / 2.0;
+            d.push(v.abs() as f64);
         }
         if d.is_empty() {
             continue;
@@ -430,7 +443,9 @@ impl Structure {
 ///   ([`Self::fit_single_subject`]); a slice is as atypical as the largest of three one-sided
 ///   robust z: too little fine structure for its energy ([`Structure`]), a line standing out
 ///   from its neighbours more than on clean slices ([`SliceScore::line_contrast`]: zipper lines,
-///   spikes), a noise level ([`noise_sigma`]) above the clean range.
+///   spikes), a noise level ([`noise_sigma`]) above the clean range — the noise's z counted
+///   only above [`Z_THRESHOLD`], so noise within or near the clean range neither flags nor
+///   ranks a slice (a denoised reconstruction is not more typical for being quieter).
 ///   A clean slice that is merely sharper, smoother, brighter or another contrast than the
 ///   calibration set is not judged atypical for it: the absolute ranges of the energies and the
 ///   score norm are reported but not judged by, because they differ between subjects and
@@ -524,10 +539,14 @@ impl ScoreTypicality {
     /// The robust z that judges a slice (see the type's documentation for the rule).
     pub fn z(&self, s: &SliceScore) -> f64 {
         if let Some((st, l, n)) = self.single_subject() {
+            // Noise counts only once it is itself atypical: within the clean range, how noisy a
+            // slice is says nothing of its anatomy, and letting it rank slices made a smoothed
+            // reconstruction (less noise) look more typical than the clean acquisition.
+            let zn = n.signed_z(ln_noise(s));
             return st
                 .z(s)
                 .max(l.signed_z(s.line_contrast))
-                .max(n.signed_z(ln_noise(s)))
+                .max(if zn > Z_THRESHOLD { zn } else { 0.0 })
                 .max(0.0);
         }
         let zp = self.prior.map_or(0.0, |p| p.z(s.prior_energy));
@@ -540,7 +559,7 @@ impl ScoreTypicality {
     /// Which statistics [`Self::z`] judges by, in words.
     pub fn rule(&self) -> &'static str {
         if self.single_subject().is_some() {
-            "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range"
+            "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range (counted once its own z passes the threshold)"
         } else if self.score_norm.is_some() && self.line.is_some() {
             "the network's score norm, the whole prior's energy and its worst line"
         } else {
