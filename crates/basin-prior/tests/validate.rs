@@ -169,9 +169,8 @@ fn shipped_model_score_matches_the_reference_on_a_full_size_slice() {
         let nonzero = |yy: usize, xc: usize| x[[0, yy, xc]] != 0.0 || x[[1, yy, xc]] != 0.0;
         for y in (0..h - 1).step_by(2) {
             for xx in (0..w - 1).step_by(2) {
-                if !(nonzero(y, xx) && nonzero(y, xx + 1))
-                    || !(nonzero(y + 1, xx) && nonzero(y + 1, xx + 1))
-                {
+                let block = [(y, xx), (y, xx + 1), (y + 1, xx), (y + 1, xx + 1)];
+                if !block.iter().all(|&(yy, xc)| nonzero(yy, xc)) {
                     continue;
                 }
                 let a = |yy: usize, xc: usize| x[[c, yy, xc]] as f64;
