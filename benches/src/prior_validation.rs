@@ -141,12 +141,9 @@ pub fn volume_scores(
     model: &FastPyramid,
     path: &std::path::Path,
 ) -> Result<Vec<SliceScore>, String> {
-    let (v, _) =
-        basin_export::nifti_in::read_nifti(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let img = v
-        .reversed_axes()
-        .as_standard_layout()
-        .mapv(|x| basin_core::C32::new(x, 0.0));
+    let img = basin_export::image_in::read_image(path, None)
+        .map_err(|e| e.to_string())?
+        .slices;
     let (_, judged) = basin_prior::validate::score_volume(model, None, &img, &|_| {});
     Ok(judged
         .into_iter()

@@ -23,7 +23,7 @@ pub mod stats;
 use basin_recon::consistency::DataCheck;
 use basin_recon::pipeline::{Format, Job, Outputs, Pipeline};
 use basin_recon::{Protocol, ReconOptions};
-use metrics::{image_metrics, lesion_contrast_kept, read_magnitude, CaseLesion, ImageMetrics};
+use metrics::{image_metrics, lesion_contrast_kept, CaseLesion, ImageMetrics};
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ impl Reference {
     /// The reference magnitude `[z, y, x]`.
     pub fn load(&self) -> Result<Array3<f32>, String> {
         match self {
-            Reference::Nifti(p) => read_magnitude(p).map_err(|e| e.to_string()),
+            Reference::Nifti(p) => read_image(p),
             Reference::FastMri(p) => basin_mrd::io::read_fastmri_reference(p)
                 .map_err(|e| e.to_string())?
                 .map(|v| v.mapv(f32::abs))

@@ -148,13 +148,6 @@ pub fn lesion_contrast_kept(
     (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
 }
 
-/// `[z, y, x]` magnitude of a NIfTI file (slices along its third axis, rows its second), as
-/// `basin recon` writes them and as the reference is written.
-pub fn read_magnitude(path: &std::path::Path) -> Result<Array3<f32>, basin_export::ExportError> {
-    let (v, _) = basin_export::nifti_in::read_nifti(path)?;
-    Ok(v.reversed_axes().as_standard_layout().mapv(f32::abs))
-}
-
 /// The centre `ny × nx` of every slice, as fastMRI's `center_crop` takes it (start
 /// `(n − target) / 2`, rounded down). `ny`, `nx` must not exceed the volume's.
 pub fn centre_crop(v: ArrayView3<'_, f32>, ny: usize, nx: usize) -> Array3<f32> {

@@ -377,7 +377,7 @@ fn case_figure(spec: &Spec, case: &Case, methods: &[String], cells: &[Cell]) -> 
         if reference.as_ref().is_some_and(|r| r.dim() != img.dim()) {
             continue;
         }
-        let energy = crate::metrics::read_magnitude(&energy_path(&spec.report, &case.name, m))
+        let energy = crate::read_image(&energy_path(&spec.report, &case.name, m))
             .ok()
             .and_then(on_grid)
             .as_ref()
