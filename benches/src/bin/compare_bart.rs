@@ -167,6 +167,8 @@ fn main() {
         iterations: 100,
         levels: 4,
         random_shift: true,
+        stall: 0.0,
+        tikhonov: 0.0,
         seed: 1,
     };
     let t = time(repeats, || {

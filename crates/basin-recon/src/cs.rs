@@ -1,9 +1,9 @@
 //! Compressed-sensing baselines on the SENSE operator A (coil maps, FFT, mask):
 //!
-//! - **L1-wavelet**: min_x ½‖Ax − y‖² + λ‖Ψx‖₁ with Daubechies-2 wavelets Ψ, by FISTA (Beck &
-//!   Teboulle 2009) with a random circular shift of the image before each thresholding (cycle
-//!   spinning, as BART's `pics -l1` does), step 1/L with L the largest eigenvalue of AᴴA found
-//!   by power iteration.
+//! - **L1-wavelet**: min_x ½‖Ax − y‖² + λ‖Ψx‖₁ + μ/2‖x‖² with Daubechies-2 wavelets Ψ and an
+//!   optional Tikhonov weight μ (the elastic net), by FISTA (Beck & Teboulle 2009) with a random
+//!   circular shift of the image before each thresholding (cycle spinning, as BART's `pics -l1`
+//!   does), step 1/(L + μ) with L the largest eigenvalue of AᴴA found by power iteration.
 //! - **Total variation**: min_x ½‖Ax − y‖² + λ Σₚ ‖∇x(p)‖₂ (isotropic, in-plane, real and
 //!   imaginary parts coupled), by the primal–dual algorithm of Condat (2013) and Vũ (2013), which
 //!   needs only A and Aᴴ: x ← x − τ(Aᴴ(Ax − y) − div p), p ← proj_λ(p + σ∇(2x_new − x)).
@@ -99,6 +99,15 @@ pub struct L1Params {
     /// Random circular shifts before each thresholding (cycle spinning).
     #[serde(default = "d_true")]
     pub random_shift: bool,
+    /// Stop once an iteration lowers ‖Ax − y‖² by less than this fraction of it (0: run all
+    /// `iterations`).
+    #[serde(default)]
+    pub stall: f64,
+    /// Weight μ of a Tikhonov term μ/2 ‖x‖² beside the ℓ1 term (elastic net; 0: none), in the
+    /// units of the convention. It bounds the growth of the directions the data barely
+    /// determine, so the result stops depending on when FISTA is stopped.
+    #[serde(default)]
+    pub tikhonov: f32,
     /// Seed of the shifts (set per slice by `reconstruct`, not by protocols).
     #[serde(skip)]
     pub seed: u64,
@@ -125,44 +134,125 @@ fn d_true() -> bool {
     true
 }
 
-/// L1-wavelet reconstruction by FISTA: returns (image, iterations).
-pub fn l1_wavelet(op: &Sense, kspace: &Array4<C32>, p: &L1Params) -> (Array3<C32>, usize) {
-    let (lambda, iterations, levels, seed) = (p.lambda, p.iterations, p.levels, p.seed);
-    let s = data_scale(op, kspace);
-    let y = kspace.mapv(|c| c / s).into_dyn();
-    let l = max_eigenvalue(op, 20).max(1e-6) as f32;
-    let (_, ny, nx) = (op.ishape()[0], op.ishape()[1], op.ishape()[2]);
-    let lev = wavelet::levels_for(ny, nx, levels);
-    let shift_max = if p.random_shift { 1usize << lev } else { 1 };
-    let mut rng = Rng::new(seed);
-    let ahy = to3(op.adjoint(y.view()));
-    let mut x = ahy.clone();
-    let mut z = x.clone();
-    let mut g = Array3::zeros(x.dim());
-    let mut t = 1.0f32;
-    for _ in 0..iterations {
-        data_grad(op, &z, &ahy, &mut g);
-        let mut u = z.clone();
-        Zip::from(&mut u).and(&g).for_each(|u, &g| *u -= g / l);
+/// FISTA on the L1-wavelet problem as a small state machine (as [`crate::solvers::Cg`] is): the
+/// driver calls [`Fista::update`] and decides when to stop. Works in the scaled units of the
+/// convention (data divided by [`data_scale`]); [`Fista::image`] scales back.
+pub struct Fista<'a> {
+    op: &'a Sense,
+    /// Aᴴy of the scaled data, and ‖y‖² of it.
+    ahy: Array3<C32>,
+    yy: f64,
+    scale: f32,
+    lipschitz: f32,
+    lambda: f32,
+    tikhonov: f32,
+    levels: usize,
+    shift_max: usize,
+    rng: Rng,
+    /// The current iterate (scaled units).
+    pub x: Array3<C32>,
+    z: Array3<C32>,
+    g: Array3<C32>,
+    t: f32,
+    /// ‖Az − y‖² at the point the last update took its gradient at (scaled units; NaN before the
+    /// first update).
+    pub residual_sq: f64,
+    /// Iterations done.
+    pub iterations: usize,
+}
+
+impl<'a> Fista<'a> {
+    /// Scales the data, finds the step 1/L and starts from x = Aᴴy.
+    pub fn new(op: &'a Sense, kspace: &Array4<C32>, p: &L1Params) -> Self {
+        let scale = data_scale(op, kspace);
+        let y = kspace.mapv(|c| c / scale).into_dyn();
+        let yy = dot(y.view(), y.view()).re;
+        let lipschitz = max_eigenvalue(op, 20).max(1e-6) as f32 + p.tikhonov;
+        let (ny, nx) = (op.ishape()[1], op.ishape()[2]);
+        let levels = wavelet::levels_for(ny, nx, p.levels);
+        let shift_max = if p.random_shift { 1usize << levels } else { 1 };
+        let ahy = to3(op.adjoint(y.view()));
+        Fista {
+            op,
+            x: ahy.clone(),
+            z: ahy.clone(),
+            g: Array3::zeros(ahy.dim()),
+            ahy,
+            yy,
+            scale,
+            lipschitz,
+            lambda: p.lambda,
+            tikhonov: p.tikhonov,
+            levels,
+            shift_max,
+            rng: Rng::new(p.seed),
+            t: 1.0,
+            residual_sq: f64::NAN,
+            iterations: 0,
+        }
+    }
+
+    /// One FISTA step: a gradient step on the data term at z, the wavelet soft threshold of a
+    /// randomly shifted image, and the momentum extrapolation. Records ‖Az − y‖² from the
+    /// gradient it computes anyway: ‖Az − y‖² = Re⟨z, AᴴAz − Aᴴy⟩ − Re⟨z, Aᴴy⟩ + ‖y‖².
+    pub fn update(&mut self) {
+        let (_, ny, nx) = self.x.dim();
+        let l = self.lipschitz;
+        data_grad(self.op, &self.z, &self.ahy, &mut self.g);
+        let zv = self.z.view().into_dyn();
+        self.residual_sq = (dot(zv.view(), self.g.view().into_dyn()).re
+            - dot(zv.view(), self.ahy.view().into_dyn()).re
+            + self.yy)
+            .max(0.0);
+        if self.tikhonov != 0.0 {
+            let mu = self.tikhonov;
+            Zip::from(&mut self.g)
+                .and(&self.z)
+                .for_each(|g, &z| *g += z * mu);
+        }
+        let mut u = self.z.clone();
+        Zip::from(&mut u).and(&self.g).for_each(|u, &g| *u -= g / l);
         let (dy, dx) = (
-            (rng.uniform() * shift_max as f64) as usize,
-            (rng.uniform() * shift_max as f64) as usize,
+            (self.rng.uniform() * self.shift_max as f64) as usize,
+            (self.rng.uniform() * self.shift_max as f64) as usize,
         );
         let mut w = roll(&u, dy, dx);
-        wavelet::forward(&mut w, lev);
-        wavelet::soft_threshold_details(&mut w, lev, lambda / l);
-        wavelet::inverse(&mut w, lev);
+        wavelet::forward(&mut w, self.levels);
+        wavelet::soft_threshold_details(&mut w, self.levels, self.lambda / l);
+        wavelet::inverse(&mut w, self.levels);
         let x_new = roll(&w, ny - dy % ny, nx - dx % nx);
-        let t_new = (1.0 + (1.0 + 4.0 * t * t).sqrt()) / 2.0;
-        let beta = (t - 1.0) / t_new;
-        Zip::from(&mut z)
+        let t_new = (1.0 + (1.0 + 4.0 * self.t * self.t).sqrt()) / 2.0;
+        let beta = (self.t - 1.0) / t_new;
+        Zip::from(&mut self.z)
             .and(&x_new)
-            .and(&x)
+            .and(&self.x)
             .for_each(|z, &a, &b| *z = a + (a - b) * beta);
-        x = x_new;
-        t = t_new;
+        self.x = x_new;
+        self.t = t_new;
+        self.iterations += 1;
     }
-    (x.mapv(|c| c * s), iterations)
+
+    /// The current iterate in the data's units.
+    pub fn image(&self) -> Array3<C32> {
+        self.x.mapv(|c| c * self.scale)
+    }
+}
+
+/// L1-wavelet reconstruction by FISTA: returns (image, iterations). Runs `p.iterations` steps,
+/// or stops earlier once a step lowers ‖Az − y‖² by less than `p.stall` of it (the rule of
+/// CG-SENSE's [`crate::solvers::EarlyStop::stall`]).
+pub fn l1_wavelet(op: &Sense, kspace: &Array4<C32>, p: &L1Params) -> (Array3<C32>, usize) {
+    let mut f = Fista::new(op, kspace, p);
+    let mut previous: Option<f64> = None;
+    while f.iterations < p.iterations {
+        f.update();
+        let r2 = f.residual_sq;
+        if p.stall > 0.0 && previous.is_some_and(|q| q - r2 < p.stall * r2) {
+            break;
+        }
+        previous = Some(r2);
+    }
+    (f.image(), f.iterations)
 }
 
 /// Forward differences along y and x of every slice (Neumann boundary): `[2, z, y, x]`.

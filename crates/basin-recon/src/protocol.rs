@@ -276,6 +276,18 @@ impl Protocol {
                     return bad(format!("solver.levels = {} must be in 1..=10", p.levels));
                 }
                 check_cs(p.lambda as f64, p.iterations).or_else(&bad)?;
+                if !(p.tikhonov.is_finite() && p.tikhonov >= 0.0) {
+                    return bad(format!(
+                        "solver.tikhonov = {} must be a finite value ≥ 0",
+                        p.tikhonov
+                    ));
+                }
+                if !(p.stall.is_finite() && (0.0..0.5).contains(&p.stall)) {
+                    return bad(format!(
+                        "solver.stall = {} must be 0 (off) or a fraction below 0.5",
+                        p.stall
+                    ));
+                }
             }
             Solver::Tv(p) => check_cs(p.lambda as f64, p.iterations).or_else(&bad)?,
             Solver::Ebm(p) => {
