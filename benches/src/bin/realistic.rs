@@ -19,7 +19,8 @@
 //! `--cg-trace` prints CG-SENSE's PSNR and residual per iteration (CSV) on the test and tuning
 //! slices; `--prewhiten` tabulates prewhitening on against off for CG-SENSE (fixed iteration
 //! counts, the shipped stop, the discrepancy stop) and L1-wavelet (λ, iterations); `--l1-maps`
-//! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off.
+//! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off; `--l1-trace`
+//! prints L1-wavelet's PSNR and data residual per FISTA step (CSV), as `--cg-trace` does for CG.
 
 use basin_benches::cases::{metrics, mni_slices, realistic_acquisition, s1_slices};
 use basin_benches::prior_validation::MNI152;
@@ -447,6 +448,80 @@ fn cg_trace(root: &Path) {
     }
 }
 
+/// `--l1-trace`: CSV on stdout of L1-wavelet's PSNR and ‖Az − y‖² (relative to its value after
+/// the first step) after 1…200 FISTA steps of the shipped λ with prewhitening on and off, on the
+/// test slices and the tuning slices (named `TUNE …`), built as `reconstruct` builds them (ESPIRiT
+/// maps from the unwhitened calibration, whitened for the operator), to choose and check a
+/// stopping rule for the `cs-l1-wavelet` protocol as `--cg-trace` did for `sense`.
+fn l1_trace(root: &Path) {
+    use basin_core::linop::Sense;
+    use basin_recon::protocol::Solver;
+    let mut slices = test_slices(root);
+    slices.extend(
+        tune_slices(root)
+            .into_iter()
+            .map(|(name, s)| (format!("TUNE {name}"), s)),
+    );
+    let l1 = Protocol::resolve("cs-l1-wavelet", None).unwrap();
+    let Solver::L1Wavelet(l1p) = l1.solver else {
+        unreachable!("cs-l1-wavelet is an L1 protocol")
+    };
+    // Tikhonov weights μ of the elastic net to trace (`--l1-trace 0.05,0.1`); the shipped 0 by
+    // default.
+    let mus: Vec<f32> = std::env::args()
+        .skip_while(|a| a != "--l1-trace")
+        .nth(1)
+        .map(|v| v.split(',').map(|m| m.parse().expect("μ list")).collect())
+        .unwrap_or(vec![0.0]);
+    println!("accel,slice,prewhiten,tikhonov,iterations,psnr,residual_rel");
+    for accel in [4.0, 8.0] {
+        for (i, (name, slice)) in slices.iter().enumerate() {
+            let a = acquire(slice, accel, case_seed(i, accel));
+            let b = &a.kspace.buckets[0];
+            let maps =
+                basin_recon::coils::estimate(&l1.calibration, &b.calib, &b.calib_mask, false)
+                    .unwrap();
+            let w = basin_recon::whitening_for(&l1, &a.kspace).unwrap().unwrap();
+            let mut wdata = b.data.clone();
+            prewhiten::apply(&w, &mut wdata);
+            for (on, &mu) in [true, false]
+                .into_iter()
+                .flat_map(|on| mus.iter().map(move |mu| (on, mu)))
+            {
+                let (m, d) = if on {
+                    (prewhiten::whiten_maps(&maps, &w).0, &wdata)
+                } else {
+                    (maps.clone(), &b.data)
+                };
+                let op = Sense::new(m, b.mask.clone(), false).unwrap();
+                // The seed `reconstruct` gives the first bucket.
+                let p = basin_recon::cs::L1Params {
+                    seed: 1,
+                    tikhonov: mu,
+                    ..l1p
+                };
+                let mut f = basin_recon::cs::Fista::new(&op, d, &p);
+                let mut first = f64::NAN;
+                for n in 1..=200 {
+                    f.update();
+                    if n == 1 {
+                        first = f.residual_sq;
+                    }
+                    // The benchmarks' PSNR (after the least-squares scale, so the scaled
+                    // iterate will do), without the SSIM and HFEN of `score`.
+                    let mag = basin_benches::cases::scaled_mag(&f.x, &a.sim.truth);
+                    let psnr = basin_core::metrics::psnr(a.sim.truth.view(), mag.view());
+                    println!(
+                        "{accel},{name},{on},{mu},{n},{psnr:.4},{:.6e}",
+                        f.residual_sq / first
+                    );
+                }
+            }
+            eprintln!("{accel}× {name} traced");
+        }
+    }
+}
+
 /// `--l1-maps`: L1-wavelet (shipped λ and iterations) and CG-SENSE (10 iterations) with
 /// prewhitening on and off, each with the true birdcage maps and with basin's ESPIRiT maps, on
 /// the test slices — whether whitening's L1 loss at 8× comes from the calibration's model error.
@@ -515,6 +590,9 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--l1-maps") {
         return l1_maps(&root);
+    }
+    if std::env::args().any(|a| a == "--l1-trace") {
+        return l1_trace(&root);
     }
     if std::env::args().any(|a| a == "--cg-trace") {
         return cg_trace(&root);
