@@ -37,24 +37,25 @@ fn rel_err(a: &Array3<C32>, b: &Array3<C32>) -> f64 {
     (num / den).sqrt()
 }
 
+/// 30 FISTA steps without shifts on the unitary case, λ and Tikhonov weight μ as given.
+fn unitary_params(lambda: f32, tikhonov: f32) -> L1Params {
+    L1Params {
+        lambda,
+        iterations: 30,
+        levels: 3,
+        random_shift: false,
+        stall: 0.0,
+        tikhonov,
+        seed: 1,
+    }
+}
+
 #[test]
 fn l1_wavelet_with_a_unitary_operator_is_wavelet_soft_thresholding() {
     let (op, k, img) = unitary_case(32, 48);
     let s = data_scale(&op, &k);
     let lambda = 0.05;
-    let (x, _) = l1_wavelet(
-        &op,
-        &k,
-        &L1Params {
-            lambda,
-            iterations: 30,
-            levels: 3,
-            random_shift: false,
-            stall: 0.0,
-            tikhonov: 0.0,
-            seed: 1,
-        },
-    );
+    let (x, _) = l1_wavelet(&op, &k, &unitary_params(lambda, 0.0));
     // Closed form on the unscaled image with threshold λ·s.
     let lev = wavelet::levels_for(32, 48, 3);
     let mut w = img.clone();
@@ -72,19 +73,7 @@ fn l1_wavelet_with_a_tikhonov_term_is_the_elastic_net_closed_form() {
     let (op, k, img) = unitary_case(32, 48);
     let s = data_scale(&op, &k);
     let (lambda, mu) = (0.05, 0.3);
-    let (x, _) = l1_wavelet(
-        &op,
-        &k,
-        &L1Params {
-            lambda,
-            iterations: 30,
-            levels: 3,
-            random_shift: false,
-            stall: 0.0,
-            tikhonov: mu,
-            seed: 1,
-        },
-    );
+    let (x, _) = l1_wavelet(&op, &k, &unitary_params(lambda, mu));
     // argmin ½‖x − b‖² + λ‖Ψx‖₁ + μ/2‖x‖² with Ψ orthonormal: the details soft-thresholded at
     // λ, every coefficient divided by 1 + μ (on the unscaled image: threshold λ·s).
     let lev = wavelet::levels_for(32, 48, 3);
