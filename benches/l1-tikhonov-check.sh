@@ -21,6 +21,8 @@ for mu in 0 "$MU"; do
     sed -e '/^tikhonov *=/d' -e "s/^prewhiten = .*/prewhiten = $pw/" \
       -e "s/^random_shift = true/random_shift = true\ntikhonov = $mu/" \
       protocols/cs-l1-wavelet.toml > "$work/l1_${mu}_$pw.toml"
+    grep -qx "tikhonov = $mu" "$work/l1_${mu}_$pw.toml" \
+      || { echo "protocols/cs-l1-wavelet.toml has no 'random_shift = true' line to set tikhonov after" >&2; exit 2; }
   done
 done
 for c in t1 pd flair; do
