@@ -13,7 +13,8 @@ use rayon::prelude::*;
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EspiritParams {
-    /// Kernel width (BART `-k`, default 6).
+    /// Largest kernel width (BART `-k`, default 6); smaller on a short calibration block (see
+    /// [`effective_kernel`]).
     #[serde(default = "d_kernel")]
     pub kernel: usize,
     /// Largest calibration region used per axis (BART `-r`, default 24).
@@ -150,6 +151,17 @@ fn normalize_phase(v: &mut [C64]) {
     }
 }
 
+/// The ESPIRiT kernel width used on a calibration block whose shorter side is `lines`: the
+/// configured `kernel`, made smaller where needed so that the kernel fits at least as many
+/// times along each side as it has taps there (`lines − k + 1 ≥ k`), but not below 3 (or the
+/// configured width, if smaller). With fewer positions than taps the calibration matrix leaves
+/// the signal subspace undetermined along that axis, and the maps can fail badly: kernel 6 on
+/// 9 ACS lines (8× with 4 % ACS on 234 phase encodes) gave map errors 20–100× those of
+/// kernel 5 on four of five validation slices (benches/RESULTS.md, 2026-12-07).
+pub fn effective_kernel(kernel: usize, lines: usize) -> usize {
+    kernel.min(lines.div_ceil(2).max(3))
+}
+
 /// ESPIRiT maps `[c, y, x]` of shape `(ny, nx)` from 2D calibration k-space `[c, y, x]` with its
 /// sampling mask `[y, x]`. Also returns the per-pixel dominant eigenvalue.
 pub fn espirit_2d(
@@ -159,9 +171,9 @@ pub fn espirit_2d(
 ) -> Result<(Array3<C32>, Array2<f32>), ReconError> {
     let (nc, ny, nx) = calib.dim();
     let (y0, y1, x0, x1) = acs_region(mask);
-    let k = p.kernel;
     let ay = (y1 - y0).min(p.calib_size);
     let ax = (x1 - x0).min(p.calib_size);
+    let k = effective_kernel(p.kernel, ay.min(ax));
     if ay < k + 2 || ax < k + 2 {
         return Err(ReconError::Calibration(format!(
             "the fully sampled centre is {}×{} lines; ESPIRiT with kernel {k} needs at least {}×{} (use protocol calibration method \"walsh\" or acquire more ACS lines)",
