@@ -21,6 +21,7 @@ from collections import defaultdict
 
 FRACTIONS = [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05]
 FIXED = [20, 30, 50, 100, 200]
+TAUS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0]
 
 
 def main(path):
@@ -29,7 +30,8 @@ def main(path):
         for row in csv.DictReader(f):
             key = (row["tikhonov"], row["accel"], row["slice"], row["prewhiten"])
             traces[key].append(
-                (int(row["iterations"]), float(row["psnr"]), float(row["residual_rel"]))
+                (int(row["iterations"]), float(row["psnr"]), float(row["residual_rel"]),
+                 float(row.get("residual_over_noise") or "nan"))
             )
     for v in traces.values():
         v.sort()
@@ -44,7 +46,16 @@ def main(path):
     def fixed(v, n):
         return min(n, len(v)) - 1
 
+    def discrepancy(v, tau):
+        # The first step whose ||Az - y||^2 is within tau times the expected noise energy.
+        for i, t in enumerate(v):
+            if t[3] <= tau:
+                return i
+        return len(v) - 1
+
     rules = [(f"stall {e}", lambda v, e=e: stop(v, e)) for e in FRACTIONS]
+    if all(t[3] == t[3] for v in traces.values() for t in v):
+        rules += [(f"discrepancy {t}", lambda v, t=t: discrepancy(v, t)) for t in TAUS]
     rules += [(f"{n} steps", lambda v, n=n: fixed(v, n)) for n in FIXED]
     rules += [("oracle", None)]
 
@@ -73,7 +84,7 @@ def table(rules, slices):
                 for on in ("true", "false"):
                     vs = slices(a, on, tune)
                     if rule is None:
-                        ps = [max(p for _, p, _ in v) for _, v in vs]
+                        ps = [max(t[1] for t in v) for _, v in vs]
                         its = [max(v, key=lambda t: t[1])[0] for _, v in vs]
                     else:
                         ks = [rule(v) for _, v in vs]

@@ -473,7 +473,7 @@ fn l1_trace(root: &Path) {
         .nth(1)
         .map(|v| v.split(',').map(|m| m.parse().expect("μ list")).collect())
         .unwrap_or(vec![0.0]);
-    println!("accel,slice,prewhiten,tikhonov,iterations,psnr,residual_rel");
+    println!("accel,slice,prewhiten,tikhonov,iterations,psnr,residual_rel,residual_over_noise");
     for accel in [4.0, 8.0] {
         for (i, (name, slice)) in slices.iter().enumerate() {
             let a = acquire(slice, accel, case_seed(i, accel));
@@ -501,6 +501,24 @@ fn l1_trace(root: &Path) {
                     ..l1p
                 };
                 let mut f = basin_recon::cs::Fista::new(&op, d, &p);
+                // Expected noise energy of the sampled data, in Fista's scaled units: unit
+                // variance per coil and sample when whitened, tr Ψ (at the data's bandwidth)
+                // per sample when not.
+                let nsampled = b.mask.iter().filter(|&&m| m).count() as f64;
+                let per_sample = if on {
+                    w.nrows() as f64
+                } else {
+                    let noise = a
+                        .kspace
+                        .noise
+                        .as_ref()
+                        .expect("realistic cases have a noise scan");
+                    let cov = prewhiten::noise_covariance(noise);
+                    let dwell = (a.kspace.noise_dwell_us / a.kspace.data_dwell_us) as f64;
+                    (0..cov.nrows()).map(|c| cov[[c, c]].re).sum::<f64>() * dwell
+                };
+                let s = basin_recon::cs::data_scale(&op, d) as f64;
+                let noise_energy = nsampled * per_sample / (s * s);
                 let mut first = f64::NAN;
                 for n in 1..=200 {
                     f.update();
@@ -512,8 +530,9 @@ fn l1_trace(root: &Path) {
                     let mag = basin_benches::cases::scaled_mag(&f.x, &a.sim.truth);
                     let psnr = basin_core::metrics::psnr(a.sim.truth.view(), mag.view());
                     println!(
-                        "{accel},{name},{on},{mu},{n},{psnr:.4},{:.6e}",
-                        f.residual_sq / first
+                        "{accel},{name},{on},{mu},{n},{psnr:.4},{:.6e},{:.6e}",
+                        f.residual_sq / first,
+                        f.residual_sq / noise_energy
                     );
                 }
             }
@@ -583,7 +602,84 @@ fn l1_maps(root: &Path) {
     }
 }
 
+/// `--calib-sweep`: ESPIRiT kernel and calibration-block width against the true maps (map error
+/// inside the object) and through CG-SENSE and L1-wavelet with prewhitening on and off, on the
+/// test and tuning slices at 8× and 4× (CSV on stdout).
+fn calib_sweep(root: &Path) {
+    use basin_recon::coils::EspiritParams;
+    use basin_recon::protocol::Calibration;
+    let mut slices = test_slices(root);
+    slices.extend(
+        tune_slices(root)
+            .into_iter()
+            .map(|(name, s)| (format!("TUNE {name}"), s)),
+    );
+    let arg = |flag: &str| {
+        std::env::args()
+            .skip_while(|a| a != flag)
+            .nth(1)
+            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+    };
+    // `--kernels 6,5` (calibration block 24) and `--protocols …` narrow the sweep.
+    let variants: Vec<(usize, usize)> = match arg("--kernels") {
+        Some(k) => k.iter().map(|k| (k.parse().expect("kernel"), 24)).collect(),
+        None => vec![(6, 24), (5, 24), (4, 24), (6, 48), (4, 48), (3, 24)],
+    };
+    let protocols = arg("--protocols")
+        .unwrap_or_else(|| vec!["sense".to_string(), "cs-l1-wavelet".to_string()]);
+    let accels: Vec<f64> = arg("--accels")
+        .map(|v| v.iter().map(|a| a.parse().expect("acceleration")).collect())
+        .unwrap_or(vec![8.0, 4.0]);
+    let info = std::env::args().any(|a| a == "--info");
+    println!("accel,slice,kernel,calib,protocol,prewhiten,psnr,map_error");
+    for &accel in &accels {
+        for (i, (name, slice)) in slices.iter().enumerate() {
+            let a = acquire(slice, accel, case_seed(i, accel));
+            for &(kernel, calib_size) in &variants {
+                if info {
+                    let b = &a.kspace.buckets[0];
+                    let cal = Calibration::Espirit(EspiritParams {
+                        kernel,
+                        calib_size,
+                        ..EspiritParams::default()
+                    });
+                    let maps =
+                        basin_recon::coils::estimate(&cal, &b.calib, &b.calib_mask, false).unwrap();
+                    let m = maps.index_axis(Axis(1), 0).to_owned();
+                    eprintln!(
+                        "{accel} {name} k{kernel} c{calib_size} map_error {:.6}",
+                        map_error(&m, &a)
+                    );
+                    continue;
+                }
+                for proto in &protocols {
+                    for on in [true, false] {
+                        let mut p = Protocol::resolve(proto, None).unwrap();
+                        p.prewhiten = on;
+                        p.calibration = Calibration::Espirit(EspiritParams {
+                            kernel,
+                            calib_size,
+                            ..EspiritParams::default()
+                        });
+                        let (sc, maps) = run_basin(&p, &a);
+                        println!(
+                            "{accel},{name},{kernel},{calib_size},{proto},{on},{:.4},{:.6}",
+                            sc.psnr,
+                            map_error(&maps, &a)
+                        );
+                    }
+                }
+            }
+            eprintln!("{accel}× {name} done");
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--calib-sweep") {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        return calib_sweep(&root);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if std::env::args().any(|a| a == "--schedules") {
         return sweep_schedules(&root);
