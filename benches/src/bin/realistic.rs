@@ -20,7 +20,9 @@
 //! slices; `--prewhiten` tabulates prewhitening on against off for CG-SENSE (fixed iteration
 //! counts, the shipped stop, the discrepancy stop) and L1-wavelet (λ, iterations); `--l1-maps`
 //! runs L1 and CG-SENSE with the true and with basin's ESPIRiT maps, on and off; `--l1-trace`
-//! prints L1-wavelet's PSNR and data residual per FISTA step (CSV), as `--cg-trace` does for CG.
+//! prints L1-wavelet's PSNR and data residual per FISTA step (CSV), as `--cg-trace` does for CG;
+//! `--calib-sweep [--kernels 6,5] [--protocols sense,…] [--accels 8] [--info]` runs protocols
+//! with other ESPIRiT kernels and calibration widths and prints their PSNR and map error (CSV).
 
 use basin_benches::cases::{metrics, mni_slices, realistic_acquisition, s1_slices};
 use basin_benches::prior_validation::MNI152;

@@ -156,7 +156,7 @@ fn normalize_phase(v: &mut [C64]) {
 /// times along each side as it has taps there (`lines − k + 1 ≥ k`), but not below 3 (or the
 /// configured width, if smaller). With fewer positions than taps the calibration matrix leaves
 /// the signal subspace undetermined along that axis, and the maps can fail badly: kernel 6 on
-/// 9 ACS lines (8× with 4 % ACS on 234 phase encodes) gave map errors 20–100× those of
+/// 9 ACS lines (8× with 4 % ACS on 234 phase encodes) gave map errors 20–80× those of
 /// kernel 5 on four of five validation slices (benches/RESULTS.md, 2026-12-07).
 pub fn effective_kernel(kernel: usize, lines: usize) -> usize {
     kernel.min(lines.div_ceil(2).max(3))

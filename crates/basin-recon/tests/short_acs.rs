@@ -1,6 +1,6 @@
 //! ESPIRiT from a short calibration block (issue 18): 8× random sampling with a 4 % centre on a
 //! 234-line matrix leaves 9 ACS lines. With the default kernel 6 the kernel fits only 4 times
-//! along the phase encode and the maps could fail (map error 20–100× that of kernel 5 on
+//! along the phase encode and the maps could fail (map error 20–80× that of kernel 5 on
 //! validation slices); `effective_kernel` shrinks the kernel until it fits at least as many times
 //! as it has taps, and the maps stay close to the true birdcage sensitivities.
 
