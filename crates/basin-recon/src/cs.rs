@@ -3,7 +3,8 @@
 //! - **L1-wavelet**: min_x ½‖Ax − y‖² + λ‖Ψx‖₁ + μ/2‖x‖² with Daubechies-2 wavelets Ψ and an
 //!   optional Tikhonov weight μ (the elastic net), by FISTA (Beck & Teboulle 2009) with a random
 //!   circular shift of the image before each thresholding (cycle spinning, as BART's `pics -l1`
-//!   does), step 1/(L + μ) with L the largest eigenvalue of AᴴA found by power iteration.
+//!   does), step 1/(L + μ) with L the largest eigenvalue of AᴴA found by power iteration. A
+//!   slice whose sides are not multiples of 2^levels is zero-padded to them for the transform.
 //! - **Total variation**: min_x ½‖Ax − y‖² + λ Σₚ ‖∇x(p)‖₂ (isotropic, in-plane, real and
 //!   imaginary parts coupled), by the primal–dual algorithm of Condat (2013) and Vũ (2013), which
 //!   needs only A and Aᴴ: x ← x − τ(Aᴴ(Ax − y) − div p), p ← proj_λ(p + σ∇(2x_new − x)).
@@ -84,6 +85,29 @@ fn roll(x: &Array3<C32>, dy: usize, dx: usize) -> Array3<C32> {
     })
 }
 
+/// Soft threshold `t` of the wavelet details of `w` on the `padded` grid: zero-padded at the
+/// high end, transformed, thresholded, transformed back and cropped (PᵀΨᵀ soft(ΨPw); with P
+/// the identity when the slice already has the padded size, this is the exact proximal
+/// operator of t‖Ψw‖₁).
+fn threshold_padded(w: Array3<C32>, padded: (usize, usize), levels: usize, t: f32) -> Array3<C32> {
+    let (nz, ny, nx) = w.dim();
+    let mut p = if (ny, nx) == padded {
+        w
+    } else {
+        let mut p = Array3::zeros((nz, padded.0, padded.1));
+        p.slice_mut(ndarray::s![.., ..ny, ..nx]).assign(&w);
+        p
+    };
+    wavelet::forward(&mut p, levels);
+    wavelet::soft_threshold_details(&mut p, levels, t);
+    wavelet::inverse(&mut p, levels);
+    if p.dim() == (nz, ny, nx) {
+        p
+    } else {
+        p.slice(ndarray::s![.., ..ny, ..nx]).to_owned()
+    }
+}
+
 /// Parameters of [`l1_wavelet`] (the `[solver]` table of an `l1-wavelet` protocol).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +171,8 @@ pub struct Fista<'a> {
     lambda: f32,
     tikhonov: f32,
     levels: usize,
+    /// The wavelet grid (see [`wavelet::padded_size`]).
+    padded: (usize, usize),
     shift_max: usize,
     rng: Rng,
     /// The current iterate (scaled units).
@@ -169,7 +195,8 @@ impl<'a> Fista<'a> {
         let yy = dot(y.view(), y.view()).re;
         let lipschitz = max_eigenvalue(op, 20).max(1e-6) as f32 + p.tikhonov;
         let (ny, nx) = (op.ishape()[1], op.ishape()[2]);
-        let levels = wavelet::levels_for(ny, nx, p.levels);
+        let padded = wavelet::padded_size(ny, nx, p.levels);
+        let levels = wavelet::levels_for(padded.0, padded.1, p.levels);
         let shift_max = if p.random_shift { 1usize << levels } else { 1 };
         let ahy = to3(op.adjoint(y.view()));
         Fista {
@@ -184,6 +211,7 @@ impl<'a> Fista<'a> {
             lambda: p.lambda,
             tikhonov: p.tikhonov,
             levels,
+            padded,
             shift_max,
             rng: Rng::new(p.seed),
             t: 1.0,
@@ -216,10 +244,8 @@ impl<'a> Fista<'a> {
             (self.rng.uniform() * self.shift_max as f64) as usize,
             (self.rng.uniform() * self.shift_max as f64) as usize,
         );
-        let mut w = roll(&u, dy, dx);
-        wavelet::forward(&mut w, self.levels);
-        wavelet::soft_threshold_details(&mut w, self.levels, self.lambda / l);
-        wavelet::inverse(&mut w, self.levels);
+        let w = roll(&u, dy, dx);
+        let w = threshold_padded(w, self.padded, self.levels, self.lambda / l);
         let x_new = roll(&w, ny - dy % ny, nx - dx % nx);
         let t_new = (1.0 + (1.0 + 4.0 * self.t * self.t).sqrt()) / 2.0;
         let beta = (self.t - 1.0) / t_new;
