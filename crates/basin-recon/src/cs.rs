@@ -1,6 +1,7 @@
 //! Compressed-sensing baselines on the SENSE operator A (coil maps, FFT, mask):
 //!
-//! - **L1-wavelet**: min_x ½‖Ax − y‖² + λ‖Ψx‖₁ + μ/2‖x‖² with Daubechies-2 wavelets Ψ and an
+//! - **L1-wavelet**: min_x ½‖Ax − y‖² + λL‖Ψx‖₁ + μ/2‖x‖² (L the largest eigenvalue of AᴴA, so
+//!   that λ does not depend on the operator's scale) with Daubechies-2 wavelets Ψ and an
 //!   optional Tikhonov weight μ (the elastic net), by FISTA (Beck & Teboulle 2009) with a random
 //!   circular shift of the image before each thresholding (cycle spinning, as BART's `pics -l1`
 //!   does), step 1/(L + μ) with L the largest eigenvalue of AᴴA found by power iteration. A
@@ -112,7 +113,8 @@ fn threshold_padded(w: Array3<C32>, padded: (usize, usize), levels: usize, t: f3
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct L1Params {
-    /// ℓ1 weight, relative to the p99 = 1 convention.
+    /// ℓ1 weight, relative to the p99 = 1 convention and to the largest eigenvalue L of AᴴA
+    /// (the threshold of each step is λ, not λ/L; for a unitary operator the two agree).
     pub lambda: f32,
     /// FISTA iterations.
     #[serde(default = "d_iterations")]
@@ -193,6 +195,9 @@ impl<'a> Fista<'a> {
         let scale = data_scale(op, kspace);
         let y = kspace.mapv(|c| c / scale).into_dyn();
         let yy = dot(y.view(), y.view()).re;
+        // λ is relative to the data term's Lipschitz constant L as well as to the p99 = 1
+        // convention: min ½‖Ax − y‖²/L + λ‖Ψx‖₁, so a constant factor on the operator (the
+        // whitened maps' scale, the coil count) does not change how strongly it regularises.
         let lipschitz = max_eigenvalue(op, 20).max(1e-6) as f32 + p.tikhonov;
         let (ny, nx) = (op.ishape()[1], op.ishape()[2]);
         let padded = wavelet::padded_size(ny, nx, p.levels);
@@ -208,7 +213,7 @@ impl<'a> Fista<'a> {
             yy,
             scale,
             lipschitz,
-            lambda: p.lambda,
+            lambda: p.lambda * (lipschitz - p.tikhonov),
             tikhonov: p.tikhonov,
             levels,
             padded,
