@@ -67,8 +67,8 @@ pub fn levels_for(ny: usize, nx: usize, max_levels: usize) -> usize {
 /// The smallest sides ≥ (`ny`, `nx`) that are multiples of 2^`max_levels`: the grid on which
 /// L1-wavelet transforms an `ny`×`nx` slice (zero-padded at the high end), so that a matrix
 /// such as 234 × 198, whose halves are odd after one level, still gets `max_levels` levels
-/// instead of one (one level leaves three quarters of the image's energy, the approximation
-/// band, unregularised).
+/// instead of one (one level leaves the approximation band, a quarter of the coefficients and
+/// most of the image's energy, unregularised).
 pub fn padded_size(ny: usize, nx: usize, max_levels: usize) -> (usize, usize) {
     let m = 1usize << max_levels.min(16);
     (ny.div_ceil(m) * m, nx.div_ceil(m) * m)
