@@ -470,10 +470,8 @@ fn l1_trace(root: &Path) {
     };
     // Tikhonov weights μ of the elastic net to trace (`--l1-trace 0.05,0.1`); the shipped 0 by
     // default.
-    let mus: Vec<f32> = std::env::args()
-        .skip_while(|a| a != "--l1-trace")
-        .nth(1)
-        .map(|v| v.split(',').map(|m| m.parse().expect("μ list")).collect())
+    let mus: Vec<f32> = list_arg("--l1-trace")
+        .map(|v| v.iter().map(|m| m.parse().expect("μ list")).collect())
         .unwrap_or(vec![0.0]);
     println!("accel,slice,prewhiten,tikhonov,iterations,psnr,residual_rel,residual_over_noise");
     for accel in [4.0, 8.0] {
@@ -519,7 +517,7 @@ fn l1_trace(root: &Path) {
                     let dwell = (a.kspace.noise_dwell_us / a.kspace.data_dwell_us) as f64;
                     (0..cov.nrows()).map(|c| cov[[c, c]].re).sum::<f64>() * dwell
                 };
-                let s = basin_recon::cs::data_scale(&op, d) as f64;
+                let s = f.scale() as f64;
                 let noise_energy = nsampled * per_sample / (s * s);
                 let mut first = f64::NAN;
                 for n in 1..=200 {
@@ -604,6 +602,14 @@ fn l1_maps(root: &Path) {
     }
 }
 
+/// The comma-separated list after `flag` on the command line (`--kernels 6,5` → ["6", "5"]).
+fn list_arg(flag: &str) -> Option<Vec<String>> {
+    std::env::args()
+        .skip_while(|a| a != flag)
+        .nth(1)
+        .map(|v| v.split(',').map(str::to_string).collect())
+}
+
 /// `--calib-sweep`: ESPIRiT kernel and calibration-block width against the true maps (map error
 /// inside the object) and through CG-SENSE and L1-wavelet with prewhitening on and off, on the
 /// test and tuning slices at 8× and 4× (CSV on stdout).
@@ -616,20 +622,14 @@ fn calib_sweep(root: &Path) {
             .into_iter()
             .map(|(name, s)| (format!("TUNE {name}"), s)),
     );
-    let arg = |flag: &str| {
-        std::env::args()
-            .skip_while(|a| a != flag)
-            .nth(1)
-            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
-    };
     // `--kernels 6,5` (calibration block 24) and `--protocols …` narrow the sweep.
-    let variants: Vec<(usize, usize)> = match arg("--kernels") {
+    let variants: Vec<(usize, usize)> = match list_arg("--kernels") {
         Some(k) => k.iter().map(|k| (k.parse().expect("kernel"), 24)).collect(),
         None => vec![(6, 24), (5, 24), (4, 24), (6, 48), (4, 48), (3, 24)],
     };
-    let protocols = arg("--protocols")
+    let protocols = list_arg("--protocols")
         .unwrap_or_else(|| vec!["sense".to_string(), "cs-l1-wavelet".to_string()]);
-    let accels: Vec<f64> = arg("--accels")
+    let accels: Vec<f64> = list_arg("--accels")
         .map(|v| v.iter().map(|a| a.parse().expect("acceleration")).collect())
         .unwrap_or(vec![8.0, 4.0]);
     let info = std::env::args().any(|a| a == "--info");
@@ -638,13 +638,13 @@ fn calib_sweep(root: &Path) {
         for (i, (name, slice)) in slices.iter().enumerate() {
             let a = acquire(slice, accel, case_seed(i, accel));
             for &(kernel, calib_size) in &variants {
+                let cal = Calibration::Espirit(EspiritParams {
+                    kernel,
+                    calib_size,
+                    ..EspiritParams::default()
+                });
                 if info {
                     let b = &a.kspace.buckets[0];
-                    let cal = Calibration::Espirit(EspiritParams {
-                        kernel,
-                        calib_size,
-                        ..EspiritParams::default()
-                    });
                     let maps =
                         basin_recon::coils::estimate(&cal, &b.calib, &b.calib_mask, false).unwrap();
                     let m = maps.index_axis(Axis(1), 0).to_owned();
@@ -658,11 +658,7 @@ fn calib_sweep(root: &Path) {
                     for on in [true, false] {
                         let mut p = Protocol::resolve(proto, None).unwrap();
                         p.prewhiten = on;
-                        p.calibration = Calibration::Espirit(EspiritParams {
-                            kernel,
-                            calib_size,
-                            ..EspiritParams::default()
-                        });
+                        p.calibration = cal.clone();
                         let (sc, maps) = run_basin(&p, &a);
                         println!(
                             "{accel},{name},{kernel},{calib_size},{proto},{on},{:.4},{:.6}",
@@ -678,11 +674,10 @@ fn calib_sweep(root: &Path) {
 }
 
 fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if std::env::args().any(|a| a == "--calib-sweep") {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         return calib_sweep(&root);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if std::env::args().any(|a| a == "--schedules") {
         return sweep_schedules(&root);
     }

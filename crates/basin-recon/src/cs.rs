@@ -198,7 +198,7 @@ impl<'a> Fista<'a> {
         // λ is relative to the data term's Lipschitz constant L as well as to the p99 = 1
         // convention: min ½‖Ax − y‖²/L + λ‖Ψx‖₁, so a constant factor on the operator (the
         // whitened maps' scale, the coil count) does not change how strongly it regularises.
-        let lipschitz = max_eigenvalue(op, 20).max(1e-6) as f32 + p.tikhonov;
+        let data_lipschitz = max_eigenvalue(op, 20).max(1e-6) as f32;
         let (ny, nx) = (op.ishape()[1], op.ishape()[2]);
         let padded = wavelet::padded_size(ny, nx, p.levels);
         let levels = wavelet::levels_for(padded.0, padded.1, p.levels);
@@ -212,8 +212,8 @@ impl<'a> Fista<'a> {
             ahy,
             yy,
             scale,
-            lipschitz,
-            lambda: p.lambda * (lipschitz - p.tikhonov),
+            lipschitz: data_lipschitz + p.tikhonov,
+            lambda: p.lambda * data_lipschitz,
             tikhonov: p.tikhonov,
             levels,
             padded,
@@ -261,6 +261,11 @@ impl<'a> Fista<'a> {
         self.x = x_new;
         self.t = t_new;
         self.iterations += 1;
+    }
+
+    /// The data scale of the convention ([`data_scale`]) the solve divided the data by.
+    pub fn scale(&self) -> f32 {
+        self.scale
     }
 
     /// The current iterate in the data's units.
