@@ -8,7 +8,8 @@
 # and, with --write, writes them into the shipped model's card
 # (crates/basin-prior/model/default.safetensors; the weights are unchanged).
 # Usage: bash benches/score-calibrate.sh [--write] [WEIGHTS] (after cargo build --release -p
-# basin-cli -p basin-benches; about 7 min on 2 cores). WEIGHTS (default: the shipped model) is
+# basin-cli -p basin-benches; about 7 min on 2 cores; BASIN_BIN=target/debug takes the test
+# profile's binaries, whose numbers equal release's). WEIGHTS (default: the shipped model) is
 # the model judged and, with --write, the one written as the shipped model with its validation
 # and the ranges: after `basin train` of the shipped recipe, `bash benches/score-calibrate.sh
 # --write NEW.safetensors` makes the shipped file. The clean slices are reconstructed by
@@ -18,7 +19,8 @@ write=
 if [ "${1:-}" = --write ]; then write=1; shift; fi
 WEIGHTS=${1:-crates/basin-prior/model/default.safetensors}
 [ -f "$WEIGHTS" ] || { echo "$WEIGHTS: no such weights" >&2; exit 2; }
-BASIN=target/release/basin
+BIN=${BASIN_BIN:-target/release}  # where basin and prior-validate were built
+BASIN=$BIN/basin
 COLIN=/usr/share/mricron/templates/ch2.nii.gz
 [ -f "$COLIN" ] || { echo "needs $COLIN (Debian mricron-data; bash .ci/install-deps)" >&2; exit 2; }
 work=$(mktemp -d)
@@ -37,4 +39,4 @@ if [ -n "$write" ]; then
   out=(--out crates/basin-prior/model/default.safetensors
        --set "score_calibration=single-subject rule fitted by benches/score-calibrate.sh on 164 clean CG-SENSE slices of Colin27 (training anatomy) as real T1 and synthesised T2, PD, FLAIR, realistic acquisitions at SNR 50; MNI152 validates")
 fi
-target/release/prior-validate "$WEIGHTS" "${vols[@]}" "${out[@]}"
+"$BIN"/prior-validate "$WEIGHTS" "${vols[@]}" "${out[@]}"

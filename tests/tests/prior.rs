@@ -155,17 +155,18 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
             assert!(n > c, "{key}: noisy slice scored {n}, clean {c}");
         }
     }
-    // Each slice's z is the largest of the three one-sided robust z the shipped card judges by
-    // (too little structure for its energy, a line standing out from its neighbours, noise —
-    // counted only above the 3.5 threshold — and 0), recomputed here from the JSON's statistics
-    // and typical ranges.
+    // Each slice's z is the largest of the four one-sided robust z the shipped card judges by
+    // (too little structure for its energy, a line standing out from its neighbours, a copy at
+    // half the field of view, noise — counted only above the 3.5 threshold — and 0), recomputed
+    // here from the JSON's statistics and typical ranges.
     for json in [&jc, &jn] {
         let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
         let num = |r: &serde_json::Value, k: &str| r[k].as_f64().expect(k);
-        let (st, line, noise) = (
+        let (st, line, noise, ghost) = (
             &v["typical_structure"],
             &v["typical_line_contrast"],
             &v["typical_ln_noise"],
+            &v["typical_ghost"],
         );
         let robust =
             |x: f64, r: &serde_json::Value| (x - num(r, "median")) / (1.4826 * num(r, "mad"));
@@ -177,6 +178,7 @@ fn score_writes_the_map_on_the_input_grid_and_ranks_noise_as_implausible() {
             let want = [
                 -robust(residual, st),
                 robust(num(s, "line_contrast"), line),
+                robust(num(s, "ghost"), ghost),
                 Some(robust(num(s, "noise").max(1e-6).ln(), noise))
                     .filter(|&z| z > 3.5)
                     .unwrap_or(0.0),
@@ -205,6 +207,41 @@ print(a.shape == b.shape, np.allclose(a.affine, b.affine), bool(np.isfinite(d).a
         &[m, &clean],
     );
     assert_eq!(chk.trim(), "True True True float32");
+    // The half-field-of-view echo, recomputed by numpy from the image file: along each axis,
+    // the magnitude's circular forward difference g at background steps (both pixels below 0.1
+    // of the p99 = 1 scale basin judges in) times g half the slice away (the mean of ⌊N/2⌋ and
+    // ⌈N/2⌉ for odd N), summed and divided by the root of the summed squared products; the
+    // larger over the two axes (float64; basin's sums are float64 over float32 pixels).
+    let echo = python(
+        r#"
+import sys, numpy as np, nibabel as nib
+v = np.abs(nib.load(sys.argv[1]).get_fdata())
+f = np.sort(v.ravel())
+v = v / f[int(round((f.size - 1) * 0.99))]  # basin's p99: the order statistic, whole volume
+def along(m, a):
+    n = m.shape[a]
+    g = np.roll(m, -1, axis=a) - m
+    bg = np.maximum(np.roll(m, -1, axis=a), m) < 0.1
+    s = 0.5 * (np.roll(g, -(n // 2), axis=a) + np.roll(g, -(n - n // 2), axis=a))
+    p = g * s * bg
+    den = np.sqrt((p * p).sum())
+    return p.sum() / den if den > 0 else 0.0
+print(" ".join(repr(max(along(v[:, :, k], 0), along(v[:, :, k], 1))) for k in range(v.shape[2])))
+"#,
+        &[&clean],
+    );
+    let want: Vec<f64> = echo
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let got = field(&jc, "ghost");
+    assert_eq!(want.len(), got.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "ghost statistic {g} vs numpy {w}"
+        );
+    }
     // Not overwritten without --force; bad inputs are clear errors.
     let e = basin(&["score", &clean, "-o", m]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("already exists"));

@@ -88,6 +88,76 @@ pub struct SliceScore {
     /// The slice's noise level estimated from the image alone (p99 = 1 convention, per real
     /// channel): [`noise_sigma`].
     pub noise: f64,
+    /// A copy of the slice at half the field of view on its background (a Nyquist or motion
+    /// ghost, an object folded in from outside a halved field of view): [`half_fov_echo`].
+    pub ghost: f64,
+}
+
+/// How strongly the background of a slice `[2, h, w]` repeats the slice's edges at half the
+/// field of view, as a t statistic; the larger over the two axes.
+///
+/// Along an axis of N pixels, with m the magnitude and g(r) = m(r + e) − m(r) its circular
+/// forward difference, pair each background step (both pixels below [`OBJECT_LEVEL`]) with the
+/// derivative half the slice away, S(r) = ½(g(r + ⌊N/2⌋) + g(r + ⌈N/2⌉)) (for even N simply
+/// g(r + N/2), where a DFT puts a ghost; for odd N the mean keeps the statistic unchanged when
+/// the slice is flipped or transposed), and take
+///
+///   t = Σ_bg g(r) S(r) / √(Σ_bg g(r)² S(r)²),
+///
+/// the self-normalised sum that is about a standard normal when the background's steps are
+/// noise independent of the structure half the slice away (whatever the noise level, its
+/// variation over the field of view, or the grid), and grows with the number of edges a ghost
+/// repeats: a phase error on every other phase-encoding line (EPI's Nyquist ghost, periodic
+/// motion) adds a copy shifted by N/2 whose background part repeats the object's edges with
+/// their sign. A noise-free ghost on an empty background gives Σ g₀² / √(Σ g₀⁴) over the
+/// object's own derivative g₀, whatever its amplitude. Counting only background steps is what
+/// keeps anatomy out: inside a head, paired cortical ribbons or skull segments a quarter of the
+/// field of view either side of the midline correlate at N/2, and an earlier form that
+/// correlated every pixel flagged clean MNI152 slices (benches/RESULTS.md, 2026-12-07). 0 when
+/// no background step has a partner with an edge.
+pub fn half_fov_echo(x: ArrayView3<'_, f32>) -> f64 {
+    let (_, h, w) = x.dim();
+    let m = Array2::from_shape_fn((h, w), |(y, xx)| {
+        (x[[0, y, xx]] as f64).hypot(x[[1, y, xx]] as f64)
+    });
+    let level = OBJECT_LEVEL as f64;
+    let along = |axis: usize| {
+        let n = if axis == 0 { h } else { w };
+        if n < 2 {
+            return 0.0;
+        }
+        let step = |y: usize, xx: usize| {
+            if axis == 0 {
+                ((y + 1) % h, xx)
+            } else {
+                (y, (xx + 1) % w)
+            }
+        };
+        // g(r) = m(r + e) − m(r), circular, as the shift is.
+        let g = Array2::from_shape_fn((h, w), |(y, xx)| m[step(y, xx)] - m[[y, xx]]);
+        let at = |y: usize, xx: usize, s: usize| {
+            if axis == 0 {
+                g[[(y + s) % h, xx]]
+            } else {
+                g[[y, (xx + s) % w]]
+            }
+        };
+        let (mut cross, mut var) = (0.0f64, 0.0f64);
+        for ((y, xx), &v) in g.indexed_iter() {
+            if m[[y, xx]].max(m[step(y, xx)]) >= level {
+                continue;
+            }
+            let s = 0.5 * (at(y, xx, n / 2) + at(y, xx, n - n / 2));
+            cross += v * s;
+            var += (v * s).powi(2);
+        }
+        if var > 0.0 {
+            cross / var.sqrt()
+        } else {
+            0.0
+        }
+    };
+    along(0).max(along(1))
 }
 
 /// The noise standard deviation of a slice `[2, h, w]` estimated from the image alone
@@ -320,6 +390,7 @@ impl Scorer {
                 line_contrast,
                 object_fraction: object / (h * w).max(1) as f64,
                 noise: noise_sigma(x),
+                ghost: half_fov_echo(x),
             },
         )
     }
@@ -440,10 +511,12 @@ impl Structure {
 /// Which statistics judge a slice depends on the card, in three generations:
 /// - **single-subject** (cards with `structure_*`, `line_contrast_*` and `noise_*`, the shipped one): ranges fitted
 ///   on clean single-subject slices of several contrasts with realistic noise
-///   ([`Self::fit_single_subject`]); a slice is as atypical as the largest of three one-sided
+///   ([`Self::fit_single_subject`]); a slice is as atypical as the largest of its one-sided
 ///   robust z: too little fine structure for its energy ([`Structure`]), a line standing out
 ///   from its neighbours more than on clean slices ([`SliceScore::line_contrast`]: zipper lines,
-///   spikes), a noise level ([`noise_sigma`]) above the clean range — the noise's z counted
+///   spikes), a copy of the slice at half the field of view ([`half_fov_echo`]: Nyquist and
+///   motion ghosts; cards fitted since 2026-12-07), a noise level ([`noise_sigma`]) above the
+///   clean range — the noise's z counted
 ///   only above [`Z_THRESHOLD`], so noise within or near the clean range neither flags nor
 ///   ranks a slice (a denoised reconstruction is not more typical for being quieter).
 ///   A clean slice that is merely sharper, smoother, brighter or another contrast than the
@@ -470,6 +543,9 @@ pub struct ScoreTypicality {
     pub line_contrast: Option<Typicality>,
     /// Range of ln([`SliceScore::noise`]) (single-subject rule).
     pub noise: Option<Typicality>,
+    /// Range of [`SliceScore::ghost`] (single-subject rule; `None` on cards fitted before it
+    /// was measured, which judge by the other three).
+    pub ghost: Option<Typicality>,
 }
 
 /// ln of a noise estimate, floored (a noise-free synthetic image has σ̂ = 0).
@@ -490,6 +566,7 @@ impl ScoreTypicality {
             structure: None,
             line_contrast: None,
             noise: None,
+            ghost: None,
         }
     }
 
@@ -512,6 +589,7 @@ impl ScoreTypicality {
             structure: Some(Structure::fit(clean)),
             line_contrast: Some(range_of(clean, |s| s.line_contrast)),
             noise: Some(range_of(clean, ln_noise)),
+            ghost: Some(range_of(clean, |s| s.ghost)),
             ..Self::fit_all(clean)
         }
     }
@@ -547,6 +625,7 @@ impl ScoreTypicality {
                 .z(s)
                 .max(l.signed_z(s.line_contrast))
                 .max(if zn > Z_THRESHOLD { zn } else { 0.0 })
+                .max(self.ghost.map_or(0.0, |g| g.signed_z(s.ghost)))
                 .max(0.0);
         }
         let zp = self.prior.map_or(0.0, |p| p.z(s.prior_energy));
@@ -558,7 +637,9 @@ impl ScoreTypicality {
 
     /// Which statistics [`Self::z`] judges by, in words.
     pub fn rule(&self) -> &'static str {
-        if self.single_subject().is_some() {
+        if self.single_subject().is_some() && self.ghost.is_some() {
+            "four one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, a copy of the slice at half the field of view (a ghost) more than in the range, noise above the range (counted once its own z passes the threshold)"
+        } else if self.single_subject().is_some() {
             "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range (counted once its own z passes the threshold)"
         } else if self.score_norm.is_some() && self.line.is_some() {
             "the network's score norm, the whole prior's energy and its worst line"
@@ -581,6 +662,7 @@ impl ScoreTypicality {
             ),
             ("line contrast", "line_contrast", self.line_contrast),
             ("ln noise", "noise", self.noise),
+            ("half-field-of-view echo", "ghost", self.ghost),
         ]
         .into_iter()
         .filter_map(|(name, key, t)| t.map(|t| (name, key, t)))
@@ -588,18 +670,21 @@ impl ScoreTypicality {
     }
 
     /// The ranges [`Self::z`] judges by under the single-subject rule (structure residual, line
-    /// contrast, ln noise); every range present under the older rules.
+    /// contrast, ln noise and, where the card has it, the half-field-of-view echo); every range
+    /// present under the older rules.
     pub fn judged_ranges(&self) -> Vec<(&'static str, &'static str, Typicality)> {
         let single = self.single_subject().is_some();
         self.ranges()
             .into_iter()
-            .filter(|(_, key, _)| !single || ["structure", "line_contrast", "noise"].contains(key))
+            .filter(|(_, key, _)| {
+                !single || ["structure", "line_contrast", "noise", "ghost"].contains(key)
+            })
             .collect()
     }
 
     /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`, and the
     /// structure line's `structure_intercept`, `structure_slope`).
-    pub const CARD_KEYS: [&'static str; 16] = [
+    pub const CARD_KEYS: [&'static str; 18] = [
         "score_median",
         "score_mad",
         "prior_score_median",
@@ -616,6 +701,8 @@ impl ScoreTypicality {
         "line_contrast_mad",
         "noise_median",
         "noise_mad",
+        "ghost_median",
+        "ghost_mad",
     ];
 
     /// Reads the ranges from a model card; `None` without the network's range.
@@ -649,6 +736,7 @@ impl ScoreTypicality {
             structure,
             line_contrast: range("line_contrast_median", "line_contrast_mad"),
             noise: range("noise_median", "noise_mad"),
+            ghost: range("ghost_median", "ghost_mad"),
         })
     }
 

@@ -250,6 +250,7 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
                 line_contrast: 1.0 + 0.01 * (i % 5) as f64,
                 object_fraction: 0.5,
                 noise: 0.01 * (1.0 + 0.01 * (i % 7) as f64),
+                ghost: 0.004 * ((i % 9) as f64 - 4.0),
             }
         })
         .collect();
@@ -272,6 +273,11 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
     let bs = back.structure.expect("structure from the card");
     assert!((bs.slope - st.slope).abs() <= 1e-6 && (bs.intercept - st.intercept).abs() <= 1e-6);
     assert!(back.line_contrast.is_some() && back.noise.is_some());
+    let g = back.ghost.expect("ghost range from the card");
+    assert!(
+        (g.median - 0.0).abs() < 1e-9 && (g.mad - 0.008).abs() < 1e-6,
+        "{g:?}"
+    );
     let base = clean[20];
     let z = |s: SliceScore| back.z(&s);
     assert!(z(base) < 3.5, "a calibration slice: {}", z(base));
@@ -285,6 +291,15 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
     assert!(z(with(&|s| s.score_norm *= 0.5)) > 3.5);
     assert!(z(with(&|s| s.line_contrast += 1.0)) > 3.5);
     assert!(z(with(&|s| s.noise *= 2.0)) > 3.5);
+    // A half-field-of-view copy: 0.05 above the median is 4.2 robust SD (MAD 0.008).
+    let zg = z(with(&|s| s.ghost = 0.05));
+    assert!((zg - 0.05 / (1.4826 * 0.008)).abs() < 1e-6, "{zg}");
+    // A card fitted before the ghost statistic judges by the other three.
+    let mut old = card.clone();
+    old.remove("ghost_median");
+    old.remove("ghost_mad");
+    let old = ScoreTypicality::from_card(&old).expect("old card");
+    assert!(old.ghost.is_none() && old.z(&with(&|s| s.ghost = 0.05)) == old.z(&base));
     // Noise ranks a slice only once it is itself beyond the threshold: 2 robust SD above the
     // clean median judges the slice as the median does; 3.6 flags it with that z.
     let n = back.noise.expect("noise range");
@@ -302,7 +317,135 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
             s.score_norm *= 2.0;
             s.line_contrast = 0.0;
             s.noise *= 0.1;
+            s.ghost = -0.2;
         })),
         0.0
     );
+}
+
+/// The half-field-of-view echo against its closed form and its null distribution.
+///
+/// A noise-free object in the first quarter of the slice along each axis (values 0.5–0.9 in the
+/// p99 = 1 convention) with a copy of amplitude a ≤ 0.1 shifted by half the slice along one
+/// axis: every background step is a step of the copy, g(r) = a g₀(r + N/2), paired with the
+/// object's own g₀(r + N/2), so t = Σ g₀² / √(Σ g₀⁴) over the object's derivative along that
+/// axis (computed here from the object alone), whatever a and the slice's phase. Without the
+/// copy there is no background step with a partner edge: 0. With complex white noise the clean
+/// object's t is about standard normal over seeds, and a copy of amplitude 0.1 stands far
+/// above it. Flipping or transposing an odd-sized slice leaves t as it was.
+#[test]
+fn half_fov_echo_matches_its_closed_form() {
+    use basin_prior::validate::half_fov_echo;
+    let (h, w) = (96usize, 128usize);
+    let object = |y: usize, x: usize| -> f64 {
+        let (u, v) = ((y as f64 - 22.0) / 16.0, (x as f64 - 30.0) / 22.0);
+        if u * u + v * v <= 1.0 {
+            0.7 + 0.2 * (0.9 * y as f64).sin() * (0.4 * x as f64).cos()
+        } else {
+            0.0
+        }
+    };
+    let slice = |f: &dyn Fn(usize, usize) -> f64, phase: f64, noise: f64, rng: &mut Rng| {
+        let mut out = Array3::<f32>::zeros((2, h, w));
+        for y in 0..h {
+            for x in 0..w {
+                let m = f(y, x);
+                out[[0, y, x]] = (m * phase.cos() + noise * rng.normal()) as f32;
+                out[[1, y, x]] = (m * phase.sin() + noise * rng.normal()) as f32;
+            }
+        }
+        out
+    };
+    let shifted = |axis: usize, y: usize, x: usize| {
+        if axis == 0 {
+            ((y + h / 2) % h, x)
+        } else {
+            (y, (x + w / 2) % w)
+        }
+    };
+    let mut rng = Rng::new(5);
+    for axis in 0..2 {
+        // The closed form from the object alone (f32 pixels, as the slice holds them).
+        let o = |y: usize, x: usize| object(y, x) as f32 as f64;
+        let (mut s2, mut s4) = (0.0f64, 0.0f64);
+        for y in 0..h {
+            for x in 0..w {
+                let (y1, x1) = if axis == 0 {
+                    ((y + 1) % h, x)
+                } else {
+                    (y, (x + 1) % w)
+                };
+                let d = o(y1, x1) - o(y, x);
+                s2 += d * d;
+                s4 += d.powi(4);
+            }
+        }
+        let want = s2 / s4.sqrt();
+        for a in [0.02f64, 0.05, 0.1] {
+            let ghosted = |y: usize, x: usize| {
+                let (ys, xs) = shifted(axis, y, x);
+                object(y, x) + a * object(ys, xs)
+            };
+            let got = half_fov_echo(slice(&ghosted, 0.7, 0.0, &mut rng).view());
+            eprintln!("a {a} axis {axis}: {got:.4} vs {want:.4}");
+            assert!(
+                (got - want).abs() < 1e-3 * want,
+                "a {a} axis {axis}: {got} vs {want}"
+            );
+        }
+    }
+    assert_eq!(
+        half_fov_echo(slice(&object, -1.2, 0.0, &mut rng).view()),
+        0.0
+    );
+    assert_eq!(half_fov_echo(Array3::<f32>::zeros((2, 8, 8)).view()), 0.0);
+    // Null distribution: 60 noisy clean slices (σ 0.02 per channel); a 10 % ghost on the same.
+    // Each slice's statistic is the larger of its two axes' t.
+    let ghost5 = |y: usize, x: usize| {
+        let (ys, xs) = shifted(1, y, x);
+        object(y, x) + 0.1 * object(ys, xs)
+    };
+    let (mut clean, mut ghost) = (Vec::new(), Vec::new());
+    for _ in 0..60 {
+        clean.push(half_fov_echo(slice(&object, 0.3, 0.02, &mut rng).view()));
+        ghost.push(half_fov_echo(slice(&ghost5, 0.3, 0.02, &mut rng).view()));
+    }
+    let mean = clean.iter().sum::<f64>() / 60.0;
+    let sd = (clean.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 59.0).sqrt();
+    let gmin = ghost.iter().cloned().fold(f64::INFINITY, f64::min);
+    let cmax = clean.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    eprintln!("clean t: mean {mean:.3}, SD {sd:.3}, max {cmax:.3}; 10 % ghost: min {gmin:.2}");
+    // The larger of two about standard normal t: mean about 0.56, SD about 0.83.
+    assert!(
+        (0.0..1.2).contains(&mean) && (0.3..1.5).contains(&sd),
+        "{mean} {sd}"
+    );
+    // Every ghosted slice above every clean one, by a margin.
+    assert!(
+        gmin > 2.0 + cmax && gmin > 5.0,
+        "ghost {gmin}, clean max {cmax}"
+    );
+    // Odd sizes: flipping or transposing the slice leaves the statistic as it was.
+    let odd = Array3::from_shape_fn((2, 45, 37), |(_, y, x)| {
+        (0.05 * rng.normal()
+            + if (10..30).contains(&y) && (5..17).contains(&x) {
+                0.6
+            } else {
+                0.0
+            }) as f32
+    });
+    let e = half_fov_echo(odd.view());
+    let mut flipped_y = odd.clone();
+    flipped_y.invert_axis(ndarray::Axis(1));
+    let mut flipped_x = odd.clone();
+    flipped_x.invert_axis(ndarray::Axis(2));
+    let transposed = odd.clone().permuted_axes([0, 2, 1]);
+    for (name, v) in [
+        ("y", flipped_y),
+        ("x", flipped_x),
+        ("transposed", transposed),
+    ] {
+        let f = half_fov_echo(v.view());
+        assert!((f - e).abs() < 1e-9 * (1.0 + e.abs()), "{name}: {f} vs {e}");
+    }
 }
