@@ -34,14 +34,17 @@ for acc in ["4x", "8x"]:
     per = [ratio(load(f"{work}/c{z}_{acc}_truth.nii.gz"), load(f"{work}/c{z}_{acc}.nii.gz"),
                  load(f"{work}/c{z}_{acc}.sd.nii.gz")) for z in [60, 75, 90, 105]]
     k = np.quantile(np.concatenate(per), 0.9)
-    cov = []
+    cov, sets = [], {}
     for p in sorted(glob.glob(f"{study}/uncertainty/*_{acc}.sd.nii.gz")):
         c = os.path.basename(p).replace(".sd.nii.gz", "")
         if c.startswith("tune"):
             continue
         r = ratio(load(f"{study}/suite/{c}_truth.nii.gz"), load(f"{study}/uncertainty/{c}.nii.gz"), load(p))
         cov.append((r <= k).mean())
+        sets.setdefault(c.split("-")[0], []).append(cov[-1])
     cov = np.array(cov)
+    for name, v in sorted(sets.items()):
+        print(f"{acc}: {name} coverage at k {k:.2f}: {np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f}, {len(v)} slices)")
     print(f"{acc}: Colin27 k = {k:.2f} (per slice {[round(float(np.quantile(r, 0.9)), 2) for r in per]}); "
           f"validation coverage {cov.mean():.3f} ± {cov.std() / np.sqrt(len(cov)):.3f} "
           f"(min {cov.min():.3f}, max {cov.max():.3f}, {len(cov)} slices)")

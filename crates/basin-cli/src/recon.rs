@@ -50,10 +50,11 @@ pub struct ReconArgs {
     /// Also write the per-pixel standard deviation of the samples' magnitude (same scale as the
     /// image) as NIfTI: where it is high the data and the prior leave the image free. It is not
     /// an error bar: the prior's own bias (smoothed edges, small structures) is not in it, and on
-    /// validation anatomy it correlates weakly with the actual error (Pearson 0.06–0.07 with 8
-    /// samples on realistic acquisitions). At 4× (equispaced, 8 % centre) mean ± 3.32 SD is a
-    /// nominal 90 % per-pixel interval (k calibrated on training anatomy; it covered 89 % of
-    /// validation pixels); at 8× no k carries across anatomy. Needs --samples 2 or more.
+    /// validation anatomy it correlates weakly with the actual error (Pearson 0.07–0.09 with 8
+    /// samples on realistic acquisitions). Nominal 90 % per-pixel intervals, k calibrated on
+    /// training anatomy (benches/uncertainty-k.sh): mean ± 3.32 SD at 4× (equispaced, 8 %
+    /// centre; it covered 89 % of validation pixels, 83–95 % per slice) and mean ± 7.33 SD at
+    /// 8× (random, 4 % centre; 91 %, 79–98 % per slice). Needs --samples 2 or more.
     #[arg(long, value_name = "NIFTI")]
     pub uncertainty: Option<PathBuf>,
     /// Judge the image against the data it came from, as `basin score IMAGE --kspace` does

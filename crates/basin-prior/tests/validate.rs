@@ -230,7 +230,7 @@ fn noise_estimate_ignores_a_zeroed_background() {
 
 /// The single-subject rule: the structure line is the least-squares line (recovered exactly from
 /// slices on a known line, robust range from their scatter), it survives the card's six
-/// decimals, and its three one-sided statistics judge only one way: a slice with less fine
+/// decimals, and its one-sided statistics judge only one way: a slice with less fine
 /// structure than its energy predicts, a line standing out more, or more noise is atypical; a
 /// sharper, smoother-lined or quieter one is not; noise ranks a slice only beyond the threshold.
 #[test]
