@@ -401,14 +401,14 @@ fn half_fov_echo_matches_its_closed_form() {
     assert_eq!(half_fov_echo(Array3::<f32>::zeros((2, 8, 8)).view()), 0.0);
     // Null distribution: 60 noisy clean slices (σ 0.02 per channel); a 10 % ghost on the same.
     // Each slice's statistic is the larger of its two axes' t.
-    let ghost5 = |y: usize, x: usize| {
+    let ghost10 = |y: usize, x: usize| {
         let (ys, xs) = shifted(1, y, x);
         object(y, x) + 0.1 * object(ys, xs)
     };
     let (mut clean, mut ghost) = (Vec::new(), Vec::new());
     for _ in 0..60 {
         clean.push(half_fov_echo(slice(&object, 0.3, 0.02, &mut rng).view()));
-        ghost.push(half_fov_echo(slice(&ghost5, 0.3, 0.02, &mut rng).view()));
+        ghost.push(half_fov_echo(slice(&ghost10, 0.3, 0.02, &mut rng).view()));
     }
     let mean = clean.iter().sum::<f64>() / 60.0;
     let sd = (clean.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 59.0).sqrt();
