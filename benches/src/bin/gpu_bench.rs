@@ -4,8 +4,9 @@
 //! `gpu-bench [--quick]`: opens `--backend gpu`'s device, measures the device-to-device copy
 //! bandwidth (the ceiling), then times the prior gradient (256², 320²; one image and 16), batched
 //! centered 2D FFTs (16 × 320², 16 × 368²) and a full EBM reconstruction (256², 8 coils, the
-//! default protocol) per slice and per 160-slice volume, printing achieved GB/s and the fraction
-//! of the ceiling. `--quick` shrinks every size (a smoke test on a software adapter).
+//! default protocol) one slice per solve and a 160-slice volume both as 160 one-slice solves and
+//! as batched solves (16 and 160 slices per launch sequence), printing achieved GB/s and the
+//! fraction of the ceiling. `--quick` shrinks every size (a smoke test on a software adapter).
 
 use basin_core::rng::Rng;
 use basin_core::C32;
@@ -72,6 +73,7 @@ fn main() {
     for &s in sizes {
         for nb in [1usize, 16] {
             let ws = prior.workspace(&gpu, nb, s, s);
+            let cond = prior.conditioning(&gpu, &[vec![0.02; nb]]);
             let x = std::cell::RefCell::new(gpu.upload(&random(&mut rng, nb * 2 * s * s)));
             let t = time(
                 &gpu,
@@ -80,7 +82,7 @@ fn main() {
                 || *x.borrow_mut() = gpu.upload(&random(&mut rng, nb * 2 * s * s)),
                 || {
                     gpu.copy(&x.borrow(), ws.input());
-                    prior.energy_grad(&gpu, &ws, 0.02);
+                    prior.energy_grad(&gpu, &ws, &cond, 0);
                 },
             );
             let bytes = prior.bytes_moved(nb, s, s) as f64;
@@ -113,39 +115,56 @@ fn main() {
         ));
     }
 
-    // Full EBM, default protocol, 256² 8 coils (random smooth-free data: timing only).
+    // Full EBM, default protocol, 256² 8 coils (random smooth-free data: timing only); a
+    // batch of nb slices is one operator (the slices along z), each slice its own problem.
     let (m, nc) = if quick { (32, 2) } else { (256, 8) };
     let p = basin_recon::ebm::EbmParams::default();
-    let maps = ndarray::Array4::from_shape_fn((nc, 1, m, m), |_| rng.complex_normal() * 0.35);
-    let mask = ndarray::Array3::from_shape_fn((1, m, m), |(_, y, _)| {
-        y % 4 == 0 || (y as i64 - m as i64 / 2).abs() < (m as i64 / 25)
-    });
-    let supp = ndarray::Array3::from_elem((1, m, m), true);
-    let y = ndarray::Array4::from_shape_fn((nc, 1, m, m), |(_, _, yy, _)| {
-        if mask[[0, yy, 0]] {
-            rng.complex_normal()
-        } else {
-            C32::new(0.0, 0.0)
-        }
-    });
-    let sched = basin_recon::ebm::device_schedule(&p, 0.01);
-    let run = || {
-        basin_gpu::ebm::run(&gpu, &prior, &maps, &mask, &supp, &y, &sched).expect("EBM");
+    let batch = |rng: &mut Rng, nb: usize| {
+        let maps = ndarray::Array4::from_shape_fn((nc, nb, m, m), |_| rng.complex_normal() * 0.35);
+        let mask = ndarray::Array3::from_shape_fn((nb, m, m), |(_, y, _)| {
+            y % 4 == 0 || (y as i64 - m as i64 / 2).abs() < (m as i64 / 25)
+        });
+        let supp = ndarray::Array3::from_elem((nb, m, m), true);
+        let y = ndarray::Array4::from_shape_fn((nc, nb, m, m), |(_, z, yy, _)| {
+            if mask[[z, yy, 0]] {
+                rng.complex_normal()
+            } else {
+                C32::new(0.0, 0.0)
+            }
+        });
+        let scheds = vec![basin_recon::ebm::device_schedule(&p, 0.01); nb];
+        (maps, mask, supp, y, scheds)
     };
-    let t_slice = time(&gpu, 1, if quick { 2 } else { 5 }, || {}, run);
+    let one = batch(&mut rng, 1);
+    let run = |b: &(_, _, _, _, Vec<_>)| {
+        basin_gpu::ebm::run(&gpu, &prior, &b.0, &b.1, &b.2, &b.3, &b.4).expect("EBM");
+    };
+    let t_slice = time(&gpu, 1, if quick { 2 } else { 5 }, || {}, || run(&one));
     rows.push((format!("EBM {m}² {nc} coils, 1 slice"), t_slice, f64::NAN));
     let nslices = if quick { 4 } else { 160 };
     let t0 = Instant::now();
     for _ in 0..nslices {
-        run();
+        run(&one);
     }
     gpu.sync();
     let t_vol = t0.elapsed().as_secs_f64();
     rows.push((
-        format!("EBM {m}² {nc} coils, {nslices} slices"),
+        format!("EBM {m}² {nc} coils, {nslices} one-slice solves"),
         t_vol,
         f64::NAN,
     ));
+    for nb in if quick { vec![2, 4] } else { vec![16, 160] } {
+        let b = batch(&mut rng, nb);
+        let t = time(&gpu, 1, if quick { 2 } else { 3 }, || {}, || run(&b));
+        rows.push((
+            format!(
+                "EBM {m}² {nc} coils, batch of {nb}: {:.3} ms per slice",
+                t * 1e3 / nb as f64
+            ),
+            t,
+            f64::NAN,
+        ));
+    }
 
     println!("\n| what | median ms | GB/s | of ceiling |\n|---|---|---|---|");
     for (what, t, gbs) in rows {

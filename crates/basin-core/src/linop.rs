@@ -201,6 +201,11 @@ impl Sense {
         &self.mask
     }
 
+    /// Whether the FFT runs over z as well (3D encoding) rather than slice by slice.
+    pub fn is_3d(&self) -> bool {
+        self.axes.len() == 3
+    }
+
     /// M F (s_c x) with F along `axes` (all FFT axes for the forward operator; the normal
     /// operator passes only those where the mask varies).
     fn coil_forward(

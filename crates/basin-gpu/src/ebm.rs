@@ -2,11 +2,12 @@
 //! CG-SENSE initialisation, then for every (σ, ρ) of the schedule `inner` times a Tweedie prior
 //! step z = supp·(x − λσ²∇ₓE(x; σ)) followed by data consistency (AᴴA + ρI) d = Aᴴy − AᴴA z by
 //! CG, x = z + d. Everything the loop touches lives on the device; the host only launches.
+//! A batch of slices runs as one launch sequence, each slice its own problem.
 
 use crate::device::{grid, Gpu, GpuError};
 use crate::kernels;
 use crate::prior::GpuPrior;
-use crate::sense::{axpby, cg, interleave, slot, CgBuffers, Reducer, SenseGpu};
+use crate::sense::{axpby, cg, interleave, slot, CgBuffers, PerSlice, Reducer, SenseGpu};
 use basin_core::C32;
 use ndarray::{Array3, Array4};
 
@@ -28,20 +29,51 @@ pub struct Schedule {
 }
 
 /// What [`run`] measured.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Report {
-    /// Prior steps taken.
+    /// Prior steps taken (every slice takes the same number).
     pub iterations: usize,
-    /// Energy of the final image at the last σ.
-    pub energy: f64,
+    /// Energy of each slice's final image at its last σ.
+    pub energies: Vec<f64>,
     /// Host↔device copies made before the iteration loop started.
     pub copies_before_loop: usize,
     /// Host↔device copies made when the loop had ended (before reading the result).
     pub copies_after_loop: usize,
 }
 
-/// EBM reconstruction of `y` (k-space `[c, z, y, x]`, already scaled) with maps `[c, z, y, x]`,
-/// mask `[z, y, x]` and support `[z, y, x]`. Returns the image in the scaled units.
+/// The schedules of a batch must agree in everything but the noise levels: the loop's shape
+/// (levels, inner steps, CG iterations, tolerance) is one for all slices.
+fn check_schedules(scheds: &[Schedule], nz: usize) -> Result<(), GpuError> {
+    let Some(first) = scheds.first() else {
+        return Err(GpuError::Shape("EBM: no schedule".into()));
+    };
+    if scheds.len() != nz {
+        return Err(GpuError::Shape(format!(
+            "EBM: {} schedules for {nz} slices",
+            scheds.len()
+        )));
+    }
+    let same = |s: &Schedule| {
+        s.levels.len() == first.levels.len()
+            && s.inner == first.inner
+            && s.cg_iterations == first.cg_iterations
+            && s.init_iterations == first.init_iterations
+            && s.tolerance == first.tolerance
+    };
+    if !scheds.iter().all(same) {
+        return Err(GpuError::Shape(
+            "EBM: the slices of a batch need schedules of one shape (levels, inner steps, CG iterations, tolerance)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// EBM reconstruction of a batch of slices in one launch sequence: k-space `y` `[c, z, y, x]`
+/// (each slice already scaled), maps `[c, z, y, x]`, mask `[z, y, x]` and support `[z, y, x]`,
+/// slice z with its own schedule `scheds[z]` (its σ, ρ and λ; the loop's shape shared). Each
+/// slice is its own problem — its own CG scalars and stopping rule, its own noise levels — so
+/// slice z comes out as it would from a batch of one. Returns the images in the scaled units.
 pub fn run(
     gpu: &Gpu,
     prior: &GpuPrior,
@@ -49,7 +81,7 @@ pub fn run(
     mask: &Array3<bool>,
     support: &Array3<bool>,
     y: &Array4<C32>,
-    sched: &Schedule,
+    scheds: &[Schedule],
 ) -> Result<(Array3<C32>, Report), GpuError> {
     let (_, nz, h, w) = maps.dim();
     if y.dim() != maps.dim() || support.dim() != (nz, h, w) {
@@ -60,12 +92,40 @@ pub fn run(
             support.shape()
         )));
     }
+    check_schedules(scheds, nz)?;
+    let sched = &scheds[0];
+    let nlev = sched.levels.len();
     let op = SenseGpu::new(gpu, maps, mask)?;
     let npix = op.npix();
     let hw = h * w;
-    let red = Reducer::new(gpu);
+    let red = Reducer::new(gpu, nz);
     let cgb = CgBuffers::new(gpu, npix);
     let ws = prior.workspace(gpu, nz, h, w);
+    // Per level l and slice z: σ (the prior's conditioning), ρ and λσ² — tables uploaded once;
+    // a step selects its row by offset. The last row of the conditioning is the final σ.
+    let sigma_at = |l: usize| scheds.iter().map(|s| s.levels[l].0).collect::<Vec<f32>>();
+    let mut sigmas: Vec<Vec<f32>> = (0..nlev).map(sigma_at).collect();
+    sigmas.push(
+        scheds
+            .iter()
+            .map(|s| s.levels.last().map_or(1.0, |l| l.0))
+            .collect(),
+    );
+    let cond = prior.conditioning(gpu, &sigmas);
+    let rho_tab = gpu.upload(
+        &(0..nlev)
+            .flat_map(|l| scheds.iter().map(move |s| s.levels[l].1))
+            .collect::<Vec<f32>>(),
+    );
+    let s2_tab = gpu.upload(
+        &(0..nlev)
+            .flat_map(|l| {
+                scheds
+                    .iter()
+                    .map(move |s| s.prior_weight * s.levels[l].0 * s.levels[l].0)
+            })
+            .collect::<Vec<f32>>(),
+    );
     let yd = gpu.upload(&interleave(y.iter().copied()));
     let supp = gpu.upload(&support.iter().map(|&m| m as u8 as f32).collect::<Vec<_>>());
     let aty = gpu.zeros(2 * npix);
@@ -82,7 +142,7 @@ pub fn run(
         &cgb,
         &aty,
         &x,
-        0.0,
+        op.no_rho(),
         sched.tolerance,
         sched.init_iterations,
     );
@@ -101,10 +161,12 @@ pub fn run(
         );
     };
     let mut iterations = 0;
-    for &(sigma, rho) in &sched.levels {
+    for l in 0..nlev {
+        let off = (l * nz) as u32;
+        let rho = PerSlice { buf: &rho_tab, off };
         for _ in 0..sched.inner {
             planar(&x);
-            prior.energy_grad(gpu, &ws, sigma);
+            prior.energy_grad(gpu, &ws, &cond, l);
             kernels::prior_step::launch(
                 gpu.client(),
                 cp.clone(),
@@ -113,12 +175,13 @@ pub fn run(
                 ws.grad().arg(),
                 supp.arg(),
                 z.arg(),
-                sched.prior_weight * sigma * sigma,
+                s2_tab.arg(),
+                off,
                 hw as u32,
                 nz as u32,
             );
             // rhs = Aᴴy − AᴴA z; (AᴴA + ρI) d = rhs; x = z + d.
-            op.normal(gpu, &z, 0.0, &rhs);
+            op.normal(gpu, &z, op.no_rho(), &rhs);
             axpby(gpu, 1.0, &aty, -1.0, &rhs);
             cg(
                 gpu,
@@ -136,9 +199,8 @@ pub fn run(
             iterations += 1;
         }
     }
-    let sigma_final = sched.levels.last().map(|l| l.0).unwrap_or(1.0);
     planar(&x);
-    prior.energy_grad(gpu, &ws, sigma_final);
+    prior.energy_grad(gpu, &ws, &cond, nlev);
     red.dot(gpu, ws.density(), &ones, slot::OUT);
     let copies_after_loop = gpu.copies();
     let xs = gpu.download(&x);
@@ -151,7 +213,11 @@ pub fn run(
         img,
         Report {
             iterations,
-            energy: scal[slot::OUT as usize] as f64,
+            energies: red
+                .per_slice(&scal, slot::OUT)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
             copies_before_loop,
             copies_after_loop,
         },

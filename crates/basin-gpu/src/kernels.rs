@@ -117,8 +117,10 @@ pub fn coil_expand(x: &[f32], maps: &[f32], out: &mut [f32], npix: u32, ncoil: u
     }
 }
 
-/// x[p] = Σ_c conj(maps[c, p]) · k[c, p]  (+ rho · v[p] when rho ≠ 0).
+/// x[p] = Σ_c conj(maps[c, p]) · k[c, p]  (+ ρ · v[p] when ρ ≠ 0), ρ = rho[roff + p / hw]: one
+/// value per slice of h·w = `hw` pixels.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 pub fn coil_combine(
     k: &[f32],
     maps: &[f32],
@@ -126,12 +128,15 @@ pub fn coil_combine(
     x: &mut [f32],
     npix: u32,
     ncoil: u32,
-    rho: f32,
+    rho_tab: &[f32],
+    roff: u32,
+    hw: u32,
 ) {
     let p = ABSOLUTE_POS as u32;
     if p < npix {
         let mut re = 0.0f32;
         let mut im = 0.0f32;
+        let rho = rho_tab[(roff + p / hw) as usize];
         if rho != 0.0f32 {
             re = rho * v[(2 * p) as usize];
             im = rho * v[(2 * p + 1) as usize];
@@ -166,17 +171,21 @@ pub fn apply_mask(k: &mut [f32], mask: &[f32], npix: u32, ncoil: u32) {
 // solver.rs) so the iteration never reads back to the host.
 // ---------------------------------------------------------------------------------------------
 
-/// partial[cube] = Σ over this cube's grid-stride share of a[i]·b[i] (f32 values; for complex
-/// interleaved arrays this is Re⟨a, b⟩).
+/// Segmented dot products: the arrays are `CUBE_COUNT_Y` segments of `n` f32 values, and
+/// partial[seg · CUBE_COUNT_X + cube] = Σ over this cube's grid-stride share of segment seg of
+/// a[i]·b[i] (for complex interleaved arrays Re⟨a, b⟩). The cubes along Y are the segments
+/// (the slices of a batch); along X the order of summation within a segment is that of a
+/// one-segment launch, so a slice's sums do not depend on the batch it is in.
 #[cube(launch)]
 pub fn dot_partial(a: &[f32], b: &[f32], partial: &mut [f32], n: u32, #[comptime] block: u32) {
     let mut shared = Shared::new_slice(block as usize);
     let tid = UNIT_POS;
-    let cubes = CUBE_COUNT as u32;
+    let cubes = CUBE_COUNT_X;
+    let base = CUBE_POS_Y * n;
     let mut acc = 0.0f32;
-    let mut i = (CUBE_POS as u32) * block + tid;
+    let mut i = CUBE_POS_X * block + tid;
     while i < n {
-        acc += a[i as usize] * b[i as usize];
+        acc += a[(base + i) as usize] * b[(base + i) as usize];
         i += cubes * block;
     }
     shared[tid as usize] = acc;
@@ -191,25 +200,28 @@ pub fn dot_partial(a: &[f32], b: &[f32], partial: &mut [f32], n: u32, #[comptime
         s /= 2;
     }
     if tid == 0 {
-        partial[CUBE_POS] = shared[0];
+        partial[(CUBE_POS_Y * cubes + CUBE_POS_X) as usize] = shared[0];
     }
 }
 
-/// scal[slot] = Σ partial[0..nparts] (one cube).
+/// scal[seg · nslot + slot] = Σ partial[seg · nparts ..][..nparts] (one cube per segment, the
+/// segments along Y).
 #[cube(launch)]
 pub fn sum_partials(
     partial: &[f32],
     scal: &mut [f32],
     nparts: u32,
     slot: u32,
+    nslot: u32,
     #[comptime] block: u32,
 ) {
     let mut shared = Shared::new_slice(block as usize);
     let tid = UNIT_POS;
+    let seg = CUBE_POS_Y;
     let mut acc = 0.0f32;
     let mut i = tid;
     while i < nparts {
-        acc += partial[i as usize];
+        acc += partial[(seg * nparts + i) as usize];
         i += block;
     }
     shared[tid as usize] = acc;
@@ -224,25 +236,38 @@ pub fn sum_partials(
         s /= 2;
     }
     if tid == 0 {
-        scal[slot as usize] = shared[0];
+        scal[(seg * nslot + slot) as usize] = shared[0];
     }
 }
 
-/// y += sign · scal[slot] · x.
+/// y += sign · scal[(t / seg) · nslot + slot] · x: each segment of `seg` values (a slice) with
+/// its own scalar.
 #[cube(launch)]
-pub fn axpy_slot(x: &[f32], y: &mut [f32], scal: &[f32], slot: u32, sign: f32, n: u32) {
+#[allow(clippy::too_many_arguments)]
+pub fn axpy_slot(
+    x: &[f32],
+    y: &mut [f32],
+    scal: &[f32],
+    slot: u32,
+    sign: f32,
+    n: u32,
+    seg: u32,
+    nslot: u32,
+) {
     let t = ABSOLUTE_POS as u32;
     if t < n {
-        y[t as usize] += sign * scal[slot as usize] * x[t as usize];
+        let a = scal[((t / seg) * nslot + slot) as usize];
+        y[t as usize] += sign * a * x[t as usize];
     }
 }
 
-/// p = r + scal[slot] · p.
+/// p = r + scal[(t / seg) · nslot + slot] · p.
 #[cube(launch)]
-pub fn xpby_slot(r: &[f32], p: &mut [f32], scal: &[f32], slot: u32, n: u32) {
+pub fn xpby_slot(r: &[f32], p: &mut [f32], scal: &[f32], slot: u32, n: u32, seg: u32, nslot: u32) {
     let t = ABSOLUTE_POS as u32;
     if t < n {
-        p[t as usize] = r[t as usize] + scal[slot as usize] * p[t as usize];
+        let b = scal[((t / seg) * nslot + slot) as usize];
+        p[t as usize] = r[t as usize] + b * p[t as usize];
     }
 }
 
@@ -256,44 +281,51 @@ pub fn axpby(x: &[f32], y: &mut [f32], a: f32, b: f32, n: u32) {
 }
 
 /// CG start: rr = rr0 = scal[RR_NEW]; running flag set when rr > 0.
-/// Slots: 0 rr, 1 rr0, 2 pap, 3 pp, 4 alpha, 5 rr_new, 6 beta, 7 running.
+/// Slots (of segment t, at t · nslot): 0 rr, 1 rr0, 2 pap, 3 pp, 4 alpha, 5 rr_new, 6 beta,
+/// 7 running. One thread per segment (`nseg` slices, each its own CG).
 #[cube(launch)]
-pub fn cg_start(scal: &mut [f32]) {
-    if ABSOLUTE_POS == 0 {
-        let rr = scal[5];
-        scal[0] = rr;
-        scal[1] = rr;
-        scal[4] = 0.0f32;
-        scal[6] = 0.0f32;
-        scal[7] = select(rr > 0.0f32, 1.0f32, 0.0f32);
+pub fn cg_start(scal: &mut [f32], nseg: u32, nslot: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < nseg {
+        let o = t * nslot;
+        let rr = scal[(o + 5) as usize];
+        scal[o as usize] = rr;
+        scal[(o + 1) as usize] = rr;
+        scal[(o + 4) as usize] = 0.0f32;
+        scal[(o + 6) as usize] = 0.0f32;
+        scal[(o + 7) as usize] = select(rr > 0.0f32, 1.0f32, 0.0f32);
     }
 }
 
 /// α = rr / pᴴAp, or 0 (and stop) when the CPU's `Cg::update` would stop: not running,
 /// pᴴAp ≤ 0, or a Rayleigh quotient pᴴAp / pᴴp ≤ 1e-6 (numerical null space).
 #[cube(launch)]
-pub fn cg_alpha(scal: &mut [f32]) {
-    if ABSOLUTE_POS == 0 {
-        let pap = scal[2];
-        let pp = scal[3];
-        let ok = scal[7] > 0.5f32 && pap > 0.0f32 && pap > 1e-6f32 * pp;
-        scal[4] = select(ok, scal[0] / pap, 0.0f32);
-        scal[7] = select(ok, 1.0f32, 0.0f32);
+pub fn cg_alpha(scal: &mut [f32], nseg: u32, nslot: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < nseg {
+        let o = t * nslot;
+        let pap = scal[(o + 2) as usize];
+        let pp = scal[(o + 3) as usize];
+        let ok = scal[(o + 7) as usize] > 0.5f32 && pap > 0.0f32 && pap > 1e-6f32 * pp;
+        scal[(o + 4) as usize] = select(ok, scal[o as usize] / pap, 0.0f32);
+        scal[(o + 7) as usize] = select(ok, 1.0f32, 0.0f32);
     }
 }
 
 /// β = rr_new / rr, rr = rr_new; stop once ‖r‖/‖b‖ ≤ tol (tol2 = tol²) or when not running.
 #[cube(launch)]
-pub fn cg_beta(scal: &mut [f32], tol2: f32) {
-    if ABSOLUTE_POS == 0 {
-        let running = scal[7] > 0.5f32;
-        let rr_new = scal[5];
-        let rr = scal[0];
+pub fn cg_beta(scal: &mut [f32], tol2: f32, nseg: u32, nslot: u32) {
+    let t = ABSOLUTE_POS as u32;
+    if t < nseg {
+        let o = t * nslot;
+        let running = scal[(o + 7) as usize] > 0.5f32;
+        let rr_new = scal[(o + 5) as usize];
+        let rr = scal[o as usize];
         let beta = select(running && rr > 0.0f32, rr_new / rr, 0.0f32);
-        scal[6] = beta;
-        scal[0] = select(running, rr_new, rr);
-        let converged = rr_new <= tol2 * scal[1];
-        scal[7] = select(running && !converged && rr_new > 0.0f32, 1.0f32, 0.0f32);
+        scal[(o + 6) as usize] = beta;
+        scal[o as usize] = select(running, rr_new, rr);
+        let converged = rr_new <= tol2 * scal[(o + 1) as usize];
+        scal[(o + 7) as usize] = select(running && !converged && rr_new > 0.0f32, 1.0f32, 0.0f32);
     }
 }
 
@@ -354,7 +386,8 @@ pub fn pool2_adjoint_add(coarse: &[f32], fine: &mut [f32], h: u32, w: u32, plane
 pub const CONV_BLOCK: usize = 4;
 
 /// Same-size cross-correlation with zero padding plus a per-channel shift:
-/// out[b, o, y, x] = Σ_{i,dy,dx} w[o, i, dy, dx]·inp[b, i, y+dy−r, x+dx−r] + bias[o] + coef[o]·cval.
+/// out[b, o, y, x] = Σ_{i,dy,dx} w[o, i, dy, dx]·inp[b, i, y+dy−r, x+dx−r] + bias[o] + coef[o]·c_b
+/// with c_b = cond[cidx + b·cstride] (image b's own conditioning value, its ln σ).
 /// dims: ci, co, k, h, w, nb. One thread computes [`CONV_BLOCK`] = 4 consecutive output channels
 /// of one pixel (launch ⌈co/4⌉·nb·h·w threads); channels past co read the last channel's weights
 /// and are not written.
@@ -367,7 +400,9 @@ pub fn conv_same(
     coef: &[f32],
     out: &mut [f32],
     dims: &[u32],
-    cval: f32,
+    cond: &[f32],
+    cidx: u32,
+    cstride: u32,
 ) {
     let ci = dims[0];
     let co = dims[1];
@@ -389,6 +424,7 @@ pub fn conv_same(
         let x = pix % w;
         let r = k / 2;
         let kk = k * k;
+        let cval = cond[(cidx + b * cstride) as usize];
         let mut a0 = bias[o0 as usize] + coef[o0 as usize] * cval;
         let mut a1 = bias[o1 as usize] + coef[o1 as usize] * cval;
         let mut a2 = bias[o2 as usize] + coef[o2 as usize] * cval;
@@ -524,7 +560,8 @@ pub fn softplus(z: &[f32], h: &mut [f32], n: u32) {
 }
 
 /// The output layer for one pixel: d2[b, k, p] = (α_k/σ)·sigmoid(z2[b, k, p]) (∂e/∂z₂) and the
-/// energy density e[b, p] = Σ_k (α_k/σ)·softplus(z2[b, k, p]), written or added (`add` = 1).
+/// energy density e[b, p] = Σ_k (α_k/σ)·softplus(z2[b, k, p]), with 1/σ (times the network's
+/// weight) = cond[cidx + b·cstride], image b's own.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn head(
@@ -535,12 +572,15 @@ pub fn head(
     c2: u32,
     hw: u32,
     nb: u32,
-    inv_sigma: f32,
+    cond: &[f32],
+    cidx: u32,
+    cstride: u32,
 ) {
     let t = ABSOLUTE_POS as u32;
     if t < nb * hw {
         let b = t / hw;
         let p = t % hw;
+        let inv_sigma = cond[(cidx + b * cstride) as usize];
         let mut e = 0.0f32;
         for k in 0..c2 {
             let i = (b * c2 + k) * hw + p;
@@ -554,13 +594,25 @@ pub fn head(
 }
 
 /// The prior step of half-quadratic splitting on interleaved images:
-/// z[b, p] = supp[b, p] · (x[b, p] − s2 · g[b, :, p]) with g planar [nb, 2, hw].
+/// z[b, p] = supp[b, p] · (x[b, p] − s2_b · g[b, :, p]) with g planar [nb, 2, hw] and
+/// s2_b = s2[soff + b] (λσ² of image b).
 #[cube(launch)]
-pub fn prior_step(x: &[f32], g: &[f32], supp: &[f32], z: &mut [f32], s2: f32, hw: u32, nb: u32) {
+#[allow(clippy::too_many_arguments)]
+pub fn prior_step(
+    x: &[f32],
+    g: &[f32],
+    supp: &[f32],
+    z: &mut [f32],
+    s2_tab: &[f32],
+    soff: u32,
+    hw: u32,
+    nb: u32,
+) {
     let t = ABSOLUTE_POS as u32;
     if t < hw * nb {
         let b = t / hw;
         let p = t % hw;
+        let s2 = s2_tab[(soff + b) as usize];
         let m = supp[t as usize];
         let gr = g[(b * 2 * hw + p) as usize];
         let gi = g[(b * 2 * hw + hw + p) as usize];
@@ -578,7 +630,8 @@ pub fn prior_step(x: &[f32], g: &[f32], supp: &[f32], z: &mut [f32], s2: f32, hw
 // ---------------------------------------------------------------------------------------------
 
 /// Responses of filter k, their energy ψ (α·ψ added to `dens`) and α·ψ'·c into `dc` (planar
-/// [nb, 2, h, w]).
+/// [nb, 2, h, w]); image b's noise variance v and weight α are cond[vidx + b·cstride] and
+/// cond[aidx + b·cstride].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn expert_response(
@@ -594,8 +647,10 @@ pub fn expert_response(
     ntaps: u32,
     scale: u32,
     inv: f32,
-    v: f32,
-    alpha: f32,
+    cond: &[f32],
+    vidx: u32,
+    aidx: u32,
+    cstride: u32,
 ) {
     // dims: h, w, nb, nj
     let h = dims[0];
@@ -609,6 +664,8 @@ pub fn expert_response(
         let p = t % hw;
         let y = p / w;
         let xx = p % w;
+        let v = cond[(vidx + b * cstride) as usize];
+        let alpha = cond[(aidx + b * cstride) as usize];
         let mut re = 0.0f32;
         let mut im = 0.0f32;
         for ti in 0..ntaps {

@@ -88,6 +88,30 @@ struct ExpertsWs {
     dims: DBuf<u32>,
 }
 
+/// The noise levels a batch is judged at, on the device: for every step of a schedule and every
+/// image of the batch, the values the kernels read (per pyramid level s: ln σₛ and β(σ)/σₛ; per
+/// expert filter k: its weight at σ and the noise variance σ²‖fₖ‖² it adds). Built once per
+/// solve ([`GpuPrior::conditioning`]), so a step of the iteration only selects its row.
+pub struct Conditioning {
+    buf: DBuf<f32>,
+    nb: usize,
+    stride: usize,
+    /// Per step, whether expert filter k has a non-zero weight for some image (else its
+    /// launches are skipped, as the CPU skips a zero weight).
+    experts_on: Vec<Vec<bool>>,
+}
+
+impl Conditioning {
+    /// Images per step.
+    pub fn batch(&self) -> usize {
+        self.nb
+    }
+    /// Steps (noise levels) held.
+    pub fn steps(&self) -> usize {
+        self.experts_on.len()
+    }
+}
+
 /// Device buffers for [`GpuPrior::energy_grad`] on `nb` images of `h`×`w`. The input goes in
 /// [`PriorWorkspace::input`] (planar `[nb, 2, h, w]`); the gradient (same layout) and the energy
 /// density `[nb, h, w]` come out in [`PriorWorkspace::grad`] and [`PriorWorkspace::density`].
@@ -220,17 +244,86 @@ impl GpuPrior {
         4 * nb * total
     }
 
-    /// ∇ₓE and the energy density of the images in `ws.input()` at noise level σ.
-    pub fn energy_grad(&self, gpu: &Gpu, ws: &PriorWorkspace, sigma: f32) {
-        let nb = ws.nb;
-        let n = ws.levels.len();
-        let cl = gpu.client();
+    /// Values per image in a [`Conditioning`] row.
+    fn cond_stride(&self) -> usize {
+        2 * self.levels.len() + 2 * self.experts.as_ref().map_or(0, |e| e.shape.len())
+    }
+
+    /// The conditioning row of one image at noise level σ (float32 as the kernels use it) and
+    /// which expert filters have a non-zero weight.
+    fn cond_row(&self, sigma: f32) -> (Vec<f32>, Vec<bool>) {
         let wts = self
             .experts
             .as_ref()
             .map(|e| e.host.weights_at(sigma as f64));
         // The network's weight β(σ) scales its head, hence its gradient and density.
         let beta = wts.as_ref().map_or(1.0, |w| w[w.len() - 1] as f32);
+        let mut row = Vec::with_capacity(self.cond_stride());
+        for s in 0..self.levels.len() {
+            let sig = sigma / (1u32 << s) as f32;
+            row.push(sig.ln());
+            row.push(beta / sig);
+        }
+        let mut on = Vec::new();
+        if let (Some(e), Some(w)) = (&self.experts, &wts) {
+            row.extend(e.shape.iter().enumerate().map(|(k, _)| w[k] as f32));
+            row.extend(
+                e.shape
+                    .iter()
+                    .map(|&(_, _, norm2)| (sigma as f64 * sigma as f64 * norm2) as f32),
+            );
+            on = e
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(k, _)| w[k] != 0.0)
+                .collect();
+        }
+        (row, on)
+    }
+
+    /// Uploads the conditioning of a batch: `sigmas[step][b]` is image b's noise level at that
+    /// step (every step the same number of images). One copy.
+    pub fn conditioning(&self, gpu: &Gpu, sigmas: &[Vec<f32>]) -> Conditioning {
+        let nb = sigmas.first().map_or(0, Vec::len);
+        assert!(
+            sigmas.iter().all(|s| s.len() == nb),
+            "every step conditions the same batch"
+        );
+        let stride = self.cond_stride();
+        let mut buf = Vec::with_capacity(sigmas.len() * nb * stride);
+        let mut experts_on = Vec::with_capacity(sigmas.len());
+        for step in sigmas {
+            let mut on = vec![false; self.experts.as_ref().map_or(0, |e| e.shape.len())];
+            for &sigma in step {
+                let (row, o) = self.cond_row(sigma);
+                buf.extend(row);
+                on.iter_mut().zip(o).for_each(|(a, b)| *a |= b);
+            }
+            experts_on.push(on);
+        }
+        Conditioning {
+            buf: gpu.upload(&buf),
+            nb,
+            stride,
+            experts_on,
+        }
+    }
+
+    /// ∇ₓE and the energy density of the images in `ws.input()`, image b at the noise level of
+    /// row `step` of `cond` (one per image: a batch of slices each at its own σ).
+    pub fn energy_grad(&self, gpu: &Gpu, ws: &PriorWorkspace, cond: &Conditioning, step: usize) {
+        let nb = ws.nb;
+        assert!(
+            cond.nb == nb && step < cond.steps(),
+            "conditioning for {} images × {} steps, asked for {nb} images at step {step}",
+            cond.nb,
+            cond.steps()
+        );
+        let n = ws.levels.len();
+        let cl = gpu.client();
+        let cs = cond.stride as u32;
+        let base = (step * nb * cond.stride) as u32;
         for s in 1..n {
             let (f, c) = (&ws.levels[s - 1], &ws.levels[s]);
             let (cc, d) = grid(nb * 2 * c.h * c.w);
@@ -246,8 +339,8 @@ impl GpuPrior {
             );
         }
         for (s, (lw, l)) in ws.levels.iter().zip(&self.levels).enumerate() {
-            let sig = sigma / (1u32 << s) as f32;
             let hw = lw.h * lw.w;
+            let (ln_sig, head_scale) = (base + 2 * s as u32, base + 2 * s as u32 + 1);
             // Convolution launches: one thread per pixel and CONV_BLOCK channels.
             let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
             let (c, d) = grid(nb * l.c1 * hw);
@@ -262,7 +355,9 @@ impl GpuPrior {
                 l.a1.arg(),
                 lw.z1.arg(),
                 lw.dims1.arg(),
-                sig.ln(),
+                cond.buf.arg(),
+                ln_sig,
+                cs,
             );
             kernels::softplus::launch(cl, c, d, lw.z1.arg(), lw.h1.arg(), (nb * l.c1 * hw) as u32);
             let (c2, d2) = grid(blocks(l.c2));
@@ -276,7 +371,9 @@ impl GpuPrior {
                 l.zero2.arg(),
                 lw.z2.arg(),
                 lw.dims2.arg(),
-                0.0,
+                cond.buf.arg(),
+                ln_sig, // multiplies the zero coefficients of the second layer
+                cs,
             );
             let (cp, dp) = grid(nb * hw);
             kernels::head::launch(
@@ -290,7 +387,9 @@ impl GpuPrior {
                 l.c2 as u32,
                 hw as u32,
                 nb as u32,
-                beta / sig,
+                cond.buf.arg(),
+                head_scale,
+                cs,
             );
             kernels::conv_adjoint::launch(
                 cl,
@@ -332,12 +431,14 @@ impl GpuPrior {
                 );
             }
         }
-        if let (Some(e), Some(ew), Some(wts)) = (&self.experts, &ws.experts, &wts) {
+        if let (Some(e), Some(ew)) = (&self.experts, &ws.experts) {
             let l0 = &ws.levels[0];
             let (cp, dp) = grid(nb * l0.h * l0.w);
-            for (k, &(ntaps, scale, norm2)) in e.shape.iter().enumerate() {
-                if wts[k] == 0.0 {
-                    continue; // zero weight at this σ: no energy, no gradient
+            let nk = e.shape.len() as u32;
+            let first = base + 2 * self.levels.len() as u32;
+            for (k, &(ntaps, scale, _)) in e.shape.iter().enumerate() {
+                if !cond.experts_on[step][k] {
+                    continue; // zero weight at this σ for every image: no energy, no gradient
                 }
                 kernels::expert_response::launch(
                     cl,
@@ -355,8 +456,10 @@ impl GpuPrior {
                     ntaps as u32,
                     scale as u32,
                     1.0 / (scale * scale) as f32,
-                    (sigma as f64 * sigma as f64 * norm2) as f32,
-                    wts[k] as f32,
+                    cond.buf.arg(),
+                    first + nk + k as u32,
+                    first + k as u32,
+                    cs,
                 );
                 kernels::expert_adjoint::launch(
                     cl,

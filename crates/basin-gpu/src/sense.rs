@@ -1,5 +1,10 @@
 //! SENSE on the device (the operator of `basin_core::linop::Sense` for 2D encoding), device
 //! reductions and the CG solver of `basin_recon::solvers::Cg`, step for step.
+//!
+//! A batch of slices is one operator whose slices (the z axis) are independent problems: the
+//! operator is block diagonal, every reduction is per slice ([`Reducer`] keeps one set of
+//! scalar slots per slice) and [`cg`] runs one CG per slice with its own α, β, ρ and stopping
+//! rule — the iterates of solving each slice alone.
 
 use crate::device::{grid, DBuf, Gpu, GpuError};
 use crate::fft::Fft2;
@@ -34,44 +39,57 @@ pub mod slot {
 /// Cubes of the first reduction pass.
 const PARTS: usize = 256;
 
-/// Device reductions: partial sums per cube, then one cube.
+/// Device reductions over the slices of a batch: partial sums per cube, then one cube per
+/// slice. Slice z's scalars are `scal[z · slot::N ..][..slot::N]`.
 pub struct Reducer {
     partial: DBuf<f32>,
-    /// The scalar slots (see [`slot`]).
+    nseg: usize,
+    /// The scalar slots (see [`slot`]), [`slot::N`] per slice.
     pub scal: DBuf<f32>,
 }
 
 impl Reducer {
-    /// Buffers for the partial sums and the scalar slots.
-    pub fn new(gpu: &Gpu) -> Self {
+    /// Buffers for the partial sums and the scalar slots of `nseg` slices.
+    pub fn new(gpu: &Gpu, nseg: usize) -> Self {
+        let nseg = nseg.max(1);
         Reducer {
-            partial: gpu.zeros(PARTS),
-            scal: gpu.zeros(slot::N),
+            partial: gpu.zeros(PARTS * nseg),
+            nseg,
+            scal: gpu.zeros(slot::N * nseg),
         }
     }
 
-    /// scal[slot] = Σ a·b over the f32 values (Re⟨a, b⟩ for complex arrays).
+    /// Slices reduced separately.
+    pub fn segments(&self) -> usize {
+        self.nseg
+    }
+
+    /// For every slice z, scal[z, slot] = Σ a·b over slice z's f32 values (Re⟨a, b⟩ for complex
+    /// arrays); the arrays are the slices one after the other, equally long. A slice's sum is
+    /// taken in the same order whatever the batch (the same cubes, the same tree).
     pub fn dot(&self, gpu: &Gpu, a: &DBuf<f32>, b: &DBuf<f32>, slot: u32) {
-        let n = a.len();
-        let cubes = n.div_ceil(kernels::BLOCK as usize).clamp(1, PARTS) as u32;
+        let seg = a.len() / self.nseg;
+        debug_assert_eq!(seg * self.nseg, a.len());
+        let cubes = seg.div_ceil(kernels::BLOCK as usize).clamp(1, PARTS) as u32;
         kernels::dot_partial::launch(
             gpu.client(),
-            cubecl::prelude::CubeCount::Static(cubes, 1, 1),
+            cubecl::prelude::CubeCount::Static(cubes, self.nseg as u32, 1),
             cubecl::prelude::CubeDim::new_1d(kernels::BLOCK),
             a.arg(),
             b.arg(),
             self.partial.arg(),
-            n as u32,
+            seg as u32,
             kernels::BLOCK,
         );
         kernels::sum_partials::launch(
             gpu.client(),
-            cubecl::prelude::CubeCount::Static(1, 1, 1),
+            cubecl::prelude::CubeCount::Static(1, self.nseg as u32, 1),
             cubecl::prelude::CubeDim::new_1d(kernels::BLOCK),
             self.partial.arg(),
             self.scal.arg(),
             cubes,
             slot,
+            slot::N as u32,
             kernels::BLOCK,
         );
     }
@@ -80,6 +98,23 @@ impl Reducer {
     pub fn read(&self, gpu: &Gpu) -> Vec<f32> {
         gpu.download(&self.scal)
     }
+
+    /// Slot `slot` of every slice, from what [`Reducer::read`] returned.
+    pub fn per_slice(&self, scal: &[f32], slot: u32) -> Vec<f32> {
+        (0..self.nseg)
+            .map(|z| scal[z * slot::N + slot as usize])
+            .collect()
+    }
+}
+
+/// One value per slice on the device: slice z's is `buf[off + z]` (a row of a table built
+/// before the iteration, so choosing it costs no copy).
+#[derive(Clone, Copy)]
+pub struct PerSlice<'a> {
+    /// The table.
+    pub buf: &'a DBuf<f32>,
+    /// Where this row starts.
+    pub off: u32,
 }
 
 /// y = a·x + b·y.
@@ -88,15 +123,18 @@ pub fn axpby(gpu: &Gpu, a: f32, x: &DBuf<f32>, b: f32, y: &DBuf<f32>) {
     kernels::axpby::launch(gpu.client(), c, d, x.arg(), y.arg(), a, b, x.len() as u32);
 }
 
-/// 2D SENSE on the device: maps `[c, z, y, x]`, a mask `[z, y, x]` shared by the coils.
+/// 2D SENSE on the device: maps `[c, z, y, x]`, a mask `[z, y, x]` shared by the coils. Each
+/// z is its own slice (2D encoding), so a batch of slices is one operator.
 pub struct SenseGpu {
     maps: DBuf<f32>,
     mask: DBuf<f32>,
     ncoil: usize,
+    nz: usize,
+    hw: usize,
     npix: usize,
     fft: Fft2,
     k: DBuf<f32>,
-    unused: DBuf<f32>,
+    zero: DBuf<f32>,
 }
 
 /// Interleaved f32 values of complex data.
@@ -120,11 +158,26 @@ impl SenseGpu {
             maps: gpu.upload(&interleave(maps.iter().copied())),
             mask: gpu.upload(&mask.iter().map(|&m| m as u8 as f32).collect::<Vec<_>>()),
             ncoil: nc,
+            nz,
+            hw: h * w,
             npix,
             fft: Fft2::new(gpu, nc * nz, h, w),
             k: gpu.zeros(2 * nc * npix),
-            unused: gpu.zeros(2),
+            zero: gpu.zeros(2 * npix.max(nz)),
         })
+    }
+
+    /// Slices (independent problems) of the operator.
+    pub fn slices(&self) -> usize {
+        self.nz
+    }
+
+    /// ρ = 0 for every slice.
+    pub fn no_rho(&self) -> PerSlice<'_> {
+        PerSlice {
+            buf: &self.zero,
+            off: 0,
+        }
     }
 
     /// Pixels of the image domain.
@@ -162,8 +215,9 @@ impl SenseGpu {
         );
     }
 
-    /// out = Sᴴ Fᴴ M y + ρ v (`v` ignored when ρ = 0). Uses an internal k-space buffer.
-    fn adjoint_into(&self, gpu: &Gpu, rho: f32, v: &DBuf<f32>, out: &DBuf<f32>) {
+    /// out = Sᴴ Fᴴ M y + ρ v, ρ per slice (`v` ignored where ρ = 0). Uses an internal k-space
+    /// buffer.
+    fn adjoint_into(&self, gpu: &Gpu, rho: PerSlice<'_>, v: &DBuf<f32>, out: &DBuf<f32>) {
         let (c, d) = grid(self.nsamples());
         kernels::apply_mask::launch(
             gpu.client(),
@@ -186,18 +240,20 @@ impl SenseGpu {
             out.arg(),
             self.npix as u32,
             self.ncoil as u32,
-            rho,
+            rho.buf.arg(),
+            rho.off,
+            self.hw as u32,
         );
     }
 
     /// out = Aᴴ y.
     pub fn adjoint(&self, gpu: &Gpu, y: &DBuf<f32>, out: &DBuf<f32>) {
         gpu.copy(y, &self.k);
-        self.adjoint_into(gpu, 0.0, &self.unused, out);
+        self.adjoint_into(gpu, self.no_rho(), &self.zero, out);
     }
 
-    /// out = (AᴴA + ρI) x.
-    pub fn normal(&self, gpu: &Gpu, x: &DBuf<f32>, rho: f32, out: &DBuf<f32>) {
+    /// out = (AᴴA + ρI) x, slice z with its own ρ.
+    pub fn normal(&self, gpu: &Gpu, x: &DBuf<f32>, rho: PerSlice<'_>, out: &DBuf<f32>) {
         self.forward(gpu, x, &self.k);
         self.adjoint_into(gpu, rho, x, out);
     }
@@ -221,9 +277,10 @@ impl CgBuffers {
     }
 }
 
-/// (AᴴA + ρI) x = b by CG from x = 0, at most `iters` iterations, stopping as
-/// `basin_recon::solvers::Cg` does (relative residual ≤ `tol`, non-positive curvature, null-space
-/// directions) — decided on the device, so nothing is read back.
+/// (AᴴA + ρI) x = b by CG from x = 0 for every slice at once, each with its own ρ, scalars
+/// and stopping rule: at most `iters` iterations, stopping as `basin_recon::solvers::Cg` does
+/// (relative residual ≤ `tol`, non-positive curvature, null-space directions) — decided on the
+/// device, so nothing is read back. A slice that has stopped takes steps of zero.
 #[allow(clippy::too_many_arguments)]
 pub fn cg(
     gpu: &Gpu,
@@ -232,23 +289,28 @@ pub fn cg(
     buf: &CgBuffers,
     b: &DBuf<f32>,
     x: &DBuf<f32>,
-    rho: f32,
+    rho: PerSlice<'_>,
     tol: f64,
     iters: usize,
 ) {
+    debug_assert_eq!(red.segments(), op.slices());
     let n = x.len();
+    let seg = (n / op.slices()) as u32;
+    let nseg = op.slices() as u32;
+    let ns = slot::N as u32;
     let (c, d) = grid(n);
+    let (cs, ds) = grid(op.slices());
     gpu.fill_zero(x);
     gpu.copy(b, &buf.r);
     gpu.copy(b, &buf.p);
     red.dot(gpu, &buf.r, &buf.r, slot::RR_NEW);
-    kernels::cg_start::launch(gpu.client(), single(), one(), red.scal.arg());
+    kernels::cg_start::launch(gpu.client(), cs.clone(), ds, red.scal.arg(), nseg, ns);
     let tol2 = (tol * tol) as f32;
     for _ in 0..iters {
         op.normal(gpu, &buf.p, rho, &buf.ap);
         red.dot(gpu, &buf.p, &buf.ap, slot::PAP);
         red.dot(gpu, &buf.p, &buf.p, slot::PP);
-        kernels::cg_alpha::launch(gpu.client(), single(), one(), red.scal.arg());
+        kernels::cg_alpha::launch(gpu.client(), cs.clone(), ds, red.scal.arg(), nseg, ns);
         kernels::axpy_slot::launch(
             gpu.client(),
             c.clone(),
@@ -259,6 +321,8 @@ pub fn cg(
             slot::ALPHA,
             1.0,
             n as u32,
+            seg,
+            ns,
         );
         kernels::axpy_slot::launch(
             gpu.client(),
@@ -270,9 +334,11 @@ pub fn cg(
             slot::ALPHA,
             -1.0,
             n as u32,
+            seg,
+            ns,
         );
         red.dot(gpu, &buf.r, &buf.r, slot::RR_NEW);
-        kernels::cg_beta::launch(gpu.client(), single(), one(), red.scal.arg(), tol2);
+        kernels::cg_beta::launch(gpu.client(), cs.clone(), ds, red.scal.arg(), tol2, nseg, ns);
         kernels::xpby_slot::launch(
             gpu.client(),
             c.clone(),
@@ -282,14 +348,8 @@ pub fn cg(
             red.scal.arg(),
             slot::BETA,
             n as u32,
+            seg,
+            ns,
         );
     }
-}
-
-fn single() -> cubecl::prelude::CubeCount {
-    cubecl::prelude::CubeCount::Static(1, 1, 1)
-}
-
-fn one() -> cubecl::prelude::CubeDim {
-    cubecl::prelude::CubeDim::new_1d(1)
 }

@@ -330,29 +330,104 @@ pub fn ebm_gpu(
     p: &EbmParams,
     noise_std: Option<f64>,
 ) -> Result<(Array3<C32>, EbmReport, basin_gpu::ebm::Report), basin_gpu::GpuError> {
-    let sc = scaled(op, kspace, noise_std);
-    let sched = device_schedule(p, sc.noise_scaled);
-    let (x, rep) = basin_gpu::ebm::run(
+    let (mut out, rep) = ebm_gpu_batch(
         gpu,
         prior,
-        op.maps(),
-        op.mask(),
-        &support(op),
-        &sc.y,
-        &sched,
+        &[GpuSlice {
+            op,
+            kspace,
+            noise_std,
+        }],
+        p,
     )?;
-    Ok((
-        x.mapv(|c| c * sc.s),
-        EbmReport {
-            iterations: rep.iterations,
-            noise_std: sc.noise,
-            sigma_final: schedule(p, sc.noise_scaled)
-                .last()
-                .map_or(p.sigma_max, |l| l.0),
-            energy: rep.energy,
-        },
-        rep,
-    ))
+    let (x, r) = out.pop().expect("one slice in, one out");
+    Ok((x, r, rep))
+}
+
+#[cfg(feature = "gpu")]
+/// One slice (or a stack of 2D-encoded slices sharing a scale) of [`ebm_gpu_batch`].
+pub struct GpuSlice<'a> {
+    /// Its SENSE operator (2D encoding).
+    pub op: &'a Sense,
+    /// Its k-space `[c, z, y, x]`.
+    pub kspace: &'a Array4<C32>,
+    /// Its complex noise level per sample when known (1 after prewhitening).
+    pub noise_std: Option<f64>,
+}
+
+/// One slice's image (data scale) and report.
+pub type SliceOutput = (Array3<C32>, EbmReport);
+
+#[cfg(feature = "gpu")]
+/// [`ebm_gpu`] for many slices in one launch sequence ([`basin_gpu::ebm::run`] on the slices
+/// stacked along z): each slice keeps its own scale, noise level, σ schedule, ρ and CG, so it
+/// comes out as it would alone. The slices need the same coil count and matrix; the device's
+/// report covers the batch.
+pub fn ebm_gpu_batch(
+    gpu: &basin_gpu::Gpu,
+    prior: &basin_gpu::prior::GpuPrior,
+    slices: &[GpuSlice<'_>],
+    p: &EbmParams,
+) -> Result<(Vec<SliceOutput>, basin_gpu::ebm::Report), basin_gpu::GpuError> {
+    use basin_gpu::GpuError;
+    let Some(first) = slices.first() else {
+        return Err(GpuError::Shape("EBM: an empty batch".into()));
+    };
+    let (nc, _, h, w) = first.op.maps().dim();
+    let mut nz = 0;
+    for s in slices {
+        let (c, z, hh, ww) = s.op.maps().dim();
+        if s.op.is_3d() || (c, hh, ww) != (nc, h, w) || s.kspace.dim() != s.op.maps().dim() {
+            return Err(GpuError::Shape(format!(
+                "EBM batch: a slice with maps {:?} and k-space {:?} does not stack with maps {:?} (2D encoding, one coil count and matrix)",
+                s.op.maps().shape(),
+                s.kspace.shape(),
+                first.op.maps().shape()
+            )));
+        }
+        nz += z;
+    }
+    let scaled: Vec<Scaled> = slices
+        .iter()
+        .map(|s| scaled(s.op, s.kspace, s.noise_std))
+        .collect();
+    let mut maps = Array4::zeros((nc, nz, h, w));
+    let mut y = Array4::zeros((nc, nz, h, w));
+    let mut mask = Array3::from_elem((nz, h, w), false);
+    let mut supp = Array3::from_elem((nz, h, w), false);
+    let mut scheds = Vec::with_capacity(nz);
+    let mut z0 = 0;
+    for (s, sc) in slices.iter().zip(&scaled) {
+        let z = s.op.maps().dim().1;
+        let r = ndarray::s![.., z0..z0 + z, .., ..];
+        maps.slice_mut(r).assign(s.op.maps());
+        y.slice_mut(r).assign(&sc.y);
+        let r3 = ndarray::s![z0..z0 + z, .., ..];
+        mask.slice_mut(r3).assign(s.op.mask());
+        supp.slice_mut(r3).assign(&support(s.op));
+        scheds.extend(std::iter::repeat_n(device_schedule(p, sc.noise_scaled), z));
+        z0 += z;
+    }
+    let (x, rep) = basin_gpu::ebm::run(gpu, prior, &maps, &mask, &supp, &y, &scheds)?;
+    let mut out = Vec::with_capacity(slices.len());
+    let mut z0 = 0;
+    for (s, sc) in slices.iter().zip(&scaled) {
+        let z = s.op.maps().dim().1;
+        let img = x.slice(ndarray::s![z0..z0 + z, .., ..]).mapv(|c| c * sc.s);
+        out.push((
+            img,
+            EbmReport {
+                iterations: rep.iterations,
+                noise_std: sc.noise,
+                sigma_final: schedule(p, sc.noise_scaled)
+                    .last()
+                    .map_or(p.sigma_max, |l| l.0),
+                energy: rep.energies[z0..z0 + z].iter().sum(),
+            },
+        ));
+        z0 += z;
+    }
+    Ok((out, rep))
 }
 
 /// One posterior sample by annealed Langevin dynamics with the same operators (Jalal et al.

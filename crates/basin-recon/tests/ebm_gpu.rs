@@ -63,13 +63,13 @@ fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
 
 #[test]
 fn gpu_cg_matches_the_cpu_cg_iteration_for_iteration() {
-    use basin_gpu::sense::{cg, interleave, CgBuffers, Reducer, SenseGpu};
+    use basin_gpu::sense::{cg, interleave, CgBuffers, PerSlice, Reducer, SenseGpu};
     use basin_recon::solvers::cg_sense;
     let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
     let (truth, op) = common::exact_case(48, 2.0, 8);
     let k = common::noisy_kspace(&op, &truth, 0.02, 9);
     let dev = SenseGpu::new(&gpu, op.maps(), op.mask()).unwrap();
-    let red = Reducer::new(&gpu);
+    let red = Reducer::new(&gpu, 1);
     let bufs = CgBuffers::new(&gpu, dev.npix());
     let yd = gpu.upload(&interleave(k.iter().copied()));
     let b = gpu.zeros(2 * dev.npix());
@@ -77,7 +77,9 @@ fn gpu_cg_matches_the_cpu_cg_iteration_for_iteration() {
     dev.adjoint(&gpu, &yd, &b);
     for (lambda, iters) in [(0.0f32, 3usize), (0.05, 8), (0.0, 25)] {
         let (want, _) = cg_sense(&op, &k, lambda, 1e-6, iters, None);
-        cg(&gpu, &dev, &red, &bufs, &b, &x, lambda, 1e-6, iters);
+        let rho = gpu.upload(&[lambda]);
+        let rho = PerSlice { buf: &rho, off: 0 };
+        cg(&gpu, &dev, &red, &bufs, &b, &x, rho, 1e-6, iters);
         let got = gpu.download(&x);
         let got = Array3::from_shape_fn(want.raw_dim(), |(z, y, xx)| {
             let i = 2 * ((z * 48 + y) * 48 + xx);
@@ -87,4 +89,105 @@ fn gpu_cg_matches_the_cpu_cg_iteration_for_iteration() {
         println!("CG λ = {lambda}, {iters} iterations: NMSE GPU vs CPU {e:.2e}");
         assert!(e < 1e-8, "λ = {lambda}, {iters} iterations: NMSE {e}");
     }
+}
+
+#[test]
+fn batched_gpu_ebm_gives_each_slice_its_own_solve() {
+    // Three slices in one launch sequence — different anatomy scales, masks (acceleration)
+    // and noise levels, so different data scales, σ floors, ρ and CG stopping — against each
+    // slice solved alone on the same device: the batch must not couple them.
+    use basin_recon::ebm::{ebm_gpu_batch, GpuSlice};
+    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
+    let (pyr, _) = basin_prior::default_model().unwrap();
+    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
+    let p = EbmParams {
+        levels: 3,
+        inner: 2,
+        cg_iterations: 4,
+        init_iterations: 6,
+        ..EbmParams::default()
+    };
+    let cases: Vec<_> = [
+        (3.0, 0.002, 5u64, 1.0f32),
+        (2.0, 0.05, 7, 40.0),
+        (4.0, 0.01, 9, 0.3),
+    ]
+    .iter()
+    .map(|&(accel, noise, seed, scale)| {
+        let (truth, op) = common::exact_case(40, accel, seed);
+        let truth = truth.mapv(|c| c * scale);
+        let k = common::noisy_kspace(&op, &truth, noise * scale as f64, seed + 1);
+        (op, k)
+    })
+    .collect();
+    let slices: Vec<GpuSlice> = cases
+        .iter()
+        .map(|(op, k)| GpuSlice {
+            op,
+            kspace: k,
+            noise_std: None,
+        })
+        .collect();
+    let (batch, counts) = ebm_gpu_batch(&gpu, &prior, &slices, &p).unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(
+        counts.copies_before_loop, counts.copies_after_loop,
+        "no host-device copy inside the batched loop"
+    );
+    let mut floors = Vec::new();
+    for (i, (op, k)) in cases.iter().enumerate() {
+        let (alone, rep, _) = ebm_gpu(&gpu, &prior, op, k, &p, None).unwrap();
+        let (got, brep) = &batch[i];
+        let e = nmse(got, &alone);
+        println!(
+            "slice {i}: batched vs alone NMSE {e:.2e}; energy {} vs {}; σ_final {}",
+            brep.energy, rep.energy, rep.sigma_final
+        );
+        assert!(e < 1e-8, "slice {i}: NMSE batched vs alone {e}");
+        assert!(
+            (brep.energy - rep.energy).abs() <= 1e-6 * rep.energy.abs().max(1.0),
+            "slice {i}: energy {} vs {}",
+            brep.energy,
+            rep.energy
+        );
+        assert_eq!(brep.iterations, rep.iterations);
+        assert_eq!(brep.noise_std, rep.noise_std);
+        floors.push(rep.sigma_final);
+    }
+    // The noisy slice's schedule stops at its own (higher) floor: the batch really carried
+    // different σ per slice.
+    assert!(
+        floors[1] > 1.5 * floors[0],
+        "σ_final per slice {floors:?}: the test needs slices at different noise levels"
+    );
+}
+
+#[test]
+fn a_batch_of_slices_that_do_not_stack_is_refused() {
+    use basin_recon::ebm::{ebm_gpu_batch, GpuSlice};
+    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
+    let (pyr, _) = basin_prior::default_model().unwrap();
+    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
+    let (t1, op1) = common::exact_case(32, 2.0, 1);
+    let (t2, op2) = common::exact_case(40, 2.0, 2);
+    let (k1, k2) = (
+        common::noisy_kspace(&op1, &t1, 0.01, 3),
+        common::noisy_kspace(&op2, &t2, 0.01, 4),
+    );
+    let slices = [
+        GpuSlice {
+            op: &op1,
+            kspace: &k1,
+            noise_std: None,
+        },
+        GpuSlice {
+            op: &op2,
+            kspace: &k2,
+            noise_std: None,
+        },
+    ];
+    let err = ebm_gpu_batch(&gpu, &prior, &slices, &EbmParams::default())
+        .expect_err("32² and 40² slices do not stack");
+    assert!(err.to_string().contains("does not stack"), "{err}");
+    assert!(ebm_gpu_batch(&gpu, &prior, &[], &EbmParams::default()).is_err());
 }
