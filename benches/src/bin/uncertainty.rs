@@ -61,7 +61,7 @@ fn measure(
         options: ReconOptions {
             samples,
             seed: 7,
-            max_memory: None,
+            ..Default::default()
         },
         outputs: &outputs,
         force: true,

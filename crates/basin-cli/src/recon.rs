@@ -94,6 +94,13 @@ pub struct ReconArgs {
     /// the CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
     pub backend: basin_recon::Backend,
+    /// Device memory one batched GPU solve may use (e.g. 16G; default 4G): with the EBM
+    /// solver on a GPU, a 2D acquisition's slices are solved together, as many per launch
+    /// sequence as fit (about 50 slices of 256² with 8 coils in 4G), each slice its own
+    /// problem — the same images as one slice at a time, with less launch overhead. Raise it
+    /// on a large GPU; lower it when the device runs out of memory.
+    #[arg(long, value_name = "SIZE", value_parser = basin_recon::memory::parse_size)]
+    pub gpu_memory: Option<u64>,
     /// ISMRMRD group holding `xml` and `data`.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -208,6 +215,7 @@ pub fn run(a: ReconArgs) -> Result<()> {
         samples: a.samples,
         seed: a.seed,
         max_memory: a.max_memory,
+        gpu_memory: a.gpu_memory,
     };
     let hidden = a.quiet || a.json;
     let bar = progress_bar(0, "reconstructing slices", hidden);

@@ -161,6 +161,12 @@ impl Gpu {
         self.software
     }
 
+    /// The largest single buffer the device allocates, in bytes (cubecl's page limit: the
+    /// storage-buffer binding limit, or the device heap with 64-bit indexing).
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.client.properties().memory.max_page_size
+    }
+
     /// Host↔device copies made so far (uploads and downloads).
     pub fn copies(&self) -> usize {
         self.copies.load(Ordering::Relaxed)

@@ -41,6 +41,34 @@ pub struct Report {
     pub copies_after_loop: usize,
 }
 
+/// Device memory [`run`] allocates per slice of `nc` coils and `h`×`w` pixels, in bytes: (all
+/// its buffers, the largest single one).
+pub fn bytes_per_slice(prior: &GpuPrior, nc: usize, h: usize, w: usize) -> (usize, usize) {
+    let hw = h * w;
+    let (pt, pl) = prior.floats_per_image(h, w);
+    // Maps, k-space, the operator's k-space buffer and the FFT's scratch (2·nc planes each);
+    // mask, support, ones; Aᴴy, x, z, rhs, d and CG's r, p, Ap (2 planes each); ρ's zeros.
+    let solver = 8 * nc * hw + 3 * hw + 16 * hw + 2 * hw;
+    (4 * (pt + solver), 4 * pl.max(2 * nc * hw))
+}
+
+/// Slices per [`run`] for slices of `nc` coils and `h`×`w`: as many as fit in `budget` bytes
+/// with no buffer past the device's largest allocation or 2³¹ values (the kernels index with
+/// 32-bit integers, complex values as two), at least one.
+pub fn batch_capacity(
+    gpu: &Gpu,
+    prior: &GpuPrior,
+    nc: usize,
+    h: usize,
+    w: usize,
+    budget: u64,
+) -> usize {
+    let (total, largest) = bytes_per_slice(prior, nc, h, w);
+    let by_budget = budget / total.max(1) as u64;
+    let by_buffer = gpu.max_buffer_bytes().min(1 << 33) / largest.max(1) as u64;
+    by_budget.min(by_buffer).max(1) as usize
+}
+
 /// The schedules of a batch must agree in everything but the noise levels: the loop's shape
 /// (levels, inner steps, CG iterations, tolerance) is one for all slices.
 fn check_schedules(scheds: &[Schedule], nz: usize) -> Result<(), GpuError> {

@@ -215,6 +215,29 @@ impl GpuPrior {
         }
     }
 
+    /// f32 values of a [`PriorWorkspace`] per image of `h`×`w`: (all its buffers, the largest).
+    pub fn floats_per_image(&self, h: usize, w: usize) -> (usize, usize) {
+        let (mut hh, mut ww) = (h, w);
+        let (mut total, mut largest) = (0, 0);
+        for (s, l) in self.levels.iter().enumerate() {
+            if s > 0 {
+                if hh / 2 == 0 || ww / 2 == 0 {
+                    break;
+                }
+                hh /= 2;
+                ww /= 2;
+            }
+            let hw = hh * ww;
+            // x, g (2 planes each), dens, z1, h1, dz1 (c1), z2, d2 (c2).
+            total += (5 + 3 * l.c1 + 2 * l.c2) * hw;
+            largest = largest.max(l.c1.max(l.c2) * hw);
+        }
+        if self.experts.is_some() {
+            total += 2 * h * w;
+        }
+        (total, largest)
+    }
+
     /// Bytes [`GpuPrior::energy_grad`] must move through device memory with this kernel
     /// decomposition (every kernel reading its inputs once and writing its outputs once) for
     /// `nb` images of `h`×`w`: the numerator of the achieved bandwidth in `gpu-bench`.

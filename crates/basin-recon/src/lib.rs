@@ -100,8 +100,10 @@ pub struct Diagnostics {
     pub residual: f64,
     /// Solver iterations.
     pub iterations: usize,
-    /// Wall time in seconds (calibration + solve).
+    /// Wall time in seconds (calibration + solve; of a batched GPU solve, this slice's share).
     pub seconds: f64,
+    /// Slices solved together in one device launch sequence (1 for a solve of its own).
+    pub batch: usize,
     /// Effective acceleration (all positions / sampled positions).
     pub acceleration: f64,
     /// Whether noise prewhitening was applied.
@@ -156,7 +158,14 @@ pub struct ReconOptions {
     /// Refuse, before any work, a reconstruction whose estimated peak resident memory
     /// ([`memory::estimate`]) is larger than this many bytes.
     pub max_memory: Option<u64>,
+    /// Device memory, in bytes, one batched GPU solve may use (the EBM solver on a GPU solves
+    /// as many slices at once as fit; [`DEFAULT_GPU_MEMORY`] when `None`).
+    pub gpu_memory: Option<u64>,
 }
+
+/// Device memory a batched GPU solve uses by default: 4 GiB (about 50 slices of 256² with 8
+/// coils), within any data-centre or workstation GPU.
+pub const DEFAULT_GPU_MEMORY: u64 = 4 << 30;
 
 impl ReconOptions {
     /// Whether these options fit `protocol`: posterior samples need an EBM protocol. Checked by
@@ -288,6 +297,19 @@ impl Priors {
         Ok(self.pyramid.get_or_init(|| model))
     }
 
+    /// The device form of the prior for `gpu`, uploaded on first use; the guard serialises
+    /// the solves that use the device.
+    #[cfg(feature = "gpu")]
+    fn gpu_prior(
+        &self,
+        gpu: &basin_gpu::Gpu,
+    ) -> Result<std::sync::MutexGuard<'_, Option<basin_gpu::prior::GpuPrior>>, ReconError> {
+        let pyr = self.pyramid()?;
+        let mut guard = self.gpu.lock().unwrap_or_else(|e| e.into_inner());
+        guard.get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(gpu, pyr));
+        Ok(guard)
+    }
+
     fn cpu(&self) -> Result<&basin_prior::fast::FastPyramid, ReconError> {
         let pyr = self.pyramid()?;
         Ok(self
@@ -349,6 +371,22 @@ pub(crate) fn reconstruct_with(
         }
     }
     let whitening = whitening_for(protocol, kspace)?;
+    #[cfg(feature = "gpu")]
+    if let (Some(g), Solver::Ebm(p), false, 0) =
+        (device, &protocol.solver, kspace.three_d, options.samples)
+    {
+        let slices = reconstruct_batched(
+            protocol,
+            p,
+            kspace,
+            g,
+            priors,
+            options,
+            whitening.as_ref(),
+            progress,
+        )?;
+        return Ok(ReconResult { slices });
+    }
     let total = kspace.buckets.len();
     let mut slices = Vec::with_capacity(total);
     for (i, b) in kspace.buckets.iter().enumerate() {
@@ -366,6 +404,85 @@ pub(crate) fn reconstruct_with(
     Ok(ReconResult { slices })
 }
 
+/// The EBM solver on a GPU for a whole 2D acquisition: buckets are prepared (prewhitening,
+/// coil maps) on the CPU and solved in batches — as many slices per launch sequence as
+/// [`ReconOptions::gpu_memory`] holds, each slice its own problem
+/// ([`ebm::ebm_gpu_batch`]) — then finished one by one. The same images as slice-by-slice
+/// solves.
+#[cfg(feature = "gpu")]
+#[allow(clippy::too_many_arguments)]
+fn reconstruct_batched(
+    protocol: &Protocol,
+    p: &ebm::EbmParams,
+    kspace: &KSpace,
+    gpu: &Device,
+    priors: &Priors,
+    options: &ReconOptions,
+    whitening: Option<&ndarray::Array2<basin_core::C64>>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<SliceResult>, ReconError> {
+    let guard = priors.gpu_prior(gpu)?;
+    let prior = guard.as_ref().expect("gpu_prior fills it");
+    let budget = options.gpu_memory.unwrap_or(DEFAULT_GPU_MEMORY);
+    let total = kspace.buckets.len();
+    let mut out = Vec::with_capacity(total);
+    let mut pending: Vec<(&basin_mrd::Bucket, Prepared)> = Vec::new();
+    let flush = |pending: &mut Vec<(&basin_mrd::Bucket, Prepared)>,
+                 out: &mut Vec<SliceResult>|
+     -> Result<(), ReconError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let noise_std = whitening.map(|_| 1.0);
+        let slices: Vec<ebm::GpuSlice> = pending
+            .iter()
+            .map(|(_, prep)| ebm::GpuSlice {
+                op: &prep.op,
+                kspace: &prep.data,
+                noise_std,
+            })
+            .collect();
+        let (solved, _) =
+            ebm::ebm_gpu_batch(gpu, prior, &slices, p).map_err(|e| ReconError::Numerical {
+                what: "GPU EBM".into(),
+                message: e.to_string(),
+            })?;
+        let batch = pending.len();
+        let share = t0.elapsed().as_secs_f64() / batch as f64;
+        tracing::debug!("GPU batch of {batch} slices: {:.3} s", share * batch as f64);
+        for ((b, prep), (img, rep)) in pending.drain(..).zip(solved) {
+            let solved = Solved {
+                img,
+                iterations: rep.iterations,
+                energy: Some(rep.energy),
+                uncertainty: None,
+            };
+            out.push(finish(protocol, b, whitening, prep, solved, share, batch));
+            progress(out.len(), total);
+        }
+        Ok(())
+    };
+    let mut capacity = 0;
+    for b in &kspace.buckets {
+        let prep = prepare(protocol, b, false, whitening)?;
+        let (nc, nz, h, w) = prep.op.maps().dim();
+        if let Some((_, first)) = pending.first() {
+            let (fc, _, fh, fw) = first.op.maps().dim();
+            let slices: usize = pending.iter().map(|(_, q)| q.op.maps().dim().1).sum();
+            if (fc, fh, fw) != (nc, h, w) || slices + nz > capacity {
+                flush(&mut pending, &mut out)?;
+            }
+        }
+        if pending.is_empty() {
+            capacity = basin_gpu::ebm::batch_capacity(gpu, prior, nc, h, w, budget);
+        }
+        pending.push((b, prep));
+    }
+    flush(&mut pending, &mut out)?;
+    Ok(out)
+}
+
 /// Reconstructs one bucket: the work of [`reconstruct_on`] for one slice (or slab), with the
 /// whitening matrix of [`whitening_for`] computed once for the whole acquisition.
 pub(crate) fn reconstruct_bucket(
@@ -378,148 +495,249 @@ pub(crate) fn reconstruct_bucket(
     options: &ReconOptions,
 ) -> Result<SliceResult, ReconError> {
     let device = device.filter(|_| !three_d);
-    let ordinal = bucket_ordinal(&b.key);
+    if matches!(protocol.solver, Solver::ZeroFilled) {
+        let t0 = Instant::now();
+        // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the whitened ones
+        // it would be ρ‖W s‖, shaded by the noise covariance.
+        let img = solvers::zero_filled_rss(&b.data, three_d);
+        return Ok(SliceResult {
+            key: b.key,
+            image: img,
+            maps: Array4::zeros((0, 0, 0, 0)),
+            geometry: b.geometry,
+            uncertainty: None,
+            diagnostics: Diagnostics {
+                residual: f64::NAN,
+                iterations: 0,
+                seconds: t0.elapsed().as_secs_f64(),
+                batch: 1,
+                acceleration: acceleration(&b.mask),
+                prewhitened: whitening.is_some(),
+                noise_std: f64::NAN,
+                residual_over_noise: f64::NAN,
+                energy: None,
+                data_energy: f64::NAN,
+                posterior_energy: None,
+            },
+        });
+    }
+    let prep = prepare(protocol, b, three_d, whitening)?;
+    let t0 = Instant::now();
+    let solved = solve(protocol, b, &prep, whitening, device, priors, options)?;
+    Ok(finish(
+        protocol,
+        b,
+        whitening,
+        prep,
+        solved,
+        t0.elapsed().as_secs_f64(),
+        1,
+    ))
+}
+
+/// Acceleration of a sampling mask: all positions over sampled ones.
+fn acceleration(mask: &ndarray::Array3<bool>) -> f64 {
+    let sampled = mask.iter().filter(|&&m| m).count().max(1);
+    mask.len() as f64 / sampled as f64
+}
+
+/// A bucket ready for its solve: the (prewhitened) data, the coil maps, the operator the
+/// solvers run with and the factor k that brings their image back to ρ‖s‖.
+pub(crate) struct Prepared {
+    data: Array4<C32>,
+    maps: Array4<C32>,
+    op: Sense,
+    k: f32,
+    seconds: f64,
+}
+
+/// Prewhitening and coil maps of one bucket (every solver but zero-filling).
+pub(crate) fn prepare(
+    protocol: &Protocol,
+    b: &basin_mrd::Bucket,
+    three_d: bool,
+    whitening: Option<&ndarray::Array2<basin_core::C64>>,
+) -> Result<Prepared, ReconError> {
     let t0 = Instant::now();
     let mut data = b.data.clone();
     if let Some(w) = whitening {
         prewhiten::apply(w, &mut data);
     }
-    let sampled = b.mask.iter().filter(|&&m| m).count().max(1);
-    let acceleration = b.mask.len() as f64 / sampled as f64;
+    // Maps from the unwhitened calibration data: unit norm in the original coil space, s/‖s‖,
+    // whatever the noise covariance (calibrating whitened data gives W s/‖W s‖, an image
+    // shaded by ‖W s‖/‖s‖, and measurably worse maps).
+    let maps = coils::estimate(&protocol.calibration, &b.calib, &b.calib_mask, three_d)?;
+    // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the result is
+    // scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
+    let (op_maps, k) = match whitening {
+        Some(w) => prewhiten::whiten_maps(&maps, w),
+        None => (maps.clone(), 1.0),
+    };
+    let op = Sense::new(op_maps, b.mask.clone(), three_d)?;
+    Ok(Prepared {
+        data,
+        maps,
+        op,
+        k,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// What a solver returned for one bucket (in the operator's scale).
+pub(crate) struct Solved {
+    img: Array3<C32>,
+    iterations: usize,
+    energy: Option<f64>,
+    uncertainty: Option<Array3<f32>>,
+}
+
+/// The protocol's solver on one prepared bucket.
+fn solve(
+    protocol: &Protocol,
+    b: &basin_mrd::Bucket,
+    prep: &Prepared,
+    whitening: Option<&ndarray::Array2<basin_core::C64>>,
+    device: Option<&Device>,
+    priors: &Priors,
+    options: &ReconOptions,
+) -> Result<Solved, ReconError> {
+    let ordinal = bucket_ordinal(&b.key);
+    let (op, data) = (&prep.op, &prep.data);
     let mut energy = None;
     let mut uncertainty = None;
-    let mut noise_std = f64::NAN;
-    let mut residual_over_noise = f64::NAN;
-    let mut data_energy = f64::NAN;
-    let (image, maps, iterations, residual) = match &protocol.solver {
-        Solver::ZeroFilled => {
-            // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the
-            // whitened ones it would be ρ‖W s‖, shaded by the noise covariance.
-            let img = solvers::zero_filled_rss(&b.data, three_d);
-            (img, Array4::zeros((0, 0, 0, 0)), 0, f64::NAN)
+    let (img, iterations) = match &protocol.solver {
+        Solver::AdjointSense => (solvers::adjoint_sense(op, data), 0),
+        Solver::CgSense {
+            iterations,
+            tolerance,
+            lambda,
+            discrepancy,
+            stall,
+        } => {
+            let stop_at = (*discrepancy > 0.0).then(|| {
+                let sigma = if whitening.is_some() {
+                    1.0
+                } else {
+                    ebm::estimate_noise(data, op.mask())
+                };
+                let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+                (discrepancy * sigma).powi(2) * m as f64
+            });
+            let stop = solvers::EarlyStop {
+                residual_sq: stop_at,
+                stall: *stall,
+            };
+            solvers::cg_sense_with(op, data, *lambda as f32, *tolerance, *iterations, &stop)
         }
-        solver => {
-            // Maps from the unwhitened calibration data: unit norm in the original coil
-            // space, s/‖s‖, whatever the noise covariance (calibrating whitened data gives
-            // W s/‖W s‖, an image shaded by ‖W s‖/‖s‖, and measurably worse maps).
-            let maps = coils::estimate(&protocol.calibration, &b.calib, &b.calib_mask, three_d)?;
-            // On whitened data the solvers run with maps k·W s/‖s‖ (image ρ‖s‖/k) and the
-            // result is scaled by k: the image is ρ‖s‖ in every iteration, whatever Ψ is.
-            let (op_maps, k) = match whitening {
-                Some(w) => prewhiten::whiten_maps(&maps, w),
-                None => (maps.clone(), 1.0),
-            };
-            let op = Sense::new(op_maps, b.mask.clone(), three_d)?;
-            let (img, it) = match solver {
-                Solver::AdjointSense => (solvers::adjoint_sense(&op, &data), 0),
-                Solver::CgSense {
-                    iterations,
-                    tolerance,
-                    lambda,
-                    discrepancy,
-                    stall,
-                } => {
-                    let stop_at = (*discrepancy > 0.0).then(|| {
-                        let sigma = if whitening.is_some() {
-                            1.0
-                        } else {
-                            ebm::estimate_noise(&data, op.mask())
-                        };
-                        let m = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
-                        (discrepancy * sigma).powi(2) * m as f64
-                    });
-                    let stop = solvers::EarlyStop {
-                        residual_sq: stop_at,
-                        stall: *stall,
-                    };
-                    solvers::cg_sense_with(
-                        &op,
-                        &data,
-                        *lambda as f32,
-                        *tolerance,
-                        *iterations,
-                        &stop,
-                    )
+        Solver::L1Wavelet(p) => cs::l1_wavelet(
+            op,
+            data,
+            &cs::L1Params {
+                seed: ordinal + 1,
+                ..*p
+            },
+        ),
+        Solver::Tv(p) => cs::tv(op, data, p),
+        Solver::Ebm(p) => {
+            let noise = whitening.map(|_| 1.0);
+            let (img, rep) = match device {
+                #[cfg(feature = "gpu")]
+                Some(g) if options.samples == 0 => {
+                    let gp = priors.gpu_prior(g)?;
+                    let gp = gp.as_ref().expect("gpu_prior fills it");
+                    let (img, rep, _) = ebm::ebm_gpu(g, gp, op, data, p, noise).map_err(|e| {
+                        ReconError::Numerical {
+                            what: "GPU EBM".into(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    (img, rep)
                 }
-                Solver::L1Wavelet(p) => cs::l1_wavelet(
-                    &op,
-                    &data,
-                    &cs::L1Params {
-                        seed: ordinal + 1,
-                        ..*p
-                    },
-                ),
-                Solver::Tv(p) => cs::tv(&op, &data, p),
-                Solver::Ebm(p) => {
-                    let noise = whitening.map(|_| 1.0);
-                    let (img, rep) =
-                        match device {
-                            #[cfg(feature = "gpu")]
-                            Some(g) if options.samples == 0 => {
-                                let pyr = priors.pyramid()?;
-                                let mut gp = priors.gpu.lock().unwrap_or_else(|e| e.into_inner());
-                                let gp = gp
-                                    .get_or_insert_with(|| basin_gpu::prior::GpuPrior::new(g, pyr));
-                                let (img, rep, _) = ebm::ebm_gpu(g, gp, &op, &data, p, noise)
-                                    .map_err(|e| ReconError::Numerical {
-                                        what: "GPU EBM".into(),
-                                        message: e.to_string(),
-                                    })?;
-                                (img, rep)
-                            }
-                            _ => {
-                                let model = priors.cpu()?;
-                                if options.samples > 0 {
-                                    let post = ebm::posterior(
-                                        &op,
-                                        &data,
-                                        model,
-                                        p,
-                                        noise,
-                                        options.samples,
-                                        options.seed.wrapping_add(1000 * ordinal),
-                                    );
-                                    uncertainty = Some(post.sd);
-                                    (post.mean, post.report)
-                                } else {
-                                    ebm::ebm(&op, &data, model, p, noise)
-                                }
-                            }
-                        };
-                    energy = Some(rep.energy);
-                    (img, rep.iterations)
+                _ => {
+                    let model = priors.cpu()?;
+                    if options.samples > 0 {
+                        let post = ebm::posterior(
+                            op,
+                            data,
+                            model,
+                            p,
+                            noise,
+                            options.samples,
+                            options.seed.wrapping_add(1000 * ordinal),
+                        );
+                        uncertainty = Some(post.sd);
+                        (post.mean, post.report)
+                    } else {
+                        ebm::ebm(op, data, model, p, noise)
+                    }
                 }
-                Solver::ZeroFilled => unreachable!("handled above"),
             };
-            let res = solvers::dc_residual(&op, &img, &data);
-            noise_std = if whitening.is_some() {
-                1.0
-            } else {
-                ebm::estimate_noise(&data, op.mask())
-            };
-            let measured = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
-            let mut r = basin_core::linop::LinearOp::forward(&op, img.view().into_dyn());
-            r -= &data.view().into_dyn();
-            let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
-            residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
-            data_energy = (rn / noise_std.max(1e-30)).powi(2);
-            if let Some(sd) = uncertainty.as_mut() {
-                sd.mapv_inplace(|v: f32| v * k);
-            }
-            (img.mapv(|v| v * k), maps, it, res)
+            energy = Some(rep.energy);
+            (img, rep.iterations)
         }
+        Solver::ZeroFilled => unreachable!("zero-filling needs no maps and no solve"),
     };
-    Ok(SliceResult {
+    Ok(Solved {
+        img,
+        iterations,
+        energy,
+        uncertainty,
+    })
+}
+
+/// The result of one bucket from its solve: the data residual and noise diagnostics, the image
+/// brought back to ρ‖s‖. `solve_seconds` is the bucket's share of its solve, `batch` the slices
+/// solved with it.
+pub(crate) fn finish(
+    protocol: &Protocol,
+    b: &basin_mrd::Bucket,
+    whitening: Option<&ndarray::Array2<basin_core::C64>>,
+    prep: Prepared,
+    solved: Solved,
+    solve_seconds: f64,
+    batch: usize,
+) -> SliceResult {
+    let t0 = Instant::now();
+    let Prepared {
+        data,
+        maps,
+        op,
+        k,
+        seconds: prep_seconds,
+    } = prep;
+    let Solved {
+        img,
+        iterations,
+        energy,
+        mut uncertainty,
+    } = solved;
+    let residual = solvers::dc_residual(&op, &img, &data);
+    let noise_std = if whitening.is_some() {
+        1.0
+    } else {
+        ebm::estimate_noise(&data, op.mask())
+    };
+    let measured = op.mask().iter().filter(|&&m| m).count() * data.shape()[0];
+    let mut r = basin_core::linop::LinearOp::forward(&op, img.view().into_dyn());
+    r -= &data.view().into_dyn();
+    let rn = basin_core::linop::dot(r.view(), r.view()).re.sqrt();
+    let residual_over_noise = rn / (noise_std * (measured as f64).sqrt()).max(1e-30);
+    let data_energy = (rn / noise_std.max(1e-30)).powi(2);
+    if let Some(sd) = uncertainty.as_mut() {
+        sd.mapv_inplace(|v: f32| v * k);
+    }
+    SliceResult {
         key: b.key,
-        image,
+        image: img.mapv(|v| v * k),
         maps,
         geometry: b.geometry,
         uncertainty,
         diagnostics: Diagnostics {
             residual,
             iterations,
-            seconds: t0.elapsed().as_secs_f64(),
-            acceleration,
+            seconds: prep_seconds + solve_seconds + t0.elapsed().as_secs_f64(),
+            batch,
+            acceleration: acceleration(&b.mask),
             prewhitened: whitening.is_some(),
             noise_std,
             residual_over_noise,
@@ -530,5 +748,5 @@ pub(crate) fn reconstruct_bucket(
                 _ => None,
             },
         },
-    })
+    }
 }

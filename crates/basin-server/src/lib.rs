@@ -527,6 +527,7 @@ impl Session<'_> {
             samples: protocol.output.uncertainty_samples,
             seed: 1,
             max_memory: self.options.max_memory,
+            gpu_memory: None,
         };
         options.check_memory(protocol, &kspace)?;
         for b in &kspace.buckets {
