@@ -2,7 +2,8 @@
 //! synchronisation around the timed region, median of repeats, fresh random inputs each time).
 //!
 //! `gpu-bench [--quick]`: opens `--backend gpu`'s device, measures the device-to-device copy
-//! bandwidth (the ceiling), then times the prior gradient (256², 320²; one image and 16), batched
+//! bandwidth (the ceiling), then times the prior gradient (256², 320²; one image and 16; the
+//! gather convolutions against the tiled ones), batched
 //! centered 2D FFTs (16 × 320², 16 × 368²) and a full EBM reconstruction (256², 8 coils, the
 //! default protocol) one slice per solve and a 160-slice volume both as 160 one-slice solves and
 //! as batched solves (16 and 160 slices per launch sequence), printing achieved GB/s and the
@@ -11,7 +12,7 @@
 use basin_core::rng::Rng;
 use basin_core::C32;
 use basin_gpu::fft::Fft2;
-use basin_gpu::prior::GpuPrior;
+use basin_gpu::prior::{ConvKind, GpuPrior};
 use basin_gpu::{Backend, Gpu};
 use std::time::Instant;
 
@@ -68,10 +69,12 @@ fn main() {
     drop((a, b));
 
     let (pyr, _) = basin_prior::default_model().expect("embedded model");
+    let gather = GpuPrior::new(&gpu, &pyr).with_conv(ConvKind::Gather);
+    let tiled = GpuPrior::new(&gpu, &pyr).with_conv(ConvKind::Tiled);
     let prior = GpuPrior::new(&gpu, &pyr);
     let sizes: &[usize] = if quick { &[32, 40] } else { &[256, 320] };
     for &s in sizes {
-        for nb in [1usize, 16] {
+        for (nb, prior) in [(1usize, &gather), (1, &tiled), (16, &gather), (16, &tiled)] {
             let ws = prior.workspace(&gpu, nb, s, s);
             let cond = prior.conditioning(&gpu, &[vec![0.02; nb]]);
             let x = std::cell::RefCell::new(gpu.upload(&random(&mut rng, nb * 2 * s * s)));
@@ -87,7 +90,11 @@ fn main() {
             );
             let bytes = prior.bytes_moved(nb, s, s) as f64;
             let gbs = bytes / t / 1e9;
-            rows.push((format!("prior grad {nb}x{s}²"), t, gbs));
+            rows.push((
+                format!("prior grad {nb}x{s}², {:?} convolutions", prior.conv()),
+                t,
+                gbs,
+            ));
         }
     }
     let ffts: &[(usize, usize)] = if quick {

@@ -60,10 +60,49 @@ struct ExpertsDev {
     shape: Vec<(usize, usize, f64)>,
 }
 
+/// How the prior's convolutions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    /// One thread per pixel and 4 channels, every input read from device memory (the
+    /// default: the kernels measured on the H200 in benches/RESULTS.md).
+    Gather,
+    /// Shared-memory tiles of 16×16 outputs with the input halo and weights staged per channel,
+    /// the first layer's softplus fused into its convolution. The same sums in the same order;
+    /// not the default until `gpu-bench` measures it faster on a hardware GPU (on lavapipe,
+    /// which emulates shared memory and barriers on the CPU, it is 1.4–1.9× slower).
+    Tiled,
+}
+
+/// Output tile of the tiled convolutions (a 16×16 cube).
+const TILE: u32 = 16;
+
 /// The energy model on the device.
 pub struct GpuPrior {
     levels: Vec<Level>,
     experts: Option<ExpertsDev>,
+    conv: ConvKind,
+}
+
+/// Cubes and cube dimension of a tiled convolution over `ch` channels of `nb` images of h×w.
+fn tiled_grid(
+    h: usize,
+    w: usize,
+    ch: usize,
+    nb: usize,
+) -> (cubecl::prelude::CubeCount, cubecl::prelude::CubeDim) {
+    let t = TILE as usize;
+    let tiles = h.div_ceil(t) * w.div_ceil(t);
+    (
+        cubecl::prelude::CubeCount::Static(tiles as u32, ch.div_ceil(4) as u32, nb as u32),
+        cubecl::prelude::CubeDim::new_2d(TILE, TILE),
+    )
+}
+
+/// The kernel width and the shared memory (input tile with halo, 4 channels' weights) of a
+/// tiled convolution with kernel width k.
+fn tiled_sizes(k: usize) -> (u32, usize, usize) {
+    let side = TILE as usize + k - 1;
+    (k as u32, side * side, 4 * k * k)
 }
 
 /// Buffers of one level for a batch size and image size.
@@ -169,7 +208,20 @@ impl GpuPrior {
         GpuPrior {
             levels: p.levels.iter().map(|m| Level::new(gpu, m)).collect(),
             experts,
+            conv: ConvKind::Gather,
         }
+    }
+
+    /// The same prior with its convolutions run as `conv` (the gather kernels are the
+    /// baseline the bench compares the tiled ones against).
+    pub fn with_conv(mut self, conv: ConvKind) -> Self {
+        self.conv = conv;
+        self
+    }
+
+    /// How its convolutions run.
+    pub fn conv(&self) -> ConvKind {
+        self.conv
     }
 
     /// Buffers for `nb` images of `h`×`w` (levels whose pooled image would be empty are
@@ -257,8 +309,11 @@ impl GpuPrior {
             }
             let hw = hh * ww;
             let (c1, c2) = (l.c1, l.c2);
-            total += (2 + c1) * hw // conv1
-                + 2 * c1 * hw // softplus
+            let act = match self.conv {
+                ConvKind::Gather => (2 + c1) * hw + 2 * c1 * hw, // conv1, then softplus
+                ConvKind::Tiled => (2 + 2 * c1) * hw,            // conv1 writing z1 and h1
+            };
+            total += act
                 + (c1 + c2) * hw // conv2
                 + (2 * c2 + 1) * hw // head
                 + (c2 + 2 * c1) * hw // adjoint 2 (gated)
@@ -364,40 +419,97 @@ impl GpuPrior {
         for (s, (lw, l)) in ws.levels.iter().zip(&self.levels).enumerate() {
             let hw = lw.h * lw.w;
             let (ln_sig, head_scale) = (base + 2 * s as u32, base + 2 * s as u32 + 1);
-            // Convolution launches: one thread per pixel and CONV_BLOCK channels.
-            let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
-            let (c, d) = grid(nb * l.c1 * hw);
-            let (cb1, db1) = grid(blocks(l.c1));
-            kernels::conv_same::launch(
-                cl,
-                cb1.clone(),
-                db1,
-                lw.x.arg(),
-                l.w1.arg(),
-                l.b1.arg(),
-                l.a1.arg(),
-                lw.z1.arg(),
-                lw.dims1.arg(),
-                cond.buf.arg(),
-                ln_sig,
-                cs,
-            );
-            kernels::softplus::launch(cl, c, d, lw.z1.arg(), lw.h1.arg(), (nb * l.c1 * hw) as u32);
-            let (c2, d2) = grid(blocks(l.c2));
-            kernels::conv_same::launch(
-                cl,
-                c2,
-                d2,
-                lw.h1.arg(),
-                l.w2.arg(),
-                l.b2.arg(),
-                l.zero2.arg(),
-                lw.z2.arg(),
-                lw.dims2.arg(),
-                cond.buf.arg(),
-                ln_sig, // multiplies the zero coefficients of the second layer
-                cs,
-            );
+            match self.conv {
+                ConvKind::Gather => {
+                    // One thread per pixel and CONV_BLOCK channels.
+                    let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
+                    let (c, d) = grid(nb * l.c1 * hw);
+                    let (cb1, db1) = grid(blocks(l.c1));
+                    kernels::conv_same::launch(
+                        cl,
+                        cb1,
+                        db1,
+                        lw.x.arg(),
+                        l.w1.arg(),
+                        l.b1.arg(),
+                        l.a1.arg(),
+                        lw.z1.arg(),
+                        lw.dims1.arg(),
+                        cond.buf.arg(),
+                        ln_sig,
+                        cs,
+                    );
+                    kernels::softplus::launch(
+                        cl,
+                        c,
+                        d,
+                        lw.z1.arg(),
+                        lw.h1.arg(),
+                        (nb * l.c1 * hw) as u32,
+                    );
+                    let (c2, d2) = grid(blocks(l.c2));
+                    kernels::conv_same::launch(
+                        cl,
+                        c2,
+                        d2,
+                        lw.h1.arg(),
+                        l.w2.arg(),
+                        l.b2.arg(),
+                        l.zero2.arg(),
+                        lw.z2.arg(),
+                        lw.dims2.arg(),
+                        cond.buf.arg(),
+                        ln_sig, // multiplies the zero coefficients of the second layer
+                        cs,
+                    );
+                }
+                ConvKind::Tiled => {
+                    let (c1c, c1d) = tiled_grid(lw.h, lw.w, l.c1, nb);
+                    let (k, sin, sw) = tiled_sizes(l.k1);
+                    kernels::conv_same_tiled::launch(
+                        cl,
+                        c1c,
+                        c1d,
+                        lw.x.arg(),
+                        l.w1.arg(),
+                        l.b1.arg(),
+                        l.a1.arg(),
+                        lw.z1.arg(),
+                        lw.h1.arg(),
+                        lw.dims1.arg(),
+                        cond.buf.arg(),
+                        ln_sig,
+                        cs,
+                        k,
+                        TILE,
+                        sin,
+                        sw,
+                        true,
+                    );
+                    let (c2c, c2d) = tiled_grid(lw.h, lw.w, l.c2, nb);
+                    let (k, sin, sw) = tiled_sizes(l.k2);
+                    kernels::conv_same_tiled::launch(
+                        cl,
+                        c2c,
+                        c2d,
+                        lw.h1.arg(),
+                        l.w2.arg(),
+                        l.b2.arg(),
+                        l.zero2.arg(),
+                        lw.z2.arg(),
+                        l.zero2.arg(), // no activation written
+                        lw.dims2.arg(),
+                        cond.buf.arg(),
+                        ln_sig,
+                        cs,
+                        k,
+                        TILE,
+                        sin,
+                        sw,
+                        false,
+                    );
+                }
+            }
             let (cp, dp) = grid(nb * hw);
             kernels::head::launch(
                 cl,
@@ -414,29 +526,71 @@ impl GpuPrior {
                 head_scale,
                 cs,
             );
-            kernels::conv_adjoint::launch(
-                cl,
-                cb1,
-                db1,
-                lw.d2.arg(),
-                l.w2.arg(),
-                lw.z1.arg(),
-                lw.dz1.arg(),
-                lw.dims2.arg(),
-                1,
-            );
-            let (cg, dg) = grid(blocks(2));
-            kernels::conv_adjoint::launch(
-                cl,
-                cg,
-                dg,
-                lw.dz1.arg(),
-                l.w1.arg(),
-                lw.z1.arg(),
-                lw.g.arg(),
-                lw.dims1.arg(),
-                0,
-            );
+            match self.conv {
+                ConvKind::Gather => {
+                    let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
+                    let (cb1, db1) = grid(blocks(l.c1));
+                    kernels::conv_adjoint::launch(
+                        cl,
+                        cb1,
+                        db1,
+                        lw.d2.arg(),
+                        l.w2.arg(),
+                        lw.z1.arg(),
+                        lw.dz1.arg(),
+                        lw.dims2.arg(),
+                        1,
+                    );
+                    let (cg, dg) = grid(blocks(2));
+                    kernels::conv_adjoint::launch(
+                        cl,
+                        cg,
+                        dg,
+                        lw.dz1.arg(),
+                        l.w1.arg(),
+                        lw.z1.arg(),
+                        lw.g.arg(),
+                        lw.dims1.arg(),
+                        0,
+                    );
+                }
+                ConvKind::Tiled => {
+                    let (cc, cd) = tiled_grid(lw.h, lw.w, l.c1, nb);
+                    let (k, sin, sw) = tiled_sizes(l.k2);
+                    kernels::conv_adjoint_tiled::launch(
+                        cl,
+                        cc,
+                        cd,
+                        lw.d2.arg(),
+                        l.w2.arg(),
+                        lw.z1.arg(),
+                        lw.dz1.arg(),
+                        lw.dims2.arg(),
+                        1,
+                        k,
+                        TILE,
+                        sin,
+                        sw,
+                    );
+                    let (cc, cd) = tiled_grid(lw.h, lw.w, 2, nb);
+                    let (k, sin, sw) = tiled_sizes(l.k1);
+                    kernels::conv_adjoint_tiled::launch(
+                        cl,
+                        cc,
+                        cd,
+                        lw.dz1.arg(),
+                        l.w1.arg(),
+                        lw.z1.arg(),
+                        lw.g.arg(),
+                        lw.dims1.arg(),
+                        0,
+                        k,
+                        TILE,
+                        sin,
+                        sw,
+                    );
+                }
+            }
         }
         for s in (1..n).rev() {
             let (f, c) = (&ws.levels[s - 1], &ws.levels[s]);

@@ -4,7 +4,7 @@
 use basin_core::linop::{LinearOp, Sense};
 use basin_core::rng::Rng;
 use basin_core::C32;
-use basin_gpu::prior::GpuPrior;
+use basin_gpu::prior::{ConvKind, GpuPrior};
 use basin_gpu::sense::{interleave, slot, PerSlice, Reducer, SenseGpu};
 use basin_gpu::{Backend, Gpu};
 use basin_prior::Pyramid;
@@ -189,17 +189,34 @@ fn prior_check(p: &Pyramid, nb: usize, h: usize, w: usize, sigma: f64, seed: u64
     let x: Vec<f32> = (0..nb * 2 * h * w)
         .map(|_| (rng.normal() * 0.5) as f32)
         .collect();
-    let dev = GpuPrior::new(&g, p);
-    let ws = dev.workspace(&g, nb, h, w);
-    let xd = g.upload(&x);
+    for conv in [ConvKind::Tiled, ConvKind::Gather] {
+        let dev = GpuPrior::new(&g, p).with_conv(conv);
+        prior_check_with(&g, &dev, p, &x, nb, h, w, sigma, conv);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prior_check_with(
+    g: &Gpu,
+    dev: &GpuPrior,
+    p: &Pyramid,
+    x: &[f32],
+    nb: usize,
+    h: usize,
+    w: usize,
+    sigma: f64,
+    conv: ConvKind,
+) {
+    let ws = dev.workspace(g, nb, h, w);
+    let xd = g.upload(x);
     g.copy(&xd, ws.input());
     let sigmas: Vec<f64> = (0..nb).map(|b| sigma * 1.7f64.powi(b as i32)).collect();
     // Two steps: a decoy first row, the σs under test second.
     let cond = dev.conditioning(
-        &g,
+        g,
         &[vec![0.3; nb], sigmas.iter().map(|&s| s as f32).collect()],
     );
-    dev.energy_grad(&g, &ws, &cond, 1);
+    dev.energy_grad(g, &ws, &cond, 1);
     let grad = g.download(ws.grad());
     let dens = g.download(ws.density());
     let mut want_g = Vec::new();
@@ -215,10 +232,10 @@ fn prior_check(p: &Pyramid, nb: usize, h: usize, w: usize, sigma: f64, seed: u64
     }
     let (eg, ed) = (rel(&grad, &want_g), rel(&dens, &want_d));
     println!(
-        "prior {h}x{w} batch {nb}, {} levels: grad rel {eg:.2e}, density rel {ed:.2e}",
+        "prior {h}x{w} batch {nb}, {} levels, {conv:?} convolutions: grad rel {eg:.2e}, density rel {ed:.2e}",
         p.levels.len()
     );
-    assert!(eg < 1e-4 && ed < 1e-4, "grad {eg}, density {ed}");
+    assert!(eg < 1e-4 && ed < 1e-4, "{conv:?}: grad {eg}, density {ed}");
 }
 
 #[test]

@@ -424,6 +424,12 @@ fn reconstruct_batched(
     let guard = priors.gpu_prior(gpu)?;
     let prior = guard.as_ref().expect("gpu_prior fills it");
     let budget = options.gpu_memory.unwrap_or(DEFAULT_GPU_MEMORY);
+    // A batch also holds host copies beyond the one-slice estimate of memory::estimate (each
+    // slice's whitened data, the operator's maps, the stacked maps and k-space, the image):
+    // under --max-memory, no more slices per batch than the headroom holds.
+    let headroom = options
+        .max_memory
+        .map(|m| m.saturating_sub(memory::estimate(protocol, kspace, options)));
     let total = kspace.buckets.len();
     let mut out = Vec::with_capacity(total);
     let mut pending: Vec<(&basin_mrd::Bucket, Prepared)> = Vec::new();
@@ -476,6 +482,10 @@ fn reconstruct_batched(
         }
         if pending.is_empty() {
             capacity = basin_gpu::ebm::batch_capacity(gpu, prior, nc, h, w, budget);
+            if let Some(room) = headroom {
+                let per_slice = 5 * (32 * nc as u64 + 16) * (h * w) as u64 / 4;
+                capacity = capacity.min((room / per_slice.max(1)).max(1) as usize);
+            }
         }
         pending.push((b, prep));
     }
