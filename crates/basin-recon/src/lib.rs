@@ -407,8 +407,8 @@ pub(crate) fn reconstruct_with(
 /// The EBM solver on a GPU for a whole 2D acquisition: buckets are prepared (prewhitening,
 /// coil maps) on the CPU and solved in batches — as many slices per launch sequence as
 /// [`ReconOptions::gpu_memory`] holds, each slice its own problem
-/// ([`ebm::ebm_gpu_batch`]) — then finished one by one. The same images as slice-by-slice
-/// solves.
+/// ([`ebm::ebm_gpu_batch`]) — then finished one by one; the next batch is prepared while the
+/// device solves the current one. The same images as slice-by-slice solves.
 #[cfg(feature = "gpu")]
 #[allow(clippy::too_many_arguments)]
 fn reconstruct_batched(
@@ -430,34 +430,78 @@ fn reconstruct_batched(
     let headroom = options
         .max_memory
         .map(|m| m.saturating_sub(memory::estimate(protocol, kspace, options)));
-    let total = kspace.buckets.len();
-    let mut out = Vec::with_capacity(total);
-    let mut pending: Vec<(&basin_mrd::Bucket, Prepared)> = Vec::new();
-    let flush = |pending: &mut Vec<(&basin_mrd::Bucket, Prepared)>,
-                 out: &mut Vec<SliceResult>|
-     -> Result<(), ReconError> {
-        if pending.is_empty() {
-            return Ok(());
+    // Batches of consecutive buckets of one coil count and matrix (a bucket's maps have its
+    // data's shape), as many slices as the device budget — and under --max-memory the host
+    // headroom, for two batches at once — holds.
+    let buckets = &kspace.buckets;
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+    let (mut capacity, mut slices) = (0, 0);
+    for (i, b) in buckets.iter().enumerate() {
+        let (nc, nz, h, w) = b.data.dim();
+        let stacks = batches.last().is_some_and(|r| {
+            let (fc, _, fh, fw) = buckets[r.start].data.dim();
+            (fc, fh, fw) == (nc, h, w) && slices + nz <= capacity
+        });
+        if stacks {
+            let r = batches.last_mut().expect("stacks on a batch");
+            r.end = i + 1;
+            slices += nz;
+        } else {
+            capacity = basin_gpu::ebm::batch_capacity(gpu, prior, nc, h, w, budget);
+            if let Some(room) = headroom {
+                let per_slice = 5 * (32 * nc as u64 + 16) * (h * w) as u64 / 4;
+                capacity = capacity.min((room / (2 * per_slice).max(1)).max(1) as usize);
+            }
+            batches.push(i..i + 1);
+            slices = nz;
         }
+    }
+    let prepare_all = |r: &std::ops::Range<usize>| -> Result<Vec<Prepared>, ReconError> {
+        buckets[r.clone()]
+            .iter()
+            .map(|b| prepare(protocol, b, false, whitening))
+            .collect()
+    };
+    let solve_batch = |preps: &[Prepared]| {
         let t0 = Instant::now();
         let noise_std = whitening.map(|_| 1.0);
-        let slices: Vec<ebm::GpuSlice> = pending
+        let slices: Vec<ebm::GpuSlice> = preps
             .iter()
-            .map(|(_, prep)| ebm::GpuSlice {
+            .map(|prep| ebm::GpuSlice {
                 op: &prep.op,
                 kspace: &prep.data,
                 noise_std,
             })
             .collect();
-        let (solved, _) =
-            ebm::ebm_gpu_batch(gpu, prior, &slices, p).map_err(|e| ReconError::Numerical {
+        ebm::ebm_gpu_batch(gpu, prior, &slices, p)
+            .map(|(solved, _)| (solved, t0.elapsed().as_secs_f64()))
+            .map_err(|e| ReconError::Numerical {
                 what: "GPU EBM".into(),
                 message: e.to_string(),
-            })?;
-        let batch = pending.len();
-        let share = t0.elapsed().as_secs_f64() / batch as f64;
-        tracing::debug!("GPU batch of {batch} slices: {:.3} s", share * batch as f64);
-        for ((b, prep), (img, rep)) in pending.drain(..).zip(solved) {
+            })
+    };
+    let total = buckets.len();
+    let mut out = Vec::with_capacity(total);
+    let mut ready = match batches.first() {
+        Some(r) => Some(prepare_all(r)?),
+        None => None,
+    };
+    for (i, r) in batches.iter().enumerate() {
+        let preps = ready
+            .take()
+            .expect("each batch is prepared before its solve");
+        // The device solves this batch while the CPU prepares the next (coil maps dominate
+        // the CPU's share).
+        let (solved, next) = rayon::join(
+            || solve_batch(&preps),
+            || batches.get(i + 1).map(&prepare_all),
+        );
+        let (solved, seconds) = solved?;
+        ready = next.transpose()?;
+        let batch = preps.len();
+        let share = seconds / batch as f64;
+        tracing::debug!("GPU batch of {batch} slices: {seconds:.3} s");
+        for ((b, prep), (img, rep)) in buckets[r.clone()].iter().zip(preps).zip(solved) {
             let solved = Solved {
                 img,
                 iterations: rep.iterations,
@@ -467,29 +511,7 @@ fn reconstruct_batched(
             out.push(finish(protocol, b, whitening, prep, solved, share, batch));
             progress(out.len(), total);
         }
-        Ok(())
-    };
-    let mut capacity = 0;
-    for b in &kspace.buckets {
-        let prep = prepare(protocol, b, false, whitening)?;
-        let (nc, nz, h, w) = prep.op.maps().dim();
-        if let Some((_, first)) = pending.first() {
-            let (fc, _, fh, fw) = first.op.maps().dim();
-            let slices: usize = pending.iter().map(|(_, q)| q.op.maps().dim().1).sum();
-            if (fc, fh, fw) != (nc, h, w) || slices + nz > capacity {
-                flush(&mut pending, &mut out)?;
-            }
-        }
-        if pending.is_empty() {
-            capacity = basin_gpu::ebm::batch_capacity(gpu, prior, nc, h, w, budget);
-            if let Some(room) = headroom {
-                let per_slice = 5 * (32 * nc as u64 + 16) * (h * w) as u64 / 4;
-                capacity = capacity.min((room / per_slice.max(1)).max(1) as usize);
-            }
-        }
-        pending.push((b, prep));
     }
-    flush(&mut pending, &mut out)?;
     Ok(out)
 }
 

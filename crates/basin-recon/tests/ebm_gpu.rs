@@ -288,6 +288,19 @@ fn the_pipeline_solves_a_volume_in_batches_with_the_images_of_one_slice_at_a_tim
     };
     let batched = run(Backend::Gpu, None);
     let alone = run(Backend::Gpu, Some(1));
+    // A budget for two slices: a batch of two, then one (prepared while the first solves).
+    let (per_slice, _) = basin_gpu::ebm::bytes_per_slice(
+        &basin_gpu::prior::GpuPrior::new(
+            &basin_gpu::Gpu::for_tests().unwrap(),
+            &basin_prior::default_model().unwrap().0,
+        ),
+        8,
+        n,
+        n,
+    );
+    let two = run(Backend::Gpu, Some(2 * per_slice as u64 + 1));
+    let sizes: Vec<usize> = two.slices.iter().map(|s| s.diagnostics.batch).collect();
+    assert_eq!(sizes, vec![2, 2, 1], "batches of the two-slice budget");
     let cpu = run(Backend::Cpu, None);
     assert!(batched.slices.iter().all(|s| s.diagnostics.prewhitened));
     let mut energies = Vec::new();
@@ -309,6 +322,8 @@ fn the_pipeline_solves_a_volume_in_batches_with_the_images_of_one_slice_at_a_tim
             (3, 1, 1)
         );
         assert!(e_alone < 1e-8, "slice {z}: batched vs alone {e_alone}");
+        let e_two = nmse(&two.slices[z].image, &al.image);
+        assert!(e_two < 1e-8, "slice {z}: batches of two vs alone {e_two}");
         assert!(e_cpu < 1e-4, "slice {z}: batched GPU vs CPU {e_cpu}");
         assert_eq!(bt.diagnostics.energy, al.diagnostics.energy);
         assert_eq!(bt.diagnostics.residual, al.diagnostics.residual);
