@@ -3,10 +3,10 @@
 //!
 //! `gpu-bench [--quick]`: opens `--backend gpu`'s device, measures the device-to-device copy
 //! bandwidth (the ceiling), then times the prior gradient (256², 320²; one image and 16; the
-//! gather convolutions against the tiled ones), batched
-//! centered 2D FFTs (16 × 320², 16 × 368²) and a full EBM reconstruction (256², 8 coils, the
-//! default protocol) one slice per solve and a 160-slice volume both as 160 one-slice solves and
-//! as batched solves (16 and 160 slices per launch sequence), printing achieved GB/s and the
+//! gather convolutions against the tiled ones), batched centered 2D FFTs (16 × 320², 16 × 368²;
+//! radix-4 and radix-16 plans) and a full EBM reconstruction (256², 8 coils, the default
+//! protocol) one slice per solve and a 160-slice volume both as 160 one-slice solves and as
+//! batched solves (16 and 160 slices per launch sequence), printing achieved GB/s and the
 //! fraction of the ceiling. `--quick` shrinks every size (a smoke test on a software adapter).
 
 use basin_core::rng::Rng;
@@ -103,23 +103,27 @@ fn main() {
         &[(16, 320), (16, 368)]
     };
     for &(nb, s) in ffts {
-        let fft = Fft2::new(&gpu, nb, s, s);
-        let d = std::cell::RefCell::new(gpu.upload(&random(&mut rng, 2 * nb * s * s)));
-        let t = time(
-            &gpu,
-            warm,
-            reps,
-            || *d.borrow_mut() = gpu.upload(&random(&mut rng, 2 * nb * s * s)),
-            || fft.run(&gpu, &d.borrow(), false),
-        );
-        // Each Stockham stage reads and writes the batch once.
-        let stages = 2 * basin_gpu::fft::radices(s).len();
-        let bytes = (stages * 2 * 8 * nb * s * s) as f64;
-        rows.push((
-            format!("fft2 {nb}x{s}² ({stages} stages)"),
-            t,
-            bytes / t / 1e9,
-        ));
+        for max_radix in [4, 16] {
+            let fft = Fft2::with_max_radix(&gpu, nb, s, s, max_radix);
+            let d = std::cell::RefCell::new(gpu.upload(&random(&mut rng, 2 * nb * s * s)));
+            let t = time(
+                &gpu,
+                warm,
+                reps,
+                || *d.borrow_mut() = gpu.upload(&random(&mut rng, 2 * nb * s * s)),
+                || fft.run(&gpu, &d.borrow(), false),
+            );
+            // Each Stockham stage reads and writes the batch once.
+            let bytes = (fft.passes * 2 * 8 * nb * s * s) as f64;
+            rows.push((
+                format!(
+                    "fft2 {nb}x{s}², radices ≤ {max_radix} ({} passes)",
+                    fft.passes
+                ),
+                t,
+                bytes / t / 1e9,
+            ));
+        }
     }
 
     // Full EBM, default protocol, 256² 8 coils (random smooth-free data: timing only); a
@@ -144,7 +148,7 @@ fn main() {
     };
     let one = batch(&mut rng, 1);
     let run = |b: &(_, _, _, _, Vec<_>)| {
-        basin_gpu::ebm::run(&gpu, &prior, &b.0, &b.1, &b.2, &b.3, &b.4).expect("EBM");
+        basin_gpu::ebm::run(&gpu, &prior, &b.0, &b.1, &b.2, &b.3, &b.4, false).expect("EBM");
     };
     let t_slice = time(&gpu, 1, if quick { 2 } else { 5 }, || {}, || run(&one));
     rows.push((format!("EBM {m}² {nc} coils, 1 slice"), t_slice, f64::NAN));

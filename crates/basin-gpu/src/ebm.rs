@@ -101,7 +101,10 @@ fn check_schedules(scheds: &[Schedule], nz: usize) -> Result<(), GpuError> {
 /// (each slice already scaled), maps `[c, z, y, x]`, mask `[z, y, x]` and support `[z, y, x]`,
 /// slice z with its own schedule `scheds[z]` (its σ, ρ and λ; the loop's shape shared). Each
 /// slice is its own problem — its own CG scalars and stopping rule, its own noise levels — so
-/// slice z comes out as it would from a batch of one. Returns the images in the scaled units.
+/// slice z comes out as it would from a batch of one. With `three_d` (3D encoding) the volume
+/// is one problem instead: the FFT runs along z too, one schedule (`scheds` of length 1), the
+/// prior on every slice. Returns the images in the scaled units.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
     prior: &GpuPrior,
@@ -110,6 +113,7 @@ pub fn run(
     support: &Array3<bool>,
     y: &Array4<C32>,
     scheds: &[Schedule],
+    three_d: bool,
 ) -> Result<(Array3<C32>, Report), GpuError> {
     let (_, nz, h, w) = maps.dim();
     if y.dim() != maps.dim() || support.dim() != (nz, h, w) {
@@ -120,23 +124,34 @@ pub fn run(
             support.shape()
         )));
     }
-    check_schedules(scheds, nz)?;
+    let op = if three_d {
+        SenseGpu::new_3d(gpu, maps, mask)?
+    } else {
+        SenseGpu::new(gpu, maps, mask)?
+    };
+    // Problems (their CG scalars, ρ, energy) and images (the prior's σ, λσ²): slice z is
+    // problem z with 2D encoding; with 3D every slice belongs to the one problem.
+    let problems = op.slices();
+    check_schedules(scheds, problems)?;
+    let of_image = |z: usize| &scheds[if three_d { 0 } else { z }];
     let sched = &scheds[0];
     let nlev = sched.levels.len();
-    let op = SenseGpu::new(gpu, maps, mask)?;
     let npix = op.npix();
     let hw = h * w;
-    let red = Reducer::new(gpu, nz);
+    let red = Reducer::new(gpu, problems);
     let cgb = CgBuffers::new(gpu, npix);
     let ws = prior.workspace(gpu, nz, h, w);
     // Per level l and slice z: σ (the prior's conditioning), ρ and λσ² — tables uploaded once;
     // a step selects its row by offset. The last row of the conditioning is the final σ.
-    let sigma_at = |l: usize| scheds.iter().map(|s| s.levels[l].0).collect::<Vec<f32>>();
+    let sigma_at = |l: usize| {
+        (0..nz)
+            .map(|z| of_image(z).levels[l].0)
+            .collect::<Vec<f32>>()
+    };
     let mut sigmas: Vec<Vec<f32>> = (0..nlev).map(sigma_at).collect();
     sigmas.push(
-        scheds
-            .iter()
-            .map(|s| s.levels.last().map_or(1.0, |l| l.0))
+        (0..nz)
+            .map(|z| of_image(z).levels.last().map_or(1.0, |l| l.0))
             .collect(),
     );
     let cond = prior.conditioning(gpu, &sigmas);
@@ -148,9 +163,10 @@ pub fn run(
     let s2_tab = gpu.upload(
         &(0..nlev)
             .flat_map(|l| {
-                scheds
-                    .iter()
-                    .map(move |s| s.prior_weight * s.levels[l].0 * s.levels[l].0)
+                (0..nz).map(move |z| {
+                    let s = of_image(z);
+                    s.prior_weight * s.levels[l].0 * s.levels[l].0
+                })
             })
             .collect::<Vec<f32>>(),
     );
@@ -191,7 +207,10 @@ pub fn run(
     let mut iterations = 0;
     for l in 0..nlev {
         let off = (l * nz) as u32;
-        let rho = PerSlice { buf: &rho_tab, off };
+        let rho = PerSlice {
+            buf: &rho_tab,
+            off: (l * problems) as u32,
+        };
         for _ in 0..sched.inner {
             planar(&x);
             prior.energy_grad(gpu, &ws, &cond, l);

@@ -464,50 +464,40 @@ impl GpuPrior {
                     );
                 }
                 ConvKind::Tiled => {
-                    let (c1c, c1d) = tiled_grid(lw.h, lw.w, l.c1, nb);
-                    let (k, sin, sw) = tiled_sizes(l.k1);
-                    kernels::conv_same_tiled::launch(
-                        cl,
-                        c1c,
-                        c1d,
-                        lw.x.arg(),
-                        l.w1.arg(),
-                        l.b1.arg(),
-                        l.a1.arg(),
-                        lw.z1.arg(),
-                        lw.h1.arg(),
-                        lw.dims1.arg(),
-                        cond.buf.arg(),
-                        ln_sig,
-                        cs,
-                        k,
-                        TILE,
-                        sin,
-                        sw,
-                        true,
-                    );
-                    let (c2c, c2d) = tiled_grid(lw.h, lw.w, l.c2, nb);
-                    let (k, sin, sw) = tiled_sizes(l.k2);
-                    kernels::conv_same_tiled::launch(
-                        cl,
-                        c2c,
-                        c2d,
-                        lw.h1.arg(),
-                        l.w2.arg(),
-                        l.b2.arg(),
-                        l.zero2.arg(),
-                        lw.z2.arg(),
-                        l.zero2.arg(), // no activation written
-                        lw.dims2.arg(),
-                        cond.buf.arg(),
-                        ln_sig,
-                        cs,
-                        k,
-                        TILE,
-                        sin,
-                        sw,
-                        false,
-                    );
+                    // z₁ = W₁∗x + b₁ + a₁ ln σ with h₁ = softplus(z₁) written beside it, then
+                    // z₂ = W₂∗h₁ + b₂ (no activation).
+                    for (inp, wt, bias, coef, out, act, dims, ch, k, fused) in [
+                        (
+                            &lw.x, &l.w1, &l.b1, &l.a1, &lw.z1, &lw.h1, &lw.dims1, l.c1, l.k1, true,
+                        ),
+                        (
+                            &lw.h1, &l.w2, &l.b2, &l.zero2, &lw.z2, &l.zero2, &lw.dims2, l.c2,
+                            l.k2, false,
+                        ),
+                    ] {
+                        let (c, d) = tiled_grid(lw.h, lw.w, ch, nb);
+                        let (k, sin, sw) = tiled_sizes(k);
+                        kernels::conv_same_tiled::launch(
+                            cl,
+                            c,
+                            d,
+                            inp.arg(),
+                            wt.arg(),
+                            bias.arg(),
+                            coef.arg(),
+                            out.arg(),
+                            act.arg(),
+                            dims.arg(),
+                            cond.buf.arg(),
+                            ln_sig,
+                            cs,
+                            k,
+                            TILE,
+                            sin,
+                            sw,
+                            fused,
+                        );
+                    }
                 }
             }
             let (cp, dp) = grid(nb * hw);
@@ -526,69 +516,45 @@ impl GpuPrior {
                 head_scale,
                 cs,
             );
-            match self.conv {
-                ConvKind::Gather => {
-                    let blocks = |ch: usize| nb * ch.div_ceil(kernels::CONV_BLOCK) * hw;
-                    let (cb1, db1) = grid(blocks(l.c1));
-                    kernels::conv_adjoint::launch(
-                        cl,
-                        cb1,
-                        db1,
-                        lw.d2.arg(),
-                        l.w2.arg(),
-                        lw.z1.arg(),
-                        lw.dz1.arg(),
-                        lw.dims2.arg(),
-                        1,
-                    );
-                    let (cg, dg) = grid(blocks(2));
-                    kernels::conv_adjoint::launch(
-                        cl,
-                        cg,
-                        dg,
-                        lw.dz1.arg(),
-                        l.w1.arg(),
-                        lw.z1.arg(),
-                        lw.g.arg(),
-                        lw.dims1.arg(),
-                        0,
-                    );
-                }
-                ConvKind::Tiled => {
-                    let (cc, cd) = tiled_grid(lw.h, lw.w, l.c1, nb);
-                    let (k, sin, sw) = tiled_sizes(l.k2);
-                    kernels::conv_adjoint_tiled::launch(
-                        cl,
-                        cc,
-                        cd,
-                        lw.d2.arg(),
-                        l.w2.arg(),
-                        lw.z1.arg(),
-                        lw.dz1.arg(),
-                        lw.dims2.arg(),
-                        1,
-                        k,
-                        TILE,
-                        sin,
-                        sw,
-                    );
-                    let (cc, cd) = tiled_grid(lw.h, lw.w, 2, nb);
-                    let (k, sin, sw) = tiled_sizes(l.k1);
-                    kernels::conv_adjoint_tiled::launch(
-                        cl,
-                        cc,
-                        cd,
-                        lw.dz1.arg(),
-                        l.w1.arg(),
-                        lw.z1.arg(),
-                        lw.g.arg(),
-                        lw.dims1.arg(),
-                        0,
-                        k,
-                        TILE,
-                        sin,
-                        sw,
-                    );
+            // The adjoints: ∂e/∂z₂ back through W₂ (gated by sigmoid(z₁)), then through W₁.
+            for (grad, wt, out, dims, gate, ch, k) in [
+                (&lw.d2, &l.w2, &lw.dz1, &lw.dims2, 1u32, l.c1, l.k2),
+                (&lw.dz1, &l.w1, &lw.g, &lw.dims1, 0, 2, l.k1),
+            ] {
+                match self.conv {
+                    ConvKind::Gather => {
+                        let (c, d) = grid(nb * ch.div_ceil(kernels::CONV_BLOCK) * hw);
+                        kernels::conv_adjoint::launch(
+                            cl,
+                            c,
+                            d,
+                            grad.arg(),
+                            wt.arg(),
+                            lw.z1.arg(),
+                            out.arg(),
+                            dims.arg(),
+                            gate,
+                        );
+                    }
+                    ConvKind::Tiled => {
+                        let (c, d) = tiled_grid(lw.h, lw.w, ch, nb);
+                        let (k, sin, sw) = tiled_sizes(k);
+                        kernels::conv_adjoint_tiled::launch(
+                            cl,
+                            c,
+                            d,
+                            grad.arg(),
+                            wt.arg(),
+                            lw.z1.arg(),
+                            out.arg(),
+                            dims.arg(),
+                            gate,
+                            k,
+                            TILE,
+                            sin,
+                            sw,
+                        );
+                    }
                 }
             }
         }

@@ -123,14 +123,16 @@ pub fn axpby(gpu: &Gpu, a: f32, x: &DBuf<f32>, b: f32, y: &DBuf<f32>) {
     kernels::axpby::launch(gpu.client(), c, d, x.arg(), y.arg(), a, b, x.len() as u32);
 }
 
-/// 2D SENSE on the device: maps `[c, z, y, x]`, a mask `[z, y, x]` shared by the coils. Each
-/// z is its own slice (2D encoding), so a batch of slices is one operator.
+/// SENSE on the device: maps `[c, z, y, x]`, a mask `[z, y, x]` shared by the coils. With 2D
+/// encoding ([`SenseGpu::new`]) each z is its own slice, so a batch of slices is one operator
+/// of as many independent problems; with 3D encoding ([`SenseGpu::new_3d`]) the FFT runs along
+/// z too and the volume is one problem.
 pub struct SenseGpu {
     maps: DBuf<f32>,
     mask: DBuf<f32>,
     ncoil: usize,
-    nz: usize,
-    hw: usize,
+    problems: usize,
+    per_problem: usize,
     npix: usize,
     fft: Fft2,
     k: DBuf<f32>,
@@ -143,8 +145,22 @@ pub fn interleave(a: impl IntoIterator<Item = C32>) -> Vec<f32> {
 }
 
 impl SenseGpu {
-    /// Uploads the maps and the mask and plans the FFT.
+    /// Uploads the maps and the mask and plans the FFT (2D encoding: slice by slice).
     pub fn new(gpu: &Gpu, maps: &Array4<C32>, mask: &Array3<bool>) -> Result<Self, GpuError> {
+        Self::build(gpu, maps, mask, false)
+    }
+
+    /// As [`SenseGpu::new`] for 3D encoding: the FFT over (z, y, x), one problem.
+    pub fn new_3d(gpu: &Gpu, maps: &Array4<C32>, mask: &Array3<bool>) -> Result<Self, GpuError> {
+        Self::build(gpu, maps, mask, true)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        maps: &Array4<C32>,
+        mask: &Array3<bool>,
+        three_d: bool,
+    ) -> Result<Self, GpuError> {
         let (nc, nz, h, w) = maps.dim();
         if mask.dim() != (nz, h, w) {
             return Err(GpuError::Shape(format!(
@@ -158,18 +174,22 @@ impl SenseGpu {
             maps: gpu.upload(&interleave(maps.iter().copied())),
             mask: gpu.upload(&mask.iter().map(|&m| m as u8 as f32).collect::<Vec<_>>()),
             ncoil: nc,
-            nz,
-            hw: h * w,
+            problems: if three_d { 1 } else { nz },
+            per_problem: if three_d { npix } else { h * w },
             npix,
-            fft: Fft2::new(gpu, nc * nz, h, w),
+            fft: if three_d {
+                Fft2::new_3d(gpu, nc, nz, h, w)
+            } else {
+                Fft2::new(gpu, nc * nz, h, w)
+            },
             k: gpu.zeros(2 * nc * npix),
-            zero: gpu.zeros(2 * npix.max(nz)),
+            zero: gpu.zeros(2 * npix),
         })
     }
 
-    /// Slices (independent problems) of the operator.
+    /// Independent problems of the operator: its slices with 2D encoding, 1 with 3D.
     pub fn slices(&self) -> usize {
-        self.nz
+        self.problems
     }
 
     /// ρ = 0 for every slice.
@@ -242,7 +262,7 @@ impl SenseGpu {
             self.ncoil as u32,
             rho.buf.arg(),
             rho.off,
-            self.hw as u32,
+            self.per_problem as u32,
         );
     }
 

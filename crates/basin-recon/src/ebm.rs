@@ -321,7 +321,7 @@ pub fn ebm(
 /// [`ebm`] on a GPU ([`basin_gpu::ebm::run`]): the same scaling, noise level, support and
 /// schedule, computed here on the host and shared with the CPU solver; every iteration runs on
 /// the device. Returns the image (data scale), the report, and the device's own report (copy
-/// counts). Only 2D encoding (slice by slice).
+/// counts). 2D encoding slice by slice, or 3D encoding (the FFT along z too) as one problem.
 pub fn ebm_gpu(
     gpu: &basin_gpu::Gpu,
     prior: &basin_gpu::prior::GpuPrior,
@@ -330,6 +330,29 @@ pub fn ebm_gpu(
     p: &EbmParams,
     noise_std: Option<f64>,
 ) -> Result<(Array3<C32>, EbmReport, basin_gpu::ebm::Report), basin_gpu::GpuError> {
+    if op.is_3d() {
+        let sc = scaled(op, kspace, noise_std);
+        let sched = device_schedule(p, sc.noise_scaled);
+        let (x, rep) = basin_gpu::ebm::run(
+            gpu,
+            prior,
+            op.maps(),
+            op.mask(),
+            &support(op),
+            &sc.y,
+            &[sched],
+            true,
+        )?;
+        let report = EbmReport {
+            iterations: rep.iterations,
+            noise_std: sc.noise,
+            sigma_final: schedule(p, sc.noise_scaled)
+                .last()
+                .map_or(p.sigma_max, |l| l.0),
+            energy: rep.energies.iter().sum(),
+        };
+        return Ok((x.mapv(|c| c * sc.s), report, rep));
+    }
     let (mut out, rep) = ebm_gpu_batch(
         gpu,
         prior,
@@ -408,7 +431,7 @@ pub fn ebm_gpu_batch(
         scheds.extend(std::iter::repeat_n(device_schedule(p, sc.noise_scaled), z));
         z0 += z;
     }
-    let (x, rep) = basin_gpu::ebm::run(gpu, prior, &maps, &mask, &supp, &y, &scheds)?;
+    let (x, rep) = basin_gpu::ebm::run(gpu, prior, &maps, &mask, &supp, &y, &scheds, false)?;
     let mut out = Vec::with_capacity(slices.len());
     let mut z0 = 0;
     for (s, sc) in slices.iter().zip(&scaled) {

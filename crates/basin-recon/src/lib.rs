@@ -362,9 +362,10 @@ pub(crate) fn reconstruct_with(
     if let Some(g) = device {
         match (&protocol.solver, kspace.three_d) {
             (Solver::Ebm(_), false) => tracing::info!("EBM iterations run on {}", g.description()),
-            (Solver::Ebm(_), true) => {
-                tracing::warn!("3D encoding: the GPU solver is 2D only; running on the CPU")
-            }
+            (Solver::Ebm(_), true) => tracing::info!(
+                "EBM iterations run on {} (3D encoding: one problem per slab)",
+                g.description()
+            ),
             _ => tracing::info!(
                 "this protocol's solver runs on the CPU; the GPU is used by the EBM solver only"
             ),
@@ -526,7 +527,6 @@ pub(crate) fn reconstruct_bucket(
     priors: &Priors,
     options: &ReconOptions,
 ) -> Result<SliceResult, ReconError> {
-    let device = device.filter(|_| !three_d);
     if matches!(protocol.solver, Solver::ZeroFilled) {
         let t0 = Instant::now();
         // The root sum of squares of the unwhitened coil images is ρ‖s‖; of the whitened ones

@@ -12,6 +12,8 @@ use basin_phantom::{generate, Kind, MaskKind, PhantomSpec};
 use basin_recon::{reconstruct, Protocol};
 use ndarray::{Array2, Array3, Axis};
 
+mod common;
+
 const N: usize = 128;
 
 /// The brain-like ellipse phantom's 128² magnitude, as an image to simulate from.
@@ -70,24 +72,7 @@ fn acquire(
         seed,
     };
     let sim = simulate(obj, &spec).unwrap();
-    let d = basin_phantom::Description {
-        patient_name: "T^T".into(),
-        patient_id: "t".into(),
-        study: "t".into(),
-        protocol: "t".into(),
-        model: "t".into(),
-    };
-    let (h, acqs) = basin_phantom::acquisition_to_ismrmrd(
-        &d,
-        sim.kspace.view(),
-        &sim.lines,
-        &sim.acs,
-        accel,
-        [240.0, 240.0, 5.0],
-        &sim.noise_scan,
-    );
-    let k = basin_mrd::assemble(std::path::Path::new("sim.h5"), h, &acqs).unwrap();
-    (k, sim.truth)
+    (common::assemble_simulation(&sim, accel), sim.truth)
 }
 
 fn magnitude(p: &Protocol, k: &KSpace) -> Array3<f32> {

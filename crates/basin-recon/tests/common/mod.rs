@@ -107,3 +107,28 @@ pub fn noisy_kspace(op: &Sense, x: &Array3<C32>, sigma: f64, seed: u64) -> Array
         }
     })
 }
+
+/// A realistic simulation (`basin_phantom::realistic::simulate`) as `basin recon` reads it: its
+/// ISMRMRD acquisitions (noise scan included) assembled into k-space.
+pub fn assemble_simulation(
+    sim: &basin_phantom::realistic::Simulation,
+    accel: f64,
+) -> basin_mrd::KSpace {
+    let d = basin_phantom::Description {
+        patient_name: "T^T".into(),
+        patient_id: "t".into(),
+        study: "t".into(),
+        protocol: "t".into(),
+        model: "t".into(),
+    };
+    let (h, acqs) = basin_phantom::acquisition_to_ismrmrd(
+        &d,
+        sim.kspace.view(),
+        &sim.lines,
+        &sim.acs,
+        accel,
+        [240.0, 240.0, 5.0],
+        &sim.noise_scan,
+    );
+    basin_mrd::assemble(std::path::Path::new("sim.h5"), h, &acqs).unwrap()
+}
