@@ -97,6 +97,29 @@ fn main() {
             ));
         }
     }
+    // Per stage: the gradient once with the device synchronised after each stage.
+    let s = sizes[0];
+    let nb = 16;
+    let mut stages = Vec::new();
+    for prior in [&gather, &tiled] {
+        let ws = prior.workspace(&gpu, nb, s, s);
+        let cond = prior.conditioning(&gpu, &[vec![0.02; nb]]);
+        gpu.copy(&gpu.upload(&random(&mut rng, nb * 2 * s * s)), ws.input());
+        prior.profile(&gpu, &ws, &cond, 0); // warm-up (pipelines compiled)
+        let mut runs: Vec<Vec<(&str, f64)>> = (0..reps.min(5))
+            .map(|_| prior.profile(&gpu, &ws, &cond, 0))
+            .collect();
+        let flops = prior.conv_flops(nb, s, s);
+        for (i, &(name, _)) in runs[0].clone().iter().enumerate() {
+            let t = median(runs.iter_mut().map(|r| r[i].1).collect());
+            let rate = flops
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, f)| f / t / 1e9);
+            stages.push((format!("{:?}", prior.conv()), name, t, rate));
+        }
+    }
+
     let ffts: &[(usize, usize)] = if quick {
         &[(4, 40), (4, 46)]
     } else {
@@ -177,6 +200,13 @@ fn main() {
         ));
     }
 
+    println!(
+        "\n| prior grad {nb}x{s}², stage | convolutions | median ms | GFLOP/s |\n|---|---|---|---|"
+    );
+    for (kind, name, t, rate) in &stages {
+        let rate = rate.map_or("–".to_string(), |r| format!("{r:.1}"));
+        println!("| {name} | {kind} | {:.3} | {rate} |", t * 1e3);
+    }
     println!("\n| what | median ms | GB/s | of ceiling |\n|---|---|---|---|");
     for (what, t, gbs) in rows {
         if gbs.is_nan() {

@@ -290,6 +290,36 @@ impl GpuPrior {
         (total, largest)
     }
 
+    /// Floating-point operations of each convolution stage of [`GpuPrior::profile`] for `nb`
+    /// images of `h`×`w` (2·cᵢ·cₒ·k² per pixel, summed over the pyramid's levels), under the
+    /// stage names the profile uses for this prior's [`ConvKind`].
+    pub fn conv_flops(&self, nb: usize, h: usize, w: usize) -> Vec<(&'static str, f64)> {
+        let first = match self.conv {
+            ConvKind::Gather => "conv 1",
+            ConvKind::Tiled => "conv 1 + softplus",
+        };
+        let mut f = [0.0f64; 2];
+        let (mut hh, mut ww) = (h, w);
+        for (s, l) in self.levels.iter().enumerate() {
+            if s > 0 {
+                if hh / 2 == 0 || ww / 2 == 0 {
+                    break;
+                }
+                hh /= 2;
+                ww /= 2;
+            }
+            let px = (nb * hh * ww) as f64;
+            f[0] += 2.0 * (2 * l.c1 * l.k1 * l.k1) as f64 * px;
+            f[1] += 2.0 * (l.c1 * l.c2 * l.k2 * l.k2) as f64 * px;
+        }
+        vec![
+            (first, f[0]),
+            ("conv 2", f[1]),
+            ("conv 2 adjoint (gated)", f[1]),
+            ("conv 1 adjoint", f[0]),
+        ]
+    }
+
     /// Bytes [`GpuPrior::energy_grad`] must move through device memory with this kernel
     /// decomposition (every kernel reading its inputs once and writing its outputs once) for
     /// `nb` images of `h`×`w`: the numerator of the achieved bandwidth in `gpu-bench`.
@@ -391,6 +421,43 @@ impl GpuPrior {
     /// ∇ₓE and the energy density of the images in `ws.input()`, image b at the noise level of
     /// row `step` of `cond` (one per image: a batch of slices each at its own σ).
     pub fn energy_grad(&self, gpu: &Gpu, ws: &PriorWorkspace, cond: &Conditioning, step: usize) {
+        self.grad_marked(gpu, ws, cond, step, |_| {});
+    }
+
+    /// [`GpuPrior::energy_grad`] once, the device synchronised after each stage: seconds per
+    /// stage (pooling, each convolution and its adjoint, the head, the expert field), summed
+    /// over the pyramid's levels, in the order first run. For the bench's per-kernel table.
+    pub fn profile(
+        &self,
+        gpu: &Gpu,
+        ws: &PriorWorkspace,
+        cond: &Conditioning,
+        step: usize,
+    ) -> Vec<(&'static str, f64)> {
+        let mut out: Vec<(&'static str, f64)> = Vec::new();
+        gpu.sync();
+        let mut t = std::time::Instant::now();
+        self.grad_marked(gpu, ws, cond, step, |name| {
+            gpu.sync();
+            let dt = t.elapsed().as_secs_f64();
+            t = std::time::Instant::now();
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += dt,
+                None => out.push((name, dt)),
+            }
+        });
+        out
+    }
+
+    /// The launches of [`GpuPrior::energy_grad`], `mark(stage)` called after each stage.
+    fn grad_marked(
+        &self,
+        gpu: &Gpu,
+        ws: &PriorWorkspace,
+        cond: &Conditioning,
+        step: usize,
+        mut mark: impl FnMut(&'static str),
+    ) {
         let nb = ws.nb;
         assert!(
             cond.nb == nb && step < cond.steps(),
@@ -416,6 +483,7 @@ impl GpuPrior {
                 (nb * 2) as u32,
             );
         }
+        mark("pooling");
         for (s, (lw, l)) in ws.levels.iter().zip(&self.levels).enumerate() {
             let hw = lw.h * lw.w;
             let (ln_sig, head_scale) = (base + 2 * s as u32, base + 2 * s as u32 + 1);
@@ -439,6 +507,7 @@ impl GpuPrior {
                         ln_sig,
                         cs,
                     );
+                    mark("conv 1");
                     kernels::softplus::launch(
                         cl,
                         c,
@@ -447,6 +516,7 @@ impl GpuPrior {
                         lw.h1.arg(),
                         (nb * l.c1 * hw) as u32,
                     );
+                    mark("softplus");
                     let (c2, d2) = grid(blocks(l.c2));
                     kernels::conv_same::launch(
                         cl,
@@ -462,17 +532,28 @@ impl GpuPrior {
                         ln_sig, // multiplies the zero coefficients of the second layer
                         cs,
                     );
+                    mark("conv 2");
                 }
                 ConvKind::Tiled => {
                     // z₁ = W₁∗x + b₁ + a₁ ln σ with h₁ = softplus(z₁) written beside it, then
                     // z₂ = W₂∗h₁ + b₂ (no activation).
-                    for (inp, wt, bias, coef, out, act, dims, ch, k, fused) in [
+                    for (inp, wt, bias, coef, out, act, dims, ch, k, fused, name) in [
                         (
-                            &lw.x, &l.w1, &l.b1, &l.a1, &lw.z1, &lw.h1, &lw.dims1, l.c1, l.k1, true,
+                            &lw.x,
+                            &l.w1,
+                            &l.b1,
+                            &l.a1,
+                            &lw.z1,
+                            &lw.h1,
+                            &lw.dims1,
+                            l.c1,
+                            l.k1,
+                            true,
+                            "conv 1 + softplus",
                         ),
                         (
                             &lw.h1, &l.w2, &l.b2, &l.zero2, &lw.z2, &l.zero2, &lw.dims2, l.c2,
-                            l.k2, false,
+                            l.k2, false, "conv 2",
                         ),
                     ] {
                         let (c, d) = tiled_grid(lw.h, lw.w, ch, nb);
@@ -497,6 +578,7 @@ impl GpuPrior {
                             sw,
                             fused,
                         );
+                        mark(name);
                     }
                 }
             }
@@ -516,10 +598,29 @@ impl GpuPrior {
                 head_scale,
                 cs,
             );
+            mark("head");
             // The adjoints: ∂e/∂z₂ back through W₂ (gated by sigmoid(z₁)), then through W₁.
-            for (grad, wt, out, dims, gate, ch, k) in [
-                (&lw.d2, &l.w2, &lw.dz1, &lw.dims2, 1u32, l.c1, l.k2),
-                (&lw.dz1, &l.w1, &lw.g, &lw.dims1, 0, 2, l.k1),
+            for (grad, wt, out, dims, gate, ch, k, name) in [
+                (
+                    &lw.d2,
+                    &l.w2,
+                    &lw.dz1,
+                    &lw.dims2,
+                    1u32,
+                    l.c1,
+                    l.k2,
+                    "conv 2 adjoint (gated)",
+                ),
+                (
+                    &lw.dz1,
+                    &l.w1,
+                    &lw.g,
+                    &lw.dims1,
+                    0,
+                    2,
+                    l.k1,
+                    "conv 1 adjoint",
+                ),
             ] {
                 match self.conv {
                     ConvKind::Gather => {
@@ -556,6 +657,7 @@ impl GpuPrior {
                         );
                     }
                 }
+                mark(name);
             }
         }
         for s in (1..n).rev() {
@@ -574,6 +676,7 @@ impl GpuPrior {
                 );
             }
         }
+        mark("pooling adjoint");
         if let (Some(e), Some(ew)) = (&self.experts, &ws.experts) {
             let l0 = &ws.levels[0];
             let (cp, dp) = grid(nb * l0.h * l0.w);
@@ -619,6 +722,7 @@ impl GpuPrior {
                     1.0 / (scale * scale) as f32,
                 );
             }
+            mark("expert field");
         }
     }
 }
