@@ -46,6 +46,12 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "gpu-bench [--quick]: GPU timings (copy ceiling, prior gradient gather/tiled and per stage, FFT radix 4/16, EBM one-slice vs batched); --quick shrinks every size"
+        );
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let gpu = Gpu::open(Backend::Gpu)
         .expect("a GPU")
