@@ -39,6 +39,9 @@ fn recon_backend_gpu_matches_cpu_and_reports_the_device() {
     let cpu = run("cpu", "cpu.nii");
     let auto = run("auto", "auto.nii");
     let dev = gpu["device"].as_str().unwrap();
+    // The GPU path solves the acquisition's slices in batches and says so per slice.
+    assert_eq!(gpu["slices"][0]["batch"], 1, "{gpu}");
+    assert_eq!(cpu["slices"][0]["batch"], 1, "{cpu}");
     println!("--backend gpu ran on {dev}");
     assert_eq!(cpu["device"], "cpu");
     assert!(dev != "cpu", "--backend gpu must open a device");
@@ -73,6 +76,20 @@ fn recon_backend_gpu_matches_cpu_and_reports_the_device() {
     let summary: serde_json::Value = serde_json::from_slice(&sense.stdout).unwrap();
     assert_eq!(summary["device"], "cpu");
     assert!(String::from_utf8_lossy(&sense.stderr).contains("applies to the EBM solver"));
+    let bad_size = basin(&[
+        "recon",
+        &d("p.h5"),
+        "-o",
+        &d("x.nii"),
+        "--gpu-memory",
+        "lots",
+    ]);
+    let err = String::from_utf8_lossy(&bad_size.stderr);
+    assert_eq!(bad_size.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is not a size") && !err.contains("panicked"),
+        "{err}"
+    );
     let bad = basin(&["recon", &d("p.h5"), "-o", &d("x.nii"), "--backend", "tpu"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");

@@ -342,3 +342,44 @@ fn fft_3d_and_sense_3d_match_basin_core() {
         assert!(e < 1e-4 && en < 1e-4, "3D SENSE: forward {e}, normal {en}");
     }
 }
+
+#[test]
+fn profiling_the_gradient_runs_the_same_launches_and_names_every_stage() {
+    let g = gpu();
+    let mut p = Pyramid::random(2, 4, 3, 4, 3, 8);
+    p.experts = Some(basin_prior::experts::Experts::random(9));
+    let mut rng = Rng::new(10);
+    let (nb, h, w) = (2, 24, 20);
+    let x: Vec<f32> = (0..nb * 2 * h * w).map(|_| rng.normal() as f32).collect();
+    for conv in [ConvKind::Gather, ConvKind::Tiled] {
+        let dev = GpuPrior::new(&g, &p).with_conv(conv);
+        let ws = dev.workspace(&g, nb, h, w);
+        let cond = dev.conditioning(&g, &[vec![0.04, 0.02]]);
+        g.copy(&g.upload(&x), ws.input());
+        dev.energy_grad(&g, &ws, &cond, 0);
+        let plain = g.download(ws.grad());
+        let stages = dev.profile(&g, &ws, &cond, 0);
+        let profiled = g.download(ws.grad());
+        assert_eq!(plain, profiled, "{conv:?}: profiling changes nothing");
+        let names: Vec<&str> = stages.iter().map(|s| s.0).collect();
+        println!("{conv:?}: {names:?}");
+        for want in [
+            "pooling",
+            "conv 2",
+            "head",
+            "conv 2 adjoint (gated)",
+            "conv 1 adjoint",
+        ] {
+            assert!(
+                names.contains(&want),
+                "{conv:?}: no stage {want} in {names:?}"
+            );
+        }
+        assert!(stages.iter().all(|s| s.1 >= 0.0));
+        // Every convolution stage has its FLOP count under the name the profile uses.
+        for (name, flops) in dev.conv_flops(nb, h, w) {
+            assert!(names.contains(&name), "{conv:?}: {name} not profiled");
+            assert!(flops > 0.0);
+        }
+    }
+}

@@ -474,8 +474,20 @@ fn reconstruct_batched(
                 noise_std,
             })
             .collect();
-        ebm::ebm_gpu_batch(gpu, prior, &slices, p)
-            .map(|(solved, _)| (solved, t0.elapsed().as_secs_f64()))
+        // A device that cannot allocate a batch's buffers panics inside the runtime: say what
+        // to change instead of aborting with a backtrace.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ebm::ebm_gpu_batch(gpu, prior, &slices, p)
+        }))
+        .map_err(|_| {
+            ReconError::Device(format!(
+                "{} failed while solving a batch of {} slices (out of device memory?); lower --gpu-memory (now {})",
+                gpu.description(),
+                slices.len(),
+                memory::human(budget)
+            ))
+        })?;
+        run.map(|(solved, _)| (solved, t0.elapsed().as_secs_f64()))
             .map_err(|e| ReconError::Numerical {
                 what: "GPU EBM".into(),
                 message: e.to_string(),
