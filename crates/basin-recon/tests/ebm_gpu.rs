@@ -18,25 +18,34 @@ fn nmse(a: &Array3<C32>, b: &Array3<C32>) -> f64 {
     num / b.iter().map(|y| y.norm_sqr() as f64).sum::<f64>()
 }
 
-#[test]
-fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
-    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
-    let (truth, op) = common::exact_case(64, 3.0, 5);
-    let k = common::noisy_kspace(&op, &truth, 0.01, 6);
-    let (pyr, _) = basin_prior::default_model().unwrap();
-    let p = EbmParams {
+/// A short schedule for the device tests (3 levels × 2 steps, 4 CG iterations).
+fn short() -> EbmParams {
+    EbmParams {
         levels: 3,
         inner: 2,
         cg_iterations: 4,
         init_iterations: 6,
         ..EbmParams::default()
-    };
-    let (cpu, cpu_rep) = ebm(&op, &k, &FastPyramid::new(&pyr), &p, None);
-    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
-    let (dev, dev_rep, counts) = ebm_gpu(&gpu, &prior, &op, &k, &p, None).unwrap();
+    }
+}
+
+/// The EBM of `k` on the device against the CPU solver: NMSE < 1e-4, the same iterations, the
+/// energy within 1e-3, no host-device copy inside the loop. Returns the CPU image and the
+/// device's report.
+fn gpu_matches_cpu(
+    gpu: &basin_gpu::Gpu,
+    op: &basin_core::linop::Sense,
+    k: &ndarray::Array4<C32>,
+    what: &str,
+) -> (Array3<C32>, basin_gpu::ebm::Report) {
+    let (pyr, _) = basin_prior::default_model().unwrap();
+    let p = short();
+    let (cpu, cpu_rep) = ebm(op, k, &FastPyramid::new(&pyr), &p, None);
+    let prior = basin_gpu::prior::GpuPrior::new(gpu, &pyr);
+    let (dev, dev_rep, counts) = ebm_gpu(gpu, &prior, op, k, &p, None).unwrap();
     let e = nmse(&dev, &cpu);
     println!(
-        "GPU vs CPU EBM, 64², 8 coils, 3×: NMSE {e:.2e}; energy {} vs {}; copies before/after loop {}/{} on {}",
+        "{what}: GPU vs CPU NMSE {e:.2e}; energy {} vs {}; copies before/after loop {}/{} on {}",
         dev_rep.energy,
         cpu_rep.energy,
         counts.copies_before_loop,
@@ -44,10 +53,13 @@ fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
         gpu.description()
     );
     assert_eq!(dev_rep.iterations, cpu_rep.iterations);
-    assert!(e < 1e-4, "NMSE between the GPU and CPU reconstructions {e}");
+    assert!(
+        e < 1e-4,
+        "{what}: NMSE between the GPU and CPU reconstructions {e}"
+    );
     assert!(
         (dev_rep.energy - cpu_rep.energy).abs() <= 1e-3 * cpu_rep.energy.abs().max(1.0),
-        "energy {} vs {}",
+        "{what}: energy {} vs {}",
         dev_rep.energy,
         cpu_rep.energy
     );
@@ -57,8 +69,17 @@ fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
     );
     assert_eq!(
         counts.copies_before_loop, counts.copies_after_loop,
-        "no host-device copy inside the iteration loop"
+        "{what}: no host-device copy inside the iteration loop"
     );
+    (cpu, counts)
+}
+
+#[test]
+fn gpu_ebm_matches_the_cpu_solver_without_copies_in_the_loop() {
+    let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
+    let (truth, op) = common::exact_case(64, 3.0, 5);
+    let k = common::noisy_kspace(&op, &truth, 0.01, 6);
+    gpu_matches_cpu(&gpu, &op, &k, "EBM 64², 8 coils, 3×");
 }
 
 #[test]
@@ -100,13 +121,7 @@ fn batched_gpu_ebm_gives_each_slice_its_own_solve() {
     let gpu = basin_gpu::Gpu::for_tests().expect("the GPU tests need a Vulkan adapter (lavapipe)");
     let (pyr, _) = basin_prior::default_model().unwrap();
     let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
-    let p = EbmParams {
-        levels: 3,
-        inner: 2,
-        cg_iterations: 4,
-        init_iterations: 6,
-        ..EbmParams::default()
-    };
+    let p = short();
     let cases: Vec<_> = [
         (3.0, 0.002, 5u64, 1.0f32),
         (2.0, 0.05, 7, 40.0),
@@ -343,34 +358,12 @@ fn gpu_ebm_with_3d_encoding_matches_the_cpu_solver() {
         truth2[[0, y, x]] * (1.0 - 0.15 * z as f32)
     });
     let k = common::noisy_kspace(&op, &truth, 0.01, 6);
-    let (pyr, _) = basin_prior::default_model().unwrap();
-    let p = EbmParams {
-        levels: 3,
-        inner: 2,
-        cg_iterations: 4,
-        init_iterations: 6,
-        ..EbmParams::default()
-    };
-    let (cpu, cpu_rep) = ebm(&op, &k, &FastPyramid::new(&pyr), &p, None);
-    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
-    let (dev, dev_rep, counts) = ebm_gpu(&gpu, &prior, &op, &k, &p, None).unwrap();
-    let e = nmse(&dev, &cpu);
-    println!(
-        "3D encoding, 4×32², 8 coils: GPU vs CPU NMSE {e:.2e}; energy {} vs {}",
-        dev_rep.energy, cpu_rep.energy
-    );
+    let (cpu, counts) = gpu_matches_cpu(&gpu, &op, &k, "3D encoding, 4×32², 8 coils");
     assert_eq!(counts.energies.len(), 1, "one problem");
-    assert_eq!(counts.copies_before_loop, counts.copies_after_loop);
-    assert_eq!(dev_rep.iterations, cpu_rep.iterations);
-    assert!(e < 1e-4, "3D GPU vs CPU NMSE {e}");
-    assert!(
-        (dev_rep.energy - cpu_rep.energy).abs() <= 1e-3 * cpu_rep.energy.abs().max(1.0),
-        "energy {} vs {}",
-        dev_rep.energy,
-        cpu_rep.energy
-    );
     // Not a 2D solve in disguise: slice by slice the same data give another image.
+    let (pyr, _) = basin_prior::default_model().unwrap();
+    let prior = basin_gpu::prior::GpuPrior::new(&gpu, &pyr);
     let op2d = Sense::new(op.maps().clone(), op.mask().clone(), false).unwrap();
-    let (flat, _, _) = ebm_gpu(&gpu, &prior, &op2d, &k, &p, None).unwrap();
+    let (flat, _, _) = ebm_gpu(&gpu, &prior, &op2d, &k, &short(), None).unwrap();
     assert!(nmse(&flat, &cpu) > 1e-2, "2D and 3D encodings must differ");
 }
