@@ -47,8 +47,8 @@ pub fn bytes_per_slice(prior: &GpuPrior, nc: usize, h: usize, w: usize) -> (usiz
     let hw = h * w;
     let (pt, pl) = prior.floats_per_image(h, w);
     // Maps, k-space, the operator's k-space buffer and the FFT's scratch (2·nc planes each);
-    // mask, support, ones; Aᴴy, x, z, rhs, d and CG's r, p, Ap (2 planes each); ρ's zeros.
-    let solver = 8 * nc * hw + 3 * hw + 16 * hw + 2 * hw;
+    // mask, support, ones; Aᴴy, x, z, rhs, d and CG's r, p, Ap (2 planes each).
+    let solver = 8 * nc * hw + 3 * hw + 16 * hw;
     (4 * (pt + solver), 4 * pl.max(2 * nc * hw))
 }
 

@@ -183,7 +183,8 @@ impl SenseGpu {
                 Fft2::new(gpu, nc * nz, h, w)
             },
             k: gpu.zeros(2 * nc * npix),
-            zero: gpu.zeros(2 * npix),
+            // ρ = 0 per problem; also the ignored ρ·v term's v.
+            zero: gpu.zeros(if three_d { 1 } else { nz }),
         })
     }
 
