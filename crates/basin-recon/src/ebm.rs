@@ -343,14 +343,7 @@ pub fn ebm_gpu(
             &[sched],
             true,
         )?;
-        let report = EbmReport {
-            iterations: rep.iterations,
-            noise_std: sc.noise,
-            sigma_final: schedule(p, sc.noise_scaled)
-                .last()
-                .map_or(p.sigma_max, |l| l.0),
-            energy: rep.energies.iter().sum(),
-        };
+        let report = device_report(p, &sc, rep.iterations, rep.energies.iter().sum());
         return Ok((x.mapv(|c| c * sc.s), report, rep));
     }
     let (mut out, rep) = ebm_gpu_batch(
@@ -365,6 +358,20 @@ pub fn ebm_gpu(
     )?;
     let (x, r) = out.pop().expect("one slice in, one out");
     Ok((x, r, rep))
+}
+
+#[cfg(feature = "gpu")]
+/// The report of a device solve of data scaled as `sc`: the CPU solver's fields, σ_final from
+/// the shared schedule.
+fn device_report(p: &EbmParams, sc: &Scaled, iterations: usize, energy: f64) -> EbmReport {
+    EbmReport {
+        iterations,
+        noise_std: sc.noise,
+        sigma_final: schedule(p, sc.noise_scaled)
+            .last()
+            .map_or(p.sigma_max, |l| l.0),
+        energy,
+    }
 }
 
 #[cfg(feature = "gpu")]
@@ -437,17 +444,8 @@ pub fn ebm_gpu_batch(
     for (s, sc) in slices.iter().zip(&scaled) {
         let z = s.op.maps().dim().1;
         let img = x.slice(ndarray::s![z0..z0 + z, .., ..]).mapv(|c| c * sc.s);
-        out.push((
-            img,
-            EbmReport {
-                iterations: rep.iterations,
-                noise_std: sc.noise,
-                sigma_final: schedule(p, sc.noise_scaled)
-                    .last()
-                    .map_or(p.sigma_max, |l| l.0),
-                energy: rep.energies[z0..z0 + z].iter().sum(),
-            },
-        ));
+        let energy = rep.energies[z0..z0 + z].iter().sum();
+        out.push((img, device_report(p, sc, rep.iterations, energy)));
         z0 += z;
     }
     Ok((out, rep))

@@ -405,6 +405,15 @@ pub(crate) fn reconstruct_with(
     Ok(ReconResult { slices })
 }
 
+/// A failed device EBM solve (inputs the device solver refused) as the pipeline reports it.
+#[cfg(feature = "gpu")]
+fn gpu_ebm_error(e: basin_gpu::GpuError) -> ReconError {
+    ReconError::Numerical {
+        what: "GPU EBM".into(),
+        message: e.to_string(),
+    }
+}
+
 /// The EBM solver on a GPU for a whole 2D acquisition: buckets are prepared (prewhitening,
 /// coil maps) on the CPU and solved in batches — as many slices per launch sequence as
 /// [`ReconOptions::gpu_memory`] holds, each slice its own problem
@@ -488,10 +497,7 @@ fn reconstruct_batched(
             ))
         })?;
         run.map(|(solved, _)| (solved, t0.elapsed().as_secs_f64()))
-            .map_err(|e| ReconError::Numerical {
-                what: "GPU EBM".into(),
-                message: e.to_string(),
-            })
+            .map_err(gpu_ebm_error)
     };
     let total = buckets.len();
     let mut out = Vec::with_capacity(total);
@@ -689,12 +695,8 @@ fn solve(
                 Some(g) if options.samples == 0 => {
                     let gp = priors.gpu_prior(g)?;
                     let gp = gp.as_ref().expect("gpu_prior fills it");
-                    let (img, rep, _) = ebm::ebm_gpu(g, gp, op, data, p, noise).map_err(|e| {
-                        ReconError::Numerical {
-                            what: "GPU EBM".into(),
-                            message: e.to_string(),
-                        }
-                    })?;
+                    let (img, rep, _) =
+                        ebm::ebm_gpu(g, gp, op, data, p, noise).map_err(gpu_ebm_error)?;
                     (img, rep)
                 }
                 _ => {
