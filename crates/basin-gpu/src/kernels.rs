@@ -776,6 +776,62 @@ pub fn expert_adjoint(
 // Same sums, in the same order over (channel, dy, dx), as `conv_same` / `conv_adjoint`.
 // ---------------------------------------------------------------------------------------------
 
+/// Stages the `side`² tile of one image plane (starting at `base`) whose top-left corner is
+/// (ty0 − r, tx0 − r) into shared memory, zero outside the h×w plane; the cube's `nthreads`
+/// threads share the copy.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn stage_tile(
+    src: &[f32],
+    s: &mut Shared<[f32]>,
+    base: u32,
+    ty0: u32,
+    tx0: u32,
+    h: u32,
+    w: u32,
+    r: u32,
+    side: u32,
+    lin: u32,
+    nthreads: u32,
+) {
+    let mut idx = lin;
+    while idx < side * side {
+        let gy = ty0 + idx / side;
+        let gx = tx0 + idx % side;
+        let mut v = 0.0f32;
+        if gy >= r && gy - r < h && gx >= r && gx - r < w {
+            v = src[(base + (gy - r) * w + gx - r) as usize];
+        }
+        s[idx as usize] = v;
+        idx += nthreads;
+    }
+}
+
+/// Stages the k² weights of 4 channels into shared memory: channel c's are
+/// wt[(min(start + c, count − 1)·stride + fixed)·k² ..] (the 4 output channels of one input
+/// channel for the convolution, the 4 input channels of one output channel for its adjoint).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn stage_weights(
+    wt: &[f32],
+    s: &mut Shared<[f32]>,
+    start: u32,
+    count: u32,
+    stride: u32,
+    fixed: u32,
+    kk: u32,
+    lin: u32,
+    nthreads: u32,
+) {
+    let mut j = lin;
+    while j < 4 * kk {
+        let c = j / kk;
+        let ch = select(start + c < count, start + c, count - 1);
+        s[j as usize] = wt[((ch * stride + fixed) * kk + j % kk) as usize];
+        j += nthreads;
+    }
+}
+
 /// [`conv_same`] tiled; with `softplus_out` it also writes act = softplus(out) (the first
 /// layer's activation, fused).
 #[cube(launch)]
@@ -825,25 +881,21 @@ pub fn conv_same_tiled(
     let mut a2 = bias[o2 as usize] + coef[o2 as usize] * cval;
     let mut a3 = bias[o3 as usize] + coef[o3 as usize] * cval;
     for i in 0..ci {
-        let ib = (b * ci + i) * hw;
-        let mut idx = lin;
-        while idx < side * side {
-            let gy = ty0 + idx / side;
-            let gx = tx0 + idx % side;
-            let mut v = 0.0f32;
-            if gy >= r && gy - r < h && gx >= r && gx - r < w {
-                v = inp[(ib + (gy - r) * w + gx - r) as usize];
-            }
-            s_in[idx as usize] = v;
-            idx += nthreads;
-        }
-        let mut j = lin;
-        while j < 4 * kk {
-            let c = j / kk;
-            let o = select(o0 + c < co, o0 + c, co - 1);
-            s_w[j as usize] = wt[((o * ci + i) * kk + j % kk) as usize];
-            j += nthreads;
-        }
+        stage_tile(
+            inp,
+            &mut s_in,
+            (b * ci + i) * hw,
+            ty0,
+            tx0,
+            h,
+            w,
+            r,
+            side,
+            lin,
+            nthreads,
+        );
+        // Weights of output channels o0.. (clamped to co − 1) from input channel i.
+        stage_weights(wt, &mut s_w, o0, co, ci, i, kk, lin, nthreads);
         sync_cube();
         for dy in 0..k {
             for dx in 0..k {
@@ -929,25 +981,21 @@ pub fn conv_adjoint_tiled(
     let mut a2 = 0.0f32;
     let mut a3 = 0.0f32;
     for o in 0..co {
-        let gb = (b * co + o) * hw;
-        let mut idx = lin;
-        while idx < side * side {
-            let gy = ty0 + idx / side;
-            let gx = tx0 + idx % side;
-            let mut v = 0.0f32;
-            if gy >= r && gy - r < h && gx >= r && gx - r < w {
-                v = g[(gb + (gy - r) * w + gx - r) as usize];
-            }
-            s_g[idx as usize] = v;
-            idx += nthreads;
-        }
-        let mut j = lin;
-        while j < 4 * kk {
-            let c = j / kk;
-            let i = select(i0 + c < ci, i0 + c, ci - 1);
-            s_w[j as usize] = wt[((o * ci + i) * kk + j % kk) as usize];
-            j += nthreads;
-        }
+        stage_tile(
+            g,
+            &mut s_g,
+            (b * co + o) * hw,
+            ty0,
+            tx0,
+            h,
+            w,
+            r,
+            side,
+            lin,
+            nthreads,
+        );
+        // Weights of input channels i0.. (clamped to ci − 1) into output channel o.
+        stage_weights(wt, &mut s_w, i0, ci, 1, o * ci, kk, lin, nthreads);
         sync_cube();
         // Output (y, x) reads g at (y − dy + r, x − dx + r): tile position (ty + k−1−dy, …).
         for dy in 0..k {
