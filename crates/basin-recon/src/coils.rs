@@ -1,6 +1,7 @@
 //! Coil sensitivity estimation from calibration (ACS) data: ESPIRiT (as BART `ecalib -m1`:
-//! calibration matrix, SVD with faer, image-space per-pixel eigenvectors, crop by eigenvalue)
-//! and Walsh/Inati (per-pixel dominant eigenvector of the locally averaged coil covariance).
+//! calibration matrix, its signal subspace from the eigenvectors of its Gram matrix (faer),
+//! image-space per-pixel eigenvectors, crop by eigenvalue) and Walsh/Inati (per-pixel dominant
+//! eigenvector of the locally averaged coil covariance).
 
 use crate::ReconError;
 use basin_core::fft::ifftc;
@@ -85,8 +86,10 @@ pub fn acs_lines(region: (usize, usize, usize, usize)) -> usize {
     (region.1 - region.0).min(region.3 - region.2)
 }
 
-/// Dominant eigenpair of a small Hermitian PSD matrix (row-major n×n) by power iteration.
-fn dominant_eig(g: &[C64], n: usize, iters: usize) -> (f64, Vec<C64>) {
+/// Dominant eigenpair of a small Hermitian PSD matrix (row-major n×n) by power iteration: the
+/// eigenvalue, with the unit eigenvector left in `v` (`w` is scratch; both of length n).
+fn dominant_eig(g: &[C64], n: usize, iters: usize, v: &mut [C64], w: &mut [C64]) -> f64 {
+    let zero = C64::new(0.0, 0.0);
     // Start from the column with the largest norm.
     let mut best = 0;
     let mut best_norm = -1.0;
@@ -98,10 +101,12 @@ fn dominant_eig(g: &[C64], n: usize, iters: usize) -> (f64, Vec<C64>) {
         }
     }
     if best_norm <= 0.0 {
-        return (0.0, vec![C64::new(0.0, 0.0); n]);
+        v.fill(zero);
+        return 0.0;
     }
-    let mut v: Vec<C64> = (0..n).map(|i| g[i * n + best]).collect();
-    let mut w = vec![C64::new(0.0, 0.0); n];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = g[i * n + best];
+    }
     let mut lambda = 0.0;
     for _ in 0..iters {
         let nv: f64 = v.iter().map(|x| x.norm_sqr()).sum::<f64>().sqrt();
@@ -111,22 +116,21 @@ fn dominant_eig(g: &[C64], n: usize, iters: usize) -> (f64, Vec<C64>) {
         for x in v.iter_mut() {
             *x /= nv;
         }
-        for i in 0..n {
-            let mut acc = C64::new(0.0, 0.0);
-            for j in 0..n {
-                acc += g[i * n + j] * v[j];
-            }
-            w[i] = acc;
+        for (i, wi) in w.iter_mut().enumerate() {
+            *wi = g[i * n..(i + 1) * n]
+                .iter()
+                .zip(v.iter())
+                .fold(zero, |acc, (a, b)| acc + a * b);
         }
-        lambda = v.iter().zip(&w).map(|(a, b)| (a.conj() * b).re).sum();
+        lambda = v.iter().zip(w.iter()).map(|(a, b)| (a.conj() * b).re).sum();
         // Converged when G v is parallel to v: ‖Gv − λv‖ ≤ 1e-7 λ (G is PSD, so no sign flips).
         let resid: f64 = v
             .iter()
-            .zip(&w)
+            .zip(w.iter())
             .map(|(a, b)| (b - a * lambda).norm_sqr())
             .sum::<f64>()
             .sqrt();
-        std::mem::swap(&mut v, &mut w);
+        v.copy_from_slice(w);
         if resid <= 1e-7 * lambda.abs() {
             break;
         }
@@ -137,7 +141,7 @@ fn dominant_eig(g: &[C64], n: usize, iters: usize) -> (f64, Vec<C64>) {
             *x /= nv;
         }
     }
-    (lambda, v)
+    lambda
 }
 
 /// Rotates each pixel's map vector so that coil 0 has zero phase (BART's convention).
@@ -187,7 +191,55 @@ pub fn espirit_2d(
     let cy0 = (ny / 2).saturating_sub(ay / 2).clamp(y0, y1 - ay);
     let cx0 = (nx / 2).saturating_sub(ax / 2).clamp(x0, x1 - ax);
     let acs = calib.slice(s![.., cy0..cy0 + ay, cx0..cx0 + ax]);
-    // Calibration matrix: one row per kernel position, columns (coil, ky, kx).
+    let q = signal_projector(acs, k, p.threshold)?;
+    let r = kernel_correlation(&q, nc, k);
+    // Per image row: the pixels' Gram matrices and their dominant eigenpairs.
+    let mut maps = Array3::<C32>::zeros((nc, ny, nx));
+    let mut eig = Array2::<f32>::zeros((ny, nx));
+    let gram = ImageGram::new(&r, nc, k, ny, nx);
+    let rows: Vec<(Vec<f32>, Vec<C32>)> = (0..ny)
+        .into_par_iter()
+        .map(|y| {
+            let g = gram.row(y);
+            let mut m = vec![C64::new(0.0, 0.0); nc * nc];
+            let (mut v, mut w) = (vec![C64::new(0.0, 0.0); nc], vec![C64::new(0.0, 0.0); nc]);
+            let mut lambdas = vec![0.0f32; nx];
+            let mut vecs = vec![C32::new(0.0, 0.0); nc * nx];
+            for x in 0..nx {
+                gram.matrix(&g, x, &mut m);
+                let l = dominant_eig(&m, nc, 60, &mut v, &mut w);
+                normalize_phase(&mut v);
+                lambdas[x] = l as f32;
+                if l >= p.crop {
+                    for c in 0..nc {
+                        vecs[c * nx + x] = C32::new(v[c].re as f32, v[c].im as f32);
+                    }
+                }
+            }
+            (lambdas, vecs)
+        })
+        .collect();
+    for (y, (lambdas, vecs)) in rows.into_iter().enumerate() {
+        eig.row_mut(y).assign(&ndarray::ArrayView1::from(&lambdas));
+        for c in 0..nc {
+            maps.slice_mut(s![c, y, ..])
+                .assign(&ndarray::ArrayView1::from(&vecs[c * nx..(c + 1) * nx]));
+        }
+    }
+    Ok((maps, eig))
+}
+
+/// The projector onto ESPIRiT's signal subspace, `conj(V_k V_kᴴ)` of the calibration matrix A
+/// (one row per kernel position in the ACS block `[c, y, x]`, columns (coil, ky, kx)): V_k are
+/// the right singular vectors whose σ² exceed `threshold` × σ²_max, found as the eigenvectors of
+/// the Gram matrix AᴴA (σ² are its eigenvalues; as BART's `ecalib` computes them, and ~2× faster
+/// than the SVD of A, which has more rows than columns).
+fn signal_projector(
+    acs: ArrayView3<'_, C32>,
+    k: usize,
+    threshold: f64,
+) -> Result<Mat<C64>, ReconError> {
+    let (nc, ay, ax) = acs.dim();
     let rows = (ay - k + 1) * (ax - k + 1);
     let cols = nc * k * k;
     let a = Mat::<C64>::from_fn(rows, cols, |r, c| {
@@ -199,31 +251,52 @@ pub fn espirit_2d(
         let v = acs[[coil, py + my, px + mx]];
         C64::new(v.re as f64, v.im as f64)
     });
-    let svd = a.thin_svd().map_err(|e| ReconError::Numerical {
-        what: "ESPIRiT calibration SVD".into(),
-        message: format!("{e:?}"),
-    })?;
-    let sv = svd.S().column_vector();
-    let smax = if sv.nrows() > 0 { sv[0].re } else { 0.0 };
-    if smax <= 0.0 {
+    let gram = a.adjoint() * &a;
+    let evd = gram
+        .self_adjoint_eigen(faer::Side::Lower)
+        .map_err(|e| ReconError::Numerical {
+            what: "ESPIRiT calibration eigendecomposition".into(),
+            message: format!("{e:?}"),
+        })?;
+    // Eigenvalues in nondecreasing order: the largest is last.
+    let ev = evd.S().column_vector();
+    let smax2 = if cols > 0 { ev[cols - 1].re } else { 0.0 };
+    if smax2 <= 0.0 {
         return Err(ReconError::Calibration(
             "calibration data are all zero".into(),
         ));
     }
-    let kept = (0..sv.nrows())
-        .filter(|&i| sv[i].re * sv[i].re > p.threshold * smax * smax)
-        .count()
-        .max(1);
-    let v = svd.V();
+    let kept: Vec<usize> = (0..cols)
+        .rev()
+        .filter(|&i| ev[i].re > threshold * smax2)
+        .collect();
+    let kept = if kept.is_empty() {
+        vec![cols - 1]
+    } else {
+        kept
+    };
+    let u = evd.U();
     // Patches (rows of A = U S Vᴴ) lie in the span of conj(v_k); the projection onto it is
     // conj(V_k V_kᴴ), which is what R below is built from (hence the conjugate there).
-    let vk = Mat::<C64>::from_fn(cols, kept, |i, j| v[(i, j)]);
-    let q = &vk * vk.adjoint();
-    // R_cc'(d) = Σ_m Q[(c,m),(c',m−d)], d ∈ [−(k−1), k−1]².
+    let vk = Mat::<C64>::from_fn(cols, kept.len(), |i, j| u[(i, kept[j])]);
+    Ok(&vk * vk.adjoint())
+}
+
+/// The coil pairs c ≤ c′ of `nc` coils, in order, and the index of pair (c, c′) in it.
+fn pair_index(nc: usize, c: usize, c2: usize) -> usize {
+    // Row c of the upper triangle starts after c rows of lengths nc, nc − 1, …
+    c * nc - c * (c.saturating_sub(1)) / 2 - c + c2
+}
+
+/// R_cc′(d) = Σ_m Q[(c,m),(c′,m−d)], d ∈ [−(k−1), k−1]², for the pairs c ≤ c′ (R_c′c(d) =
+/// conj(R_cc′(−d)), Q being Hermitian): `[pair][dy][dx]`, `kd = 2k − 1` per axis.
+fn kernel_correlation(q: &Mat<C64>, nc: usize, k: usize) -> Vec<C64> {
     let kd = 2 * k - 1;
-    let mut r = vec![C64::new(0.0, 0.0); nc * nc * kd * kd];
+    let npairs = nc * (nc + 1) / 2;
+    let mut r = vec![C64::new(0.0, 0.0); npairs * kd * kd];
     for c in 0..nc {
-        for c2 in 0..nc {
+        for c2 in c..nc {
+            let pair = pair_index(nc, c, c2);
             for dy in 0..kd {
                 for dx in 0..kd {
                     let (ddy, ddx) = (dy as i64 - (k as i64 - 1), dx as i64 - (k as i64 - 1));
@@ -243,57 +316,109 @@ pub fn espirit_2d(
                             acc += q[(i, j)];
                         }
                     }
-                    r[((c * nc + c2) * kd + dy) * kd + dx] = acc;
+                    r[(pair * kd + dy) * kd + dx] = acc;
                 }
             }
         }
     }
-    // Image-space Gram matrices G_cc'(r): R embedded at the k-space centre, centred inverse FFT.
-    let scale = ((ny * nx) as f64).sqrt() / (k * k) as f64;
-    let mut g = Array3::<C32>::zeros((nc * nc, ny, nx));
-    for c in 0..nc {
-        for c2 in 0..nc {
-            let mut plane = g.index_axis_mut(Axis(0), c * nc + c2);
+    r
+}
+
+/// The image-space Gram matrices G_cc′(r) of ESPIRiT: conj(R_cc′) embedded at the k-space
+/// centre of an ny×nx grid, centred orthonormal inverse DFT, scaled by √(ny·nx)/k² — computed
+/// as the separable sum over R's (2k − 1)² taps in float64 (the same values as the centred
+/// inverse FFT of the embedded plane, without its ny·nx planes: per row y, the pairs c ≤ c′).
+struct ImageGram {
+    nc: usize,
+    nx: usize,
+    kd: usize,
+    /// T[pair][dy][x] = Σ_dx conj(R[pair][dy][dx]) e^{2πi ddx (x − nx/2)/nx} / k².
+    t: Vec<C64>,
+    /// e^{2πi ddy (y − ny/2)/ny} per [y][dy], the y factor of the sum (0 for taps that fall
+    /// outside the grid).
+    ey: Vec<C64>,
+}
+
+impl ImageGram {
+    fn new(r: &[C64], nc: usize, k: usize, ny: usize, nx: usize) -> Self {
+        let kd = 2 * k - 1;
+        let npairs = nc * (nc + 1) / 2;
+        // The tap at offset dd sits at grid index n/2 + dd; the centred inverse DFT of a plane
+        // P is (1/√n) Σ_l P[l] e^{2πi (l − n/2)(j − n/2)/n} along each axis.
+        let factor = |n: usize, j: usize, dd: i64| -> C64 {
+            let l = n as i64 / 2 + dd;
+            if l < 0 || l >= n as i64 {
+                return C64::new(0.0, 0.0);
+            }
+            let ph =
+                2.0 * std::f64::consts::PI * (dd * (j as i64 - n as i64 / 2)) as f64 / n as f64;
+            C64::new(ph.cos(), ph.sin())
+        };
+        let off = |d: usize| d as i64 - (k as i64 - 1);
+        let ex: Vec<C64> = (0..nx)
+            .flat_map(|x| (0..kd).map(move |dx| (x, dx)))
+            .map(|(x, dx)| factor(nx, x, off(dx)))
+            .collect();
+        let ey: Vec<C64> = (0..ny)
+            .flat_map(|y| (0..kd).map(move |dy| (y, dy)))
+            .map(|(y, dy)| factor(ny, y, off(dy)))
+            .collect();
+        // √(ny·nx)/k² × 1/√(ny·nx) of the orthonormal transform.
+        let scale = 1.0 / (k * k) as f64;
+        let mut t = vec![C64::new(0.0, 0.0); npairs * kd * nx];
+        for pair in 0..npairs {
             for dy in 0..kd {
-                for dx in 0..kd {
-                    let yy = ny as i64 / 2 + dy as i64 - (k as i64 - 1);
-                    let xx = nx as i64 / 2 + dx as i64 - (k as i64 - 1);
-                    if yy >= 0 && yy < ny as i64 && xx >= 0 && xx < nx as i64 {
-                        let val = r[((c * nc + c2) * kd + dy) * kd + dx].conj() * scale;
-                        plane[[yy as usize, xx as usize]] = C32::new(val.re as f32, val.im as f32);
-                    }
+                let taps = &r[(pair * kd + dy) * kd..(pair * kd + dy + 1) * kd];
+                for x in 0..nx {
+                    let e = &ex[x * kd..(x + 1) * kd];
+                    let acc = taps
+                        .iter()
+                        .zip(e)
+                        .fold(C64::new(0.0, 0.0), |acc, (r, e)| acc + r.conj() * e);
+                    t[(pair * kd + dy) * nx + x] = acc * scale;
+                }
+            }
+        }
+        ImageGram { nc, nx, kd, t, ey }
+    }
+
+    /// Row y of every pair's plane: `[pair][x]`.
+    fn row(&self, y: usize) -> Vec<C64> {
+        let (nx, kd) = (self.nx, self.kd);
+        let npairs = self.nc * (self.nc + 1) / 2;
+        let e = &self.ey[y * kd..(y + 1) * kd];
+        let mut out = vec![C64::new(0.0, 0.0); npairs * nx];
+        for pair in 0..npairs {
+            let o = &mut out[pair * nx..(pair + 1) * nx];
+            for (dy, &f) in e.iter().enumerate() {
+                if f == C64::new(0.0, 0.0) {
+                    continue;
+                }
+                let t = &self.t[(pair * kd + dy) * nx..(pair * kd + dy + 1) * nx];
+                for (o, &t) in o.iter_mut().zip(t) {
+                    *o += f * t;
+                }
+            }
+        }
+        out
+    }
+
+    /// Pixel x's full nc×nc Hermitian matrix (row-major) from a [`row`](Self::row).
+    fn matrix(&self, row: &[C64], x: usize, m: &mut [C64]) {
+        let nc = self.nc;
+        for c in 0..nc {
+            for c2 in c..nc {
+                let v = row[pair_index(nc, c, c2) * self.nx + x];
+                if c == c2 {
+                    // Real in exact arithmetic (R_cc(d) = conj(R_cc(−d))).
+                    m[c * nc + c] = C64::new(v.re, 0.0);
+                } else {
+                    m[c * nc + c2] = v;
+                    m[c2 * nc + c] = v.conj();
                 }
             }
         }
     }
-    ifftc(g.view_mut(), &[1, 2]);
-    // Per pixel: dominant eigenvector.
-    let mut maps = Array3::<C32>::zeros((nc, ny, nx));
-    let mut eig = Array2::<f32>::zeros((ny, nx));
-    let results: Vec<(f64, Vec<C64>)> = (0..ny * nx)
-        .into_par_iter()
-        .map(|idx| {
-            let (y, x) = (idx / nx, idx % nx);
-            let mut m = vec![C64::new(0.0, 0.0); nc * nc];
-            for i in 0..nc * nc {
-                let v = g[[i, y, x]];
-                m[i] = C64::new(v.re as f64, v.im as f64);
-            }
-            let (l, mut v) = dominant_eig(&m, nc, 60);
-            normalize_phase(&mut v);
-            (l, v)
-        })
-        .collect();
-    for (idx, (l, v)) in results.into_iter().enumerate() {
-        let (y, x) = (idx / nx, idx % nx);
-        eig[[y, x]] = l as f32;
-        if l >= p.crop {
-            for c in 0..nc {
-                maps[[c, y, x]] = C32::new(v[c].re as f32, v[c].im as f32);
-            }
-        }
-    }
-    Ok((maps, eig))
 }
 
 /// Walsh/Inati maps `[c, y, x]`: low-resolution coil images from the ACS region (zero-padded),
@@ -334,7 +459,8 @@ pub fn walsh_2d(
                     }
                 }
             }
-            let (_, mut v) = dominant_eig(&m, nc, 30);
+            let (mut v, mut w) = (vec![C64::new(0.0, 0.0); nc], vec![C64::new(0.0, 0.0); nc]);
+            dominant_eig(&m, nc, 30, &mut v, &mut w);
             normalize_phase(&mut v);
             v
         })
@@ -390,6 +516,192 @@ pub fn estimate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A noisy 8-coil brain phantom's k-space `[c, y, x]` (fully sampled, 64²) and its centred
+    /// 24² ACS block, as ESPIRiT sees them.
+    fn calibration() -> Array3<C32> {
+        let p = basin_phantom::generate(&basin_phantom::PhantomSpec {
+            kind: basin_phantom::Kind::Brain,
+            matrix: 64,
+            coils: 8,
+            accel: 1.0,
+            center_fraction: 1.0,
+            mask: basin_phantom::MaskKind::Equispaced,
+            noise: 0.01,
+            seed: 3,
+        })
+        .expect("phantom");
+        p.kspace.slice(s![.., 20..44, 20..44]).to_owned()
+    }
+
+    /// The projector from the Gram matrix's eigenvectors equals the one from the calibration
+    /// matrix's SVD (faer's thin SVD, float64), as the old code computed it.
+    #[test]
+    fn signal_projector_from_the_gram_matrix_equals_the_svds() {
+        let acs = calibration();
+        let k = 6;
+        let q = signal_projector(acs.view(), k, 0.001).unwrap();
+        let (nc, ay, ax) = acs.dim();
+        let (rows, cols) = ((ay - k + 1) * (ax - k + 1), nc * k * k);
+        let a = Mat::<C64>::from_fn(rows, cols, |r, c| {
+            let (py, px) = (r / (ax - k + 1), r % (ax - k + 1));
+            let v = acs[[c / (k * k), py + (c / k) % k, px + c % k]];
+            C64::new(v.re as f64, v.im as f64)
+        });
+        let svd = a.thin_svd().unwrap();
+        let sv = svd.S().column_vector();
+        let kept = (0..sv.nrows())
+            .filter(|&i| sv[i].re * sv[i].re > 0.001 * sv[0].re * sv[0].re)
+            .count();
+        assert!(
+            kept > 10 && kept < cols,
+            "kept {kept} of {cols}: a trivial subspace"
+        );
+        let vk = Mat::<C64>::from_fn(cols, kept, |i, j| svd.V()[(i, j)]);
+        let reference = &vk * vk.adjoint();
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
+        for i in 0..cols {
+            for j in 0..cols {
+                diff += (q[(i, j)] - reference[(i, j)]).norm_sqr();
+                norm += reference[(i, j)].norm_sqr();
+            }
+        }
+        let rel = (diff / norm).sqrt();
+        assert!(rel < 1e-9, "projector relative difference {rel:e}");
+    }
+
+    /// The separable float64 sum of [`ImageGram`] equals the centred inverse FFT (basin-core,
+    /// float32) of conj(R) embedded at the k-space centre and scaled by √(ny·nx)/k², for every
+    /// pair c ≤ c′ — and for c > c′ the FFT of the full R (computed here by a plain loop over
+    /// Q) is the conjugate of the pair's value, so the pixel matrices are Hermitian. Odd and
+    /// even grids.
+    #[test]
+    fn image_gram_equals_the_centred_inverse_fft_of_the_embedded_kernel() {
+        let acs = calibration();
+        let nc = acs.dim().0;
+        let k = 5;
+        let kd = 2 * k - 1;
+        let q = signal_projector(acs.view(), k, 0.001).unwrap();
+        let r = kernel_correlation(&q, nc, k);
+        // R for every ordered pair, by the definition R_cc′(d) = Σ_m Q[(c,m),(c′,m−d)].
+        let full = |c: usize, c2: usize, dy: i64, dx: i64| -> C64 {
+            let mut acc = C64::new(0.0, 0.0);
+            for my in 0..k as i64 {
+                for mx in 0..k as i64 {
+                    let (m2y, m2x) = (my - dy, mx - dx);
+                    if (0..k as i64).contains(&m2y) && (0..k as i64).contains(&m2x) {
+                        acc += q[(
+                            c * k * k + (my * k as i64 + mx) as usize,
+                            c2 * k * k + (m2y * k as i64 + m2x) as usize,
+                        )];
+                    }
+                }
+            }
+            acc
+        };
+        for &(ny, nx) in &[(24usize, 20usize), (23, 27)] {
+            let gram = ImageGram::new(&r, nc, k, ny, nx);
+            let scale = ((ny * nx) as f64).sqrt() / (k * k) as f64;
+            let mut planes = Array3::<C32>::zeros((nc * nc, ny, nx));
+            for c in 0..nc {
+                for c2 in 0..nc {
+                    for dy in 0..kd {
+                        for dx in 0..kd {
+                            let (ddy, ddx) =
+                                (dy as i64 - (k as i64 - 1), dx as i64 - (k as i64 - 1));
+                            let v = full(c, c2, ddy, ddx).conj() * scale;
+                            let (yy, xx) = (ny as i64 / 2 + ddy, nx as i64 / 2 + ddx);
+                            planes[[c * nc + c2, yy as usize, xx as usize]] =
+                                C32::new(v.re as f32, v.im as f32);
+                        }
+                    }
+                }
+            }
+            ifftc(planes.view_mut(), &[1, 2]);
+            let mut m = vec![C64::new(0.0, 0.0); nc * nc];
+            let (mut diff, mut norm) = (0.0f64, 0.0f64);
+            for y in 0..ny {
+                let row = gram.row(y);
+                for x in 0..nx {
+                    gram.matrix(&row, x, &mut m);
+                    for i in 0..nc * nc {
+                        let f = planes[[i, y, x]];
+                        diff += (m[i] - C64::new(f.re as f64, f.im as f64)).norm_sqr();
+                        norm += m[i].norm_sqr();
+                    }
+                }
+            }
+            let rel = (diff / norm).sqrt();
+            assert!(
+                rel < 1e-5,
+                "{ny}×{nx}: Gram matrices vs inverse FFT, relative {rel:e}"
+            );
+        }
+    }
+
+    /// Power iteration against faer's Hermitian eigendecomposition (float64): random PSD 8×8
+    /// matrices with a dominant eigenvalue, and ESPIRiT's own pixel matrices of the phantom.
+    #[test]
+    fn dominant_eig_matches_a_full_eigendecomposition() {
+        let mut rng = basin_core::rng::Rng::new(11);
+        let n = 8;
+        let mut mats: Vec<Vec<C64>> = Vec::new();
+        for trial in 0..20 {
+            // B diag(d) Bᴴ with B random: PSD, eigen gap set by d.
+            let b: Vec<C64> = (0..n * n)
+                .map(|_| C64::new(rng.normal(), rng.normal()))
+                .collect();
+            let d: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i == 0 {
+                        4.0 + trial as f64
+                    } else {
+                        rng.uniform()
+                    }
+                })
+                .collect();
+            let mut g = vec![C64::new(0.0, 0.0); n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    g[i * n + j] = (0..n)
+                        .map(|l| b[i * n + l] * d[l] * b[j * n + l].conj())
+                        .sum();
+                }
+            }
+            mats.push(g);
+        }
+        let acs = calibration();
+        let q = signal_projector(acs.view(), 6, 0.001).unwrap();
+        let r = kernel_correlation(&q, n, 6);
+        let gram = ImageGram::new(&r, n, 6, 64, 64);
+        for y in [10, 32, 50] {
+            let row = gram.row(y);
+            for x in [12, 32, 40] {
+                let mut m = vec![C64::new(0.0, 0.0); n * n];
+                gram.matrix(&row, x, &mut m);
+                mats.push(m);
+            }
+        }
+        for (t, g) in mats.iter().enumerate() {
+            let (mut v, mut w) = (vec![C64::new(0.0, 0.0); n], vec![C64::new(0.0, 0.0); n]);
+            let l = dominant_eig(g, n, 500, &mut v, &mut w);
+            let a = Mat::<C64>::from_fn(n, n, |i, j| g[i * n + j]);
+            let evd = a.self_adjoint_eigen(faer::Side::Lower).unwrap();
+            let (l0, l1) = (
+                evd.S().column_vector()[n - 1].re,
+                evd.S().column_vector()[n - 2].re,
+            );
+            assert!((l - l0).abs() <= 1e-9 * l0, "matrix {t}: λ {l} vs {l0}");
+            if l1 < 0.99 * l0 {
+                let ip: C64 = (0..n).map(|i| evd.U()[(i, n - 1)].conj() * v[i]).sum();
+                assert!(
+                    1.0 - ip.norm() < 1e-9,
+                    "matrix {t}: |⟨v, u⟩| = {}",
+                    ip.norm()
+                );
+            }
+        }
+    }
 
     /// Phase encoding along y (full rows), along x (full columns, fastMRI), and neither.
     #[test]
