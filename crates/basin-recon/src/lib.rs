@@ -466,9 +466,12 @@ fn reconstruct_batched(
             slices = nz;
         }
     }
+    // A batch's slices are prepared in parallel: on a many-core host the coil maps of a batch
+    // then keep pace with the device's solve of the previous one.
     let prepare_all = |r: &std::ops::Range<usize>| -> Result<Vec<Prepared>, ReconError> {
+        use rayon::prelude::*;
         buckets[r.clone()]
-            .iter()
+            .par_iter()
             .map(|b| prepare(protocol, b, false, whitening))
             .collect()
     };
