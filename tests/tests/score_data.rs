@@ -1,8 +1,8 @@
 //! `basin score IMAGE --kspace RAW.h5` (issue 19, the data-aware mode): a realistic 4×
 //! acquisition of a validation slice (MNI152 z 84, never trained on) reconstructed by the default
-//! protocol; the reconstruction as written is not flagged, the same image with a 4-px disk
-//! brightened by 20 % on tissue is flagged DATA-MISFIT at the disk while the image-only score
-//! passes it; the misfit map is written on the image's grid (nibabel: same shape and affine) and
+//! protocol; the reconstruction as written is not flagged against its data, the same image with
+//! a 4-px disk brightened by 20 % on tissue is flagged DATA-MISFIT at the disk while the
+//! image-only score does not move (its z is the reconstruction's); the misfit map is written on the image's grid (nibabel: same shape and affine) and
 //! agrees with the JSON; bad combinations are refused before any output. `basin recon
 //! --check-data --misfit-map` judges its own image as `basin score --kspace` judges the written
 //! file (same numbers, same map), and its posterior energy's data term is the measured-sample
@@ -179,9 +179,16 @@ fn an_inserted_structure_is_flagged_against_the_data_and_a_clean_reconstruction_
     println!("inserted at {site:?}: {}", s["data"]);
     assert_eq!(s["data"]["inconsistent"], true, "{ins}");
     assert_eq!(ins["inconsistent"], serde_json::json!([0]));
-    assert_eq!(
-        s["implausible"], false,
-        "the image-only score passes it: {s}"
+    // The image-only score does not see the disk: it judges the image no more atypical than the
+    // reconstruction without it (which it may flag for the line-power jitter of a 4×
+    // acquisition, not for the disk; measured 3.67 with the disk, 3.72 without).
+    let (zi, zc) = (
+        s["z"].as_f64().unwrap(),
+        clean["slices"][0]["z"].as_f64().unwrap(),
+    );
+    assert!(
+        zi <= zc + 0.1,
+        "image-only z {zi} with the disk, {zc} without"
     );
     let w = &s["data"]["worst_misfit"];
     let (row, col) = (

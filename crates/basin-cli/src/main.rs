@@ -86,15 +86,20 @@ enum Command {
     /// and the half-field-of-view echo, how strongly the background repeats the slice's edges at
     /// half the field of view (along each axis, the magnitude's derivative at background steps
     /// times the derivative N/2 away, as a t statistic: about standard normal on clean slices,
-    /// large for Nyquist and motion ghosts; the larger over the two axes).
+    /// large for Nyquist and motion ghosts; the larger over the two axes); and the line-power
+    /// jitter, how unevenly the power of the magnitude's k-space lines jumps from line to line
+    /// (ln power minus its running median over 9 lines, the outer 70 % of lines, standard
+    /// deviation × √(samples per line): about 1 on any grid for a fully sampled scan; a
+    /// reconstruction from undersampled lines that fits its measured ones keeps their noise and
+    /// fills the others with less, so its lines alternate; the larger over the two axes).
     ///
-    /// The default model judges a slice by four one-sided robust z-scores against clean
+    /// The default model judges a slice by five one-sided robust z-scores against clean
     /// single-subject slices of several contrasts (Colin27, the training subject, as real T1 and
     /// synthesised T2, PD and FLAIR, realistic 8-coil acquisitions at SNR 50,
     /// benches/score-calibrate.sh): too little fine structure for its energy (the residual of
     /// ln score norm from a line in the network's energy: aliasing, blurring, ghosting), a line
-    /// contrast above the clean range, a half-field-of-view echo above the clean range, and
-    /// noise above it (the noise's z counts only once it passes 3.5 itself, so a quieter image
+    /// contrast above the clean range, a half-field-of-view echo above the clean range, a
+    /// line-power jitter above the clean range, and noise above it (the noise's z counts only once it passes 3.5 itself, so a quieter image
     /// is never the more typical for it). A slice whose
     /// largest z exceeds 3.5 is flagged ATYPICAL; slices with less than 5 % object are not judged. Being sharper,
     /// smoother, brighter or another contrast than the calibration set is not in itself
@@ -103,12 +108,15 @@ enum Command {
     ///
     /// Measured on subject S1 (never trained or calibrated on; benches/RESULTS.md): 0 of 164
     /// clean slices flagged in four contrasts; zero-filled reconstructions rank below their
-    /// clean slice in every pair (ROC AUC 0.993 at 4×, 1.000 at 8×), and 125 (4×) and 163 (8×)
-    /// of 164 are flagged: read z as a ranking between images of one scan as well as a verdict;
-    /// the same slices acquired at SNR 15 are all flagged (noise), motion ghosting at half the
-    /// field of view is flagged in 164 of 164 and a zipper line ranks below its clean slice in
-    /// 162 of 164. Limits: regularised reconstructions that lost detail (cs-l1-wavelet at 8×,
-    /// AUC 0.73) are told from clean slices less reliably, ghosts at other distances than half
+    /// clean slice in every pair (ROC AUC 1.000 at 4× and 8×) and all 164 are flagged; 8×
+    /// cs-l1-wavelet reconstructions (NMSE 0.05) rank below their clean slice in every pair (AUC
+    /// 0.981) and 123 of 164 are flagged: read z as a ranking between images of one scan as
+    /// well as a verdict; the same slices acquired at SNR 15 are all flagged (noise), motion
+    /// ghosting at half the field of view is flagged in 164 of 164 and a zipper line ranks below
+    /// its clean slice in 163 of 164. Limits: the jitter detects undersampling's imprint, not
+    /// error, so good reconstructions from undersampled data (the default protocol's at 4×) are
+    /// often flagged too — the jitter column says when it is the reason — and noise-free images
+    /// (a template) lack the noise its range assumes; ghosts at other distances than half
     /// the field of view are left to the structure statistic, and the noise range is that of
     /// the calibration set's acquisitions (SNR 50), so a clean scan at much lower SNR is
     /// flagged for its noise. --kspace judges an image against its raw data and catches what

@@ -208,6 +208,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     "object_fraction": s.object_fraction,
                     "noise": s.noise,
                     "ghost": s.ghost,
+                    "jitter": s.jitter,
                     "structure_residual": typ.and_then(|t| t.structure).map(|st| st.residual_of(s)),
                     "z": zs,
                     "implausible": f,
@@ -231,6 +232,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 "typical_line_contrast": typ.and_then(|t| t.line_contrast).map(|p| range(&p)),
                 "typical_ln_noise": typ.and_then(|t| t.noise).map(|p| range(&p)),
                 "typical_ghost": typ.and_then(|t| t.ghost).map(|p| range(&p)),
+                "typical_jitter": typ.and_then(|t| t.jitter).map(|p| range(&p)),
                 "rule": typ.map(|t| t.rule()),
                 "z_threshold": Z_THRESHOLD,
                 "schema": 1,
@@ -245,11 +247,11 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             })
         );
     } else {
-        println!("slice  energy/object pixel  (whole prior)  score norm  worst line  line contrast   noise   ghost  object   robust z  flag");
+        println!("slice  energy/object pixel  (whole prior)  score norm  worst line  line contrast   noise   ghost  jitter  object   robust z  flag");
         for (z, s, zs, f) in &rows {
             let zt = zs.map_or("        -".to_string(), |v| format!("{v:9.2}"));
             println!(
-                "{z:5}  {:18.4}  {:13.4}  {:10.4}  {:10.4}  {:13.4}  {:6.4}  {:6.3}  {:5.1}%  {zt}  {}",
+                "{z:5}  {:18.4}  {:13.4}  {:10.4}  {:10.4}  {:13.4}  {:6.4}  {:6.3}  {:6.3}  {:5.1}%  {zt}  {}",
                 s.energy,
                 s.prior_energy,
                 s.score_norm,
@@ -257,6 +259,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                 s.line_contrast,
                 s.noise,
                 s.ghost,
+                s.jitter,
                 s.object_fraction * 100.0,
                 if *f { "ATYPICAL" } else { "" }
             );

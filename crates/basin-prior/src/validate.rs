@@ -91,6 +91,78 @@ pub struct SliceScore {
     /// A copy of the slice at half the field of view on its background (a Nyquist or motion
     /// ghost, an object folded in from outside a halved field of view): [`half_fov_echo`].
     pub ghost: f64,
+    /// How unevenly the slice's k-space power jumps from line to line (the imprint of Cartesian
+    /// undersampling on a reconstruction that fits its measured lines): [`line_power_jitter`].
+    pub jitter: f64,
+}
+
+/// Lines whose frequency is within this fraction of the line count of k-space's centre are left
+/// out of [`line_power_jitter`] (the fully sampled centre of every mask, where anatomy's power
+/// falls steeply).
+pub const JITTER_OUTER: f64 = 0.15;
+
+/// Width (lines) of the running median that [`line_power_jitter`] takes as the smooth trend.
+pub const JITTER_WINDOW: usize = 9;
+
+/// How unevenly the k-space power of a slice `[2, h, w]` (its magnitude's) is spread over
+/// neighbouring k-space lines; the larger over the two axes.
+///
+/// Along an axis of N lines (each line the n samples of the other axis at one frequency), with
+/// P(l) the power of line l of the centred 2D DFT of the magnitude, take ln P (floored at 1e-12
+/// of the largest line's), subtract its running median over [`JITTER_WINDOW`] lines (indices
+/// clamped at the ends), and over the lines further than [`JITTER_OUTER`]·N from the centre
+/// return the residuals' standard deviation times √n. A fully sampled acquisition's outer lines
+/// carry noise of one level and anatomy whose power changes smoothly with frequency: the
+/// residuals are the sampling scatter of a line's summed power, about 1/√n in ln P for
+/// noise-dominated lines (so about 1 after the scaling, on any grid). A reconstruction from
+/// undersampled Cartesian data that fits its measured lines (CG-SENSE, L1-wavelet, the EBM, a
+/// network with data consistency) keeps those lines' noise and fills the others with less, or
+/// with none (zero-filled): its line powers jump between measured and unmeasured lines, which
+/// the residuals' spread measures. A step in the power (partial Fourier, a k-space filter's
+/// edge) moves the running median with it and adds little. 0 for an empty slice or fewer than
+/// two outer lines.
+pub fn line_power_jitter(x: ArrayView3<'_, f32>) -> f64 {
+    let (_, h, w) = x.dim();
+    if h == 0 || w == 0 {
+        return 0.0;
+    }
+    let mut k = Array2::from_shape_fn((h, w), |(y, xx)| {
+        C32::new(x[[0, y, xx]].hypot(x[[1, y, xx]]), 0.0)
+    });
+    fftc(k.view_mut(), &[0, 1]);
+    let power = k.mapv(|c| c.norm_sqr() as f64);
+    let along = |axis: usize| -> f64 {
+        let lines: Vec<f64> = power
+            .axis_iter(ndarray::Axis(axis))
+            .map(|l| l.sum())
+            .collect();
+        let n_lines = lines.len();
+        let n_samples = if axis == 0 { w } else { h };
+        let top = lines.iter().copied().fold(0.0f64, f64::max);
+        if top <= 0.0 {
+            return 0.0;
+        }
+        let lp: Vec<f64> = lines.iter().map(|&p| (p + 1e-12 * top).ln()).collect();
+        let half = JITTER_WINDOW as i64 / 2;
+        let centre = (n_lines / 2) as f64;
+        let resid: Vec<f64> = (0..n_lines)
+            .filter(|&j| (j as f64 - centre).abs() > JITTER_OUTER * n_lines as f64)
+            .map(|j| {
+                let mut win: Vec<f64> = (-half..=half)
+                    .map(|d| lp[(j as i64 + d).clamp(0, n_lines as i64 - 1) as usize])
+                    .collect();
+                win.sort_by(f64::total_cmp);
+                lp[j] - win[win.len() / 2]
+            })
+            .collect();
+        if resid.len() < 2 {
+            return 0.0;
+        }
+        let mean = resid.iter().sum::<f64>() / resid.len() as f64;
+        let var = resid.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / resid.len() as f64;
+        var.sqrt() * (n_samples as f64).sqrt()
+    };
+    along(0).max(along(1))
 }
 
 /// How strongly the background of a slice `[2, h, w]` repeats the slice's edges at half the
@@ -391,6 +463,7 @@ impl Scorer {
                 object_fraction: object / (h * w).max(1) as f64,
                 noise: noise_sigma(x),
                 ghost: half_fov_echo(x),
+                jitter: line_power_jitter(x),
             },
         )
     }
@@ -515,7 +588,9 @@ impl Structure {
 ///   robust z: too little fine structure for its energy ([`Structure`]), a line standing out
 ///   from its neighbours more than on clean slices ([`SliceScore::line_contrast`]: zipper lines,
 ///   spikes), a copy of the slice at half the field of view ([`half_fov_echo`]: Nyquist and
-///   motion ghosts; cards fitted since 2026-12-07), a noise level ([`noise_sigma`]) above the
+///   motion ghosts; cards fitted since 2026-12-07), k-space line power jumping from line to
+///   line ([`line_power_jitter`]: the imprint of Cartesian undersampling on a reconstruction;
+///   cards fitted since its second version), a noise level ([`noise_sigma`]) above the
 ///   clean range — the noise's z counted
 ///   only above [`Z_THRESHOLD`], so noise within or near the clean range neither flags nor
 ///   ranks a slice (a denoised reconstruction is not more typical for being quieter).
@@ -546,6 +621,9 @@ pub struct ScoreTypicality {
     /// Range of [`SliceScore::ghost`] (single-subject rule; `None` on cards fitted before it
     /// was measured, which judge by the other three).
     pub ghost: Option<Typicality>,
+    /// Range of [`SliceScore::jitter`] (single-subject rule; `None` on cards fitted before it
+    /// was measured).
+    pub jitter: Option<Typicality>,
 }
 
 /// ln of a noise estimate, floored (a noise-free synthetic image has σ̂ = 0).
@@ -567,6 +645,7 @@ impl ScoreTypicality {
             line_contrast: None,
             noise: None,
             ghost: None,
+            jitter: None,
         }
     }
 
@@ -590,6 +669,7 @@ impl ScoreTypicality {
             line_contrast: Some(range_of(clean, |s| s.line_contrast)),
             noise: Some(range_of(clean, ln_noise)),
             ghost: Some(range_of(clean, |s| s.ghost)),
+            jitter: Some(range_of(clean, |s| s.jitter)),
             ..Self::fit_all(clean)
         }
     }
@@ -626,6 +706,7 @@ impl ScoreTypicality {
                 .max(l.signed_z(s.line_contrast))
                 .max(if zn > Z_THRESHOLD { zn } else { 0.0 })
                 .max(self.ghost.map_or(0.0, |g| g.signed_z(s.ghost)))
+                .max(self.jitter.map_or(0.0, |j| j.signed_z(s.jitter)))
                 .max(0.0);
         }
         let zp = self.prior.map_or(0.0, |p| p.z(s.prior_energy));
@@ -637,7 +718,9 @@ impl ScoreTypicality {
 
     /// Which statistics [`Self::z`] judges by, in words.
     pub fn rule(&self) -> &'static str {
-        if self.single_subject().is_some() && self.ghost.is_some() {
+        if self.single_subject().is_some() && self.ghost.is_some() && self.jitter.is_some() {
+            "five one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, a copy of the slice at half the field of view (a ghost) more than in the range, k-space line power jumping from line to line more than in the range (the imprint of undersampling), noise above the range (counted once its own z passes the threshold)"
+        } else if self.single_subject().is_some() && self.ghost.is_some() {
             "four one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, a copy of the slice at half the field of view (a ghost) more than in the range, noise above the range (counted once its own z passes the threshold)"
         } else if self.single_subject().is_some() {
             "three one-sided statistics against clean single-subject slices of several contrasts: too little fine structure for the network's energy, a line standing out from its neighbours more than in the range, noise above the range (counted once its own z passes the threshold)"
@@ -663,6 +746,7 @@ impl ScoreTypicality {
             ("line contrast", "line_contrast", self.line_contrast),
             ("ln noise", "noise", self.noise),
             ("half-field-of-view echo", "ghost", self.ghost),
+            ("line-power jitter", "jitter", self.jitter),
         ]
         .into_iter()
         .filter_map(|(name, key, t)| t.map(|t| (name, key, t)))
@@ -670,21 +754,21 @@ impl ScoreTypicality {
     }
 
     /// The ranges [`Self::z`] judges by under the single-subject rule (structure residual, line
-    /// contrast, ln noise and, where the card has it, the half-field-of-view echo); every range
-    /// present under the older rules.
+    /// contrast, ln noise and, where the card has them, the half-field-of-view echo and the
+    /// line-power jitter); every range present under the older rules.
     pub fn judged_ranges(&self) -> Vec<(&'static str, &'static str, Typicality)> {
         let single = self.single_subject().is_some();
         self.ranges()
             .into_iter()
             .filter(|(_, key, _)| {
-                !single || ["structure", "line_contrast", "noise", "ghost"].contains(key)
+                !single || ["structure", "line_contrast", "noise", "ghost", "jitter"].contains(key)
             })
             .collect()
     }
 
     /// Every card key the ranges can occupy (`<prefix>_median`, `<prefix>_mad`, and the
     /// structure line's `structure_intercept`, `structure_slope`).
-    pub const CARD_KEYS: [&'static str; 18] = [
+    pub const CARD_KEYS: [&'static str; 20] = [
         "score_median",
         "score_mad",
         "prior_score_median",
@@ -703,6 +787,8 @@ impl ScoreTypicality {
         "noise_mad",
         "ghost_median",
         "ghost_mad",
+        "jitter_median",
+        "jitter_mad",
     ];
 
     /// Reads the ranges from a model card; `None` without the network's range.
@@ -737,6 +823,7 @@ impl ScoreTypicality {
             line_contrast: range("line_contrast_median", "line_contrast_mad"),
             noise: range("noise_median", "noise_mad"),
             ghost: range("ghost_median", "ghost_mad"),
+            jitter: range("jitter_median", "jitter_mad"),
         })
     }
 

@@ -251,6 +251,7 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
                 object_fraction: 0.5,
                 noise: 0.01 * (1.0 + 0.01 * (i % 7) as f64),
                 ghost: 0.004 * ((i % 9) as f64 - 4.0),
+                jitter: 1.2 + 0.02 * ((i % 5) as f64 - 2.0),
             }
         })
         .collect();
@@ -300,6 +301,22 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
     old.remove("ghost_mad");
     let old = ScoreTypicality::from_card(&old).expect("old card");
     assert!(old.ghost.is_none() && old.z(&with(&|s| s.ghost = 0.05)) == old.z(&base));
+    // Line-power jitter: median 1.2, MAD 0.02 (1.2 + 0.02·{−2, …, 2} over 41 slices); 0.2
+    // above the median is 6.7 robust SD, flagged; below it never counts. A card without the
+    // range judges by the others.
+    let j = back.jitter.expect("jitter range from the card");
+    assert!(
+        (j.median - 1.2).abs() < 1e-9 && (j.mad - 0.02).abs() < 1e-6,
+        "{j:?}"
+    );
+    let zj = z(with(&|s| s.jitter = 1.4));
+    assert!((zj - 0.2 / (1.4826 * 0.02)).abs() < 1e-6, "{zj}");
+    assert_eq!(z(with(&|s| s.jitter = 0.5)), z(base));
+    let mut old = card.clone();
+    old.remove("jitter_median");
+    old.remove("jitter_mad");
+    let old = ScoreTypicality::from_card(&old).expect("old card");
+    assert!(old.jitter.is_none() && old.z(&with(&|s| s.jitter = 1.4)) == old.z(&base));
     // Noise ranks a slice only once it is itself beyond the threshold: 2 robust SD above the
     // clean median judges the slice as the median does; 3.6 flags it with that z.
     let n = back.noise.expect("noise range");
@@ -318,6 +335,7 @@ fn single_subject_rule_fits_its_line_and_judges_one_sided() {
             s.line_contrast = 0.0;
             s.noise *= 0.1;
             s.ghost = -0.2;
+            s.jitter = 0.0;
         })),
         0.0
     );
@@ -448,4 +466,98 @@ fn half_fov_echo_matches_its_closed_form() {
         let f = half_fov_echo(v.view());
         assert!((f - e).abs() < 1e-9 * (1.0 + e.abs()), "{name}: {f} vs {e}");
     }
+}
+
+/// Line-power jitter: about 1 on noise-only and clean noisy slices whatever the grid (the
+/// residual scatter of a line's summed power is ~1/√n in ln P, scaled by √n), large where the
+/// outer k-space lines alternate between kept (noisy) and damped (a reconstruction from
+/// undersampled lines that fits only its measured ones), and not raised by a partial-Fourier
+/// step (the outer 20 % of lines on one side removed).
+#[test]
+fn line_power_jitter_is_about_one_on_noise_and_large_on_an_undersampling_comb() {
+    use basin_core::fft::{fftc, ifftc};
+    use basin_core::C32;
+    use basin_prior::validate::line_power_jitter;
+    let mut rng = Rng::new(5);
+    // A smooth object (an ellipse with texture) plus complex noise of SD 0.02, as k-space.
+    let object = |h: usize, w: usize, rng: &mut Rng| {
+        let mut k = ndarray::Array2::<C32>::zeros((h, w));
+        for y in 0..h {
+            for x in 0..w {
+                let (u, v) = (
+                    (y as f64 - h as f64 / 2.0) / (0.4 * h as f64),
+                    (x as f64 - w as f64 / 2.0) / (0.35 * w as f64),
+                );
+                // A soft edge (a partial-volume rim of ~2 pixels, as scanned anatomy has; a
+                // sharp-edged disk's power ripples from line to line with its Bessel zeros).
+                let r = (u * u + v * v).sqrt();
+                let edge = 0.5 * (1.0 - ((r - 1.0) * 0.4 * h.min(w) as f64 / 2.0).tanh());
+                let m = edge * (0.6 + 0.3 * (0.3 * y as f64).sin() * (0.2 * x as f64).cos());
+                k[[y, x]] = C32::new(
+                    (m + 0.02 * rng.normal()) as f32,
+                    (0.02 * rng.normal()) as f32,
+                );
+            }
+        }
+        fftc(k.view_mut(), &[0, 1]);
+        k
+    };
+    let image = |k: &ndarray::Array2<C32>| {
+        let mut i = k.clone();
+        ifftc(i.view_mut(), &[0, 1]);
+        let (h, w) = i.dim();
+        let mut out = Array3::<f32>::zeros((2, h, w));
+        for ((y, x), c) in i.indexed_iter() {
+            out[[0, y, x]] = c.norm();
+        }
+        out
+    };
+    for &(h, w) in &[(64usize, 64usize), (96, 128), (181, 217), (256, 256)] {
+        // Noise only.
+        let mut noise = Array3::<f32>::zeros((2, h, w));
+        noise.mapv_inplace(|_| rng.normal() as f32);
+        let jn = line_power_jitter(noise.view());
+        let k = object(h, w, &mut rng);
+        let clean = image(&k);
+        let jc = line_power_jitter(clean.view());
+        // Undersampling's imprint along y: outer lines kept one in 8, the rest damped to 30 %.
+        let mut comb = k.clone();
+        for y in 0..h {
+            if (y as f64 - h as f64 / 2.0).abs() > 0.04 * h as f64 && y % 8 != 0 {
+                comb.row_mut(y).mapv_inplace(|c| c * 0.3);
+            }
+        }
+        let jcomb = line_power_jitter(image(&comb).view());
+        // Partial Fourier: the last 20 % of lines removed.
+        let mut pf = k.clone();
+        for y in (h * 4 / 5)..h {
+            pf.row_mut(y).fill(C32::new(0.0, 0.0));
+        }
+        let jpf = line_power_jitter(image(&pf).view());
+        // Transposing swaps the axes; the larger is the same.
+        let t = clean
+            .clone()
+            .permuted_axes([0, 2, 1])
+            .as_standard_layout()
+            .to_owned();
+        let jt = line_power_jitter(t.view());
+        eprintln!(
+            "{h}×{w}: noise {jn:.3}, clean {jc:.3}, comb {jcomb:.3}, partial Fourier {jpf:.3}"
+        );
+        assert!((0.8..1.4).contains(&jn), "{h}×{w}: noise-only jitter {jn}");
+        assert!((0.8..1.6).contains(&jc), "{h}×{w}: clean jitter {jc}");
+        assert!(jcomb > 3.0 * jc, "{h}×{w}: comb {jcomb} vs clean {jc}");
+        assert!(
+            jpf < jc + 0.3,
+            "{h}×{w}: partial Fourier {jpf} vs clean {jc}"
+        );
+        assert!(
+            (jt - jc).abs() < 1e-5 * jc,
+            "transposed {jt} vs {jc} (float32 FFTs)"
+        );
+    }
+    assert_eq!(
+        line_power_jitter(Array3::<f32>::zeros((2, 32, 32)).view()),
+        0.0
+    );
 }
