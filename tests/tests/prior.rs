@@ -122,6 +122,23 @@ nib.save(nib.Nifti1Image((v + 0.05 * p99 * rng.standard_normal(v.shape)).astype(
     )
 }
 
+/// Each slice's `key` in basin score's JSON against the numbers numpy printed (one per slice),
+/// to `tol` × (1 + |numpy's|).
+fn assert_matches_numpy(json: &str, key: &str, numpy: &str, tol: f64) {
+    let want: Vec<f64> = numpy
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let got = field(json, key);
+    assert_eq!(want.len(), got.len(), "{key}: slices");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{key}: basin {g} vs numpy {w}"
+        );
+    }
+}
+
 fn scores(json: &str) -> Vec<f64> {
     field(json, "energy")
 }
@@ -240,18 +257,7 @@ print(" ".join(repr(max(along(v[:, :, k], 0), along(v[:, :, k], 1))) for k in ra
 "#,
         &[&clean],
     );
-    let want: Vec<f64> = echo
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
-    let got = field(&jc, "ghost");
-    assert_eq!(want.len(), got.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(
-            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-            "ghost statistic {g} vs numpy {w}"
-        );
-    }
+    assert_matches_numpy(&jc, "ghost", &echo, 1e-5);
     // The line-power jitter, recomputed by numpy (float64 FFTs; basin's are float32) from the
     // image file: per axis, the power of each line of the centred 2D DFT of the magnitude, ln
     // (floored at 1e-12 of the largest), minus its running median over 9 lines (indices
@@ -274,18 +280,7 @@ print(" ".join(repr(max(along(v[:, :, k], 0), along(v[:, :, k], 1))) for k in ra
 "#,
         &[&clean],
     );
-    let want: Vec<f64> = jitter
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
-    let got = field(&jc, "jitter");
-    assert_eq!(want.len(), got.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(
-            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-            "line-power jitter {g} vs numpy {w}"
-        );
-    }
+    assert_matches_numpy(&jc, "jitter", &jitter, 1e-4);
     // Not overwritten without --force; bad inputs are clear errors.
     let e = basin(&["score", &clean, "-o", m]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("already exists"));

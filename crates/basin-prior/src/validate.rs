@@ -590,7 +590,7 @@ impl Structure {
 ///   spikes), a copy of the slice at half the field of view ([`half_fov_echo`]: Nyquist and
 ///   motion ghosts; cards fitted since 2026-12-07), k-space line power jumping from line to
 ///   line ([`line_power_jitter`]: the imprint of Cartesian undersampling on a reconstruction;
-///   cards fitted since its second version), a noise level ([`noise_sigma`]) above the
+///   cards fitted since 2026-12-07, evening), a noise level ([`noise_sigma`]) above the
 ///   clean range — the noise's z counted
 ///   only above [`Z_THRESHOLD`], so noise within or near the clean range neither flags nor
 ///   ranks a slice (a denoised reconstruction is not more typical for being quieter).
