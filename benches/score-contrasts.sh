@@ -5,7 +5,8 @@
 # birdcage coils, correlated noise, SNR 50). Per contrast: the fraction of noise-free truths
 # and of clean slices (fully sampled, CG-SENSE, the acquisition's noise) flagged ATYPICAL; for
 # each corrupted reconstruction of the same slices — a noisier acquisition (SNR 15, CG-SENSE),
-# 4× equispaced (8 % centre) and 8× random (4 % centre) zero-filled, 8× cs-l1-wavelet, and the
+# 4× equispaced (8 % centre) and 8× random (4 % centre) zero-filled, 8× cs-l1-wavelet and the
+# default protocol (brain-2d-ebm) at 8×, and the
 # clean image with motion ghosting (every other line of its second axis' k-space × e^{0.5i},
 # magnitude kept) or a zipper (one line along the second axis at a random position, ±0.25 of
 # the volume's p99 alternating, magnitude kept), as prior-validate corrupts MNI152 — its
@@ -36,6 +37,7 @@ for c in t1 t2 pd flair; do
   "$BASIN" recon "$work/${c}_4.h5" -p zero-filled -o "$work/${c}_zf4.nii.gz" -q
   "$BASIN" recon "$work/${c}_8.h5" -p zero-filled -o "$work/${c}_zf8.nii.gz" -q
   "$BASIN" recon "$work/${c}_8.h5" -p cs-l1-wavelet -o "$work/${c}_l18.nii.gz" -q
+  "$BASIN" recon "$work/${c}_8.h5" -p brain-2d-ebm -o "$work/${c}_ebm8.nii.gz" -q
   /usr/bin/python3 - "$work/${c}_clean.nii.gz" "$work/${c}_ghost.nii.gz" "$work/${c}_zipper.nii.gz" <<'PY'
 import sys
 import nibabel as nib, numpy as np
@@ -55,7 +57,7 @@ for s in range(x.shape[2]):
     z[col, :, s] += alt
 save(z, sys.argv[3])
 PY
-  for k in 1_truth clean noisy zf4 zf8 l18 ghost zipper; do
+  for k in 1_truth clean noisy zf4 zf8 l18 ebm8 ghost zipper; do
     "$BASIN" score "$work/${c}_$k.nii.gz" --json -q > "$work/${c}_$k.json"
   done
 done
@@ -64,7 +66,7 @@ import json, sys
 import nibabel as nib, numpy as np
 w = sys.argv[1]
 cons = ["t1", "t2", "pd", "flair"]
-corr = [("noisy", "SNR 15, CG-SENSE"), ("zf4", "4× equispaced zero-filled"), ("zf8", "8× random zero-filled"), ("l18", "8× random cs-l1-wavelet"), ("ghost", "clean with motion ghosting"), ("zipper", "clean with a zipper line")]
+corr = [("noisy", "SNR 15, CG-SENSE"), ("zf4", "4× equispaced zero-filled"), ("zf8", "8× random zero-filled"), ("l18", "8× random cs-l1-wavelet"), ("ebm8", "8× random brain-2d-ebm (the default)"), ("ghost", "clean with motion ghosting"), ("zipper", "clean with a zipper line")]
 def auc(neg, pos):
     return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(neg) * len(pos))
 def zs(c, k):
