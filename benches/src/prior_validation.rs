@@ -154,6 +154,9 @@ pub fn volume_scores(
 
 /// Typicality z-scores of clean slices and of their corrupted copies.
 pub struct CorruptionZ {
+    /// The statistics of each clean slice (to judge them by another rule without scoring
+    /// them again).
+    pub clean_scores: Vec<SliceScore>,
     /// z of each clean slice.
     pub clean: Vec<f64>,
     /// Per corruption (in the order of [`corruptions`]), its name and the z of each corrupted
@@ -179,10 +182,8 @@ pub fn corruption_zs(
     typ: &ScoreTypicality,
     seed: u64,
 ) -> CorruptionZ {
-    let clean: Vec<f64> = clean_scores(model, slices)
-        .iter()
-        .map(|s| typ.z(s))
-        .collect();
+    let scores = clean_scores(model, slices);
+    let clean: Vec<f64> = scores.iter().map(|s| typ.z(s)).collect();
     let mut rng = Rng::new(seed);
     let corrupted = corruptions()
         .into_iter()
@@ -199,5 +200,9 @@ pub fn corruption_zs(
             (name, bad)
         })
         .collect();
-    CorruptionZ { clean, corrupted }
+    CorruptionZ {
+        clean_scores: scores,
+        clean,
+        corrupted,
+    }
 }

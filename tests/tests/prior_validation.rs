@@ -5,9 +5,7 @@
 //! single-subject ranges the card carries (calibrated on Colin27, not on these slices). The
 //! comparison with tuned TV denoising is printed (see benches/RESULTS.md for the record).
 
-use basin_benches::prior_validation::{
-    clean_scores, corruption_zs, tweedie_vs_tv, validation_slices, MNI152,
-};
+use basin_benches::prior_validation::{corruption_zs, tweedie_vs_tv, validation_slices, MNI152};
 use basin_prior::fast::FastPyramid;
 use basin_prior::validate::{ScoreTypicality, Z_THRESHOLD};
 use std::path::Path;
@@ -79,7 +77,8 @@ fn default_prior_on_mni152_denoises_and_flags_corruptions() {
         jitter: None,
         ..card_typ
     };
-    let other: Vec<f64> = clean_scores(&f, &slices)
+    let other: Vec<f64> = zs
+        .clean_scores
         .iter()
         .map(|s| without_jitter.z(s))
         .collect();

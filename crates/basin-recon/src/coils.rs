@@ -239,18 +239,8 @@ fn signal_projector(
     k: usize,
     threshold: f64,
 ) -> Result<Mat<C64>, ReconError> {
-    let (nc, ay, ax) = acs.dim();
-    let rows = (ay - k + 1) * (ax - k + 1);
-    let cols = nc * k * k;
-    let a = Mat::<C64>::from_fn(rows, cols, |r, c| {
-        let py = r / (ax - k + 1);
-        let px = r % (ax - k + 1);
-        let coil = c / (k * k);
-        let my = (c / k) % k;
-        let mx = c % k;
-        let v = acs[[coil, py + my, px + mx]];
-        C64::new(v.re as f64, v.im as f64)
-    });
+    let a = calibration_matrix(acs, k);
+    let cols = a.ncols();
     let gram = a.adjoint() * &a;
     let evd = gram
         .self_adjoint_eigen(faer::Side::Lower)
@@ -280,6 +270,22 @@ fn signal_projector(
     // conj(V_k V_kᴴ), which is what R below is built from (hence the conjugate there).
     let vk = Mat::<C64>::from_fn(cols, kept.len(), |i, j| u[(i, kept[j])]);
     Ok(&vk * vk.adjoint())
+}
+
+/// ESPIRiT's calibration matrix of the ACS block `[c, y, x]`: one row per position of a k×k
+/// kernel inside the block, columns (coil, ky, kx).
+fn calibration_matrix(acs: ArrayView3<'_, C32>, k: usize) -> Mat<C64> {
+    let (nc, ay, ax) = acs.dim();
+    let rows = (ay - k + 1) * (ax - k + 1);
+    Mat::<C64>::from_fn(rows, nc * k * k, |r, c| {
+        let py = r / (ax - k + 1);
+        let px = r % (ax - k + 1);
+        let coil = c / (k * k);
+        let my = (c / k) % k;
+        let mx = c % k;
+        let v = acs[[coil, py + my, px + mx]];
+        C64::new(v.re as f64, v.im as f64)
+    })
 }
 
 /// The coil pairs c ≤ c′ of `nc` coils, in order, and the index of pair (c, c′) in it.
@@ -541,13 +547,8 @@ mod tests {
         let acs = calibration();
         let k = 6;
         let q = signal_projector(acs.view(), k, 0.001).unwrap();
-        let (nc, ay, ax) = acs.dim();
-        let (rows, cols) = ((ay - k + 1) * (ax - k + 1), nc * k * k);
-        let a = Mat::<C64>::from_fn(rows, cols, |r, c| {
-            let (py, px) = (r / (ax - k + 1), r % (ax - k + 1));
-            let v = acs[[c / (k * k), py + (c / k) % k, px + c % k]];
-            C64::new(v.re as f64, v.im as f64)
-        });
+        let a = calibration_matrix(acs.view(), k);
+        let cols = a.ncols();
         let svd = a.thin_svd().unwrap();
         let sv = svd.S().column_vector();
         let kept = (0..sv.nrows())
